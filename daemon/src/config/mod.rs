@@ -1,0 +1,3 @@
+//! Configuration: `stockd.toml`, `STOCKD_*` environment variables and flags.
+
+pub mod duration;

@@ -1,0 +1,14 @@
+//! stockd monitors stock portfolios over Kafka.
+//!
+//! Two simulated exchanges publish price ticks; investor plugins
+//! (WebAssembly components) value their portfolios every interval and
+//! publish the valuations; a sink appends them to one CSV file per
+//! portfolio; `stockd query` answers questions over those files with Arrow.
+//! Data moves one way: exchange → bus → investor → bus → sink → files →
+//! query. Shared types live in [`market`].
+
+pub mod cli;
+pub mod config;
+pub mod fsutil;
+pub mod market;
+pub mod plugin;

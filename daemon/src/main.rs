@@ -1,0 +1,5 @@
+//! The `stockd` command.
+
+fn main() -> std::process::ExitCode {
+    stockd::cli::main()
+}

@@ -1,0 +1,175 @@
+//! The plugin host: one engine, one linker, one epoch ticker, and loading a
+//! component file into a validated [`PluginImage`].
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::time::Duration;
+
+use wasmtime::component::{Component, HasData, Linker, ResourceTable};
+use wasmtime::{Config, Engine};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use super::bindings::InvestorPre;
+use super::cache::ComponentCache;
+use super::error::PluginError;
+use super::image::PluginImage;
+use super::limiter::PluginLimiter;
+use super::limits::PluginLimits;
+use crate::market::InvestorId;
+
+/// The data of one instance's store.
+pub(crate) struct GuestState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    pub(crate) limiter: PluginLimiter,
+}
+
+impl GuestState {
+    pub(crate) fn new(wasi: WasiCtx, limiter: PluginLimiter) -> Self {
+        GuestState { wasi, table: ResourceTable::new(), limiter }
+    }
+}
+
+impl WasiView for GuestState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+/// What the host shares with every image and instance it made: they keep
+/// it (and so the epoch ticker) alive.
+pub(crate) struct HostShared {
+    pub(crate) engine: Engine,
+    pub(crate) limits: PluginLimits,
+    linker: Linker<GuestState>,
+    cache: Option<ComponentCache>,
+    _ticker: EpochTicker,
+}
+
+/// Loads investor plugins into a sandbox. Cheap to clone.
+#[derive(Clone)]
+pub struct PluginHost {
+    shared: Arc<HostShared>,
+}
+
+impl PluginHost {
+    /// A host with the given limits. With `cache_dir`, compiled components
+    /// are kept there, keyed by content hash and engine compatibility, so
+    /// that loading an unchanged file again skips compilation.
+    pub fn new(limits: PluginLimits, cache_dir: Option<PathBuf>) -> Result<Self, PluginError> {
+        let host_error = |e: wasmtime::Error| PluginError::Host(format!("{e:#}"));
+        let mut config = Config::new();
+        config.epoch_interruption(true);
+        let engine = Engine::new(&config).map_err(host_error)?;
+        let mut linker = Linker::new(&engine);
+        add_sandbox_interfaces(&mut linker).map_err(host_error)?;
+        let cache = cache_dir.map(|dir| ComponentCache::new(dir, &engine));
+        let ticker = EpochTicker::start(engine.clone(), limits.epoch_tick)
+            .map_err(|e| PluginError::Host(format!("cannot start the epoch ticker thread: {e}")))?;
+        Ok(PluginHost { shared: Arc::new(HostShared { engine, limits, linker, cache, _ticker: ticker }) })
+    }
+
+    /// The limits every plugin of this host runs under.
+    pub fn limits(&self) -> &PluginLimits {
+        &self.shared.limits
+    }
+
+    /// Reads, compiles, links and validates `path` as investor `investor`.
+    pub fn load(&self, investor: InvestorId, path: &Path) -> Result<PluginImage, PluginError> {
+        let bytes =
+            std::fs::read(path).map_err(|source| PluginError::Io { investor, path: path.to_path_buf(), source })?;
+        self.load_bytes(investor, path, &bytes)
+    }
+
+    /// Like [`load`](Self::load) for bytes already read; `path` names them in
+    /// errors.
+    pub fn load_bytes(&self, investor: InvestorId, path: &Path, bytes: &[u8]) -> Result<PluginImage, PluginError> {
+        let component = self.compile(investor, path, bytes)?;
+        let pre = self.shared.linker.instantiate_pre(&component).map_err(|e| PluginError::ForbiddenImport {
+            investor,
+            path: path.to_path_buf(),
+            message: format!("{e:#}"),
+        })?;
+        let pre = InvestorPre::new(pre).map_err(|e| PluginError::WrongWorld {
+            investor,
+            path: path.to_path_buf(),
+            message: format!("{e:#}"),
+        })?;
+        PluginImage::validate(investor, path, pre, Arc::clone(&self.shared))
+    }
+
+    fn compile(&self, investor: InvestorId, path: &Path, bytes: &[u8]) -> Result<Component, PluginError> {
+        const MAGIC: &[u8] = b"\0asm";
+        const CORE_MODULE_VERSION: [u8; 4] = [1, 0, 0, 0];
+        if !bytes.starts_with(MAGIC) {
+            return Err(PluginError::NotWasm { investor, path: path.to_path_buf() });
+        }
+        let compile_error = |message: String| PluginError::Compile { investor, path: path.to_path_buf(), message };
+        if bytes.get(4..8) == Some(&CORE_MODULE_VERSION[..]) {
+            return Err(compile_error(
+                "it is a core WebAssembly module, not a component (build the plugin for wasm32-wasip2)".to_string(),
+            ));
+        }
+        let engine = &self.shared.engine;
+        let compiled = match &self.shared.cache {
+            Some(cache) => cache.get_or_compile(engine, bytes),
+            None => Component::new(engine, bytes),
+        };
+        compiled.map_err(|e| compile_error(format!("{e:#}")))
+    }
+}
+
+/// `HasData` for interfaces whose host state is the resource table.
+struct HasTable;
+
+impl HasData for HasTable {
+    type Data<'a> = &'a mut ResourceTable;
+}
+
+/// Registers the WASI interfaces a plugin may import: streams (io), the cli
+/// world's stdio/environment/exit (with an empty environment and stdout and
+/// stderr going to the log) and random numbers. No filesystem, sockets or
+/// clocks: a component importing them fails to link, at load time.
+fn add_sandbox_interfaces(linker: &mut Linker<GuestState>) -> wasmtime::Result<()> {
+    use wasmtime_wasi::cli::{WasiCli, WasiCliView};
+    use wasmtime_wasi::p2::bindings::{cli, random, sync::io};
+    use wasmtime_wasi::random::WasiRandom;
+
+    let l = linker;
+    wasmtime_wasi_io::bindings::wasi::io::error::add_to_linker::<_, HasTable>(l, |s| &mut s.table)?;
+    io::poll::add_to_linker::<_, HasTable>(l, |s| &mut s.table)?;
+    io::streams::add_to_linker::<_, HasTable>(l, |s| &mut s.table)?;
+    cli::exit::add_to_linker::<_, WasiCli>(l, GuestState::cli)?;
+    cli::environment::add_to_linker::<_, WasiCli>(l, GuestState::cli)?;
+    cli::stdin::add_to_linker::<_, WasiCli>(l, GuestState::cli)?;
+    cli::stdout::add_to_linker::<_, WasiCli>(l, GuestState::cli)?;
+    cli::stderr::add_to_linker::<_, WasiCli>(l, GuestState::cli)?;
+    cli::terminal_input::add_to_linker::<_, WasiCli>(l, GuestState::cli)?;
+    cli::terminal_output::add_to_linker::<_, WasiCli>(l, GuestState::cli)?;
+    cli::terminal_stdin::add_to_linker::<_, WasiCli>(l, GuestState::cli)?;
+    cli::terminal_stdout::add_to_linker::<_, WasiCli>(l, GuestState::cli)?;
+    cli::terminal_stderr::add_to_linker::<_, WasiCli>(l, GuestState::cli)?;
+    random::random::add_to_linker::<_, WasiRandom>(l, |s| s.wasi.random())?;
+    random::insecure::add_to_linker::<_, WasiRandom>(l, |s| s.wasi.random())?;
+    random::insecure_seed::add_to_linker::<_, WasiRandom>(l, |s| s.wasi.random())?;
+    Ok(())
+}
+
+/// Advances the engine's epoch every tick, which is what interrupts a call
+/// past its deadline. Stops when dropped (its channel closes).
+struct EpochTicker {
+    _stop: mpsc::Sender<()>,
+}
+
+impl EpochTicker {
+    fn start(engine: Engine, tick: Duration) -> std::io::Result<Self> {
+        let (stop, stopped) = mpsc::channel::<()>();
+        std::thread::Builder::new().name("stockd-epoch".to_string()).spawn(move || {
+            while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(tick) {
+                engine.increment_epoch();
+            }
+        })?;
+        Ok(EpochTicker { _stop: stop })
+    }
+}

@@ -1,0 +1,86 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)] // each test binary uses a different subset
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use stockd::plugin::Quote;
+
+/// The folder `just plugins` copies the test guests to: `target/test-plugins`
+/// of the target directory this test binary was built into.
+pub fn test_plugins_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    // target/<profile>/deps/<test binary>
+    let target = exe.ancestors().nth(3).expect("target directory").to_path_buf();
+    target.join("test-plugins")
+}
+
+/// A built test guest, e.g. `test_plugin("looper")`.
+pub fn test_plugin(name: &str) -> PathBuf {
+    let path = test_plugins_dir().join(format!("{name}.wasm"));
+    assert!(path.exists(), "{} is missing: run `just plugins` (or `just test`) first", path.display());
+    path
+}
+
+/// Copies a test guest into `dir` as `investorN.wasm`, atomically (the way
+/// the docs say to deploy), and returns the destination.
+pub fn deploy(guest: &str, dir: &Path, investor: u32) -> PathBuf {
+    let destination = dir.join(format!("investor{investor}.wasm"));
+    let staging = dir.join(format!(".investor{investor}.wasm.staging"));
+    std::fs::copy(test_plugin(guest), &staging).unwrap();
+    std::fs::rename(&staging, &destination).unwrap();
+    destination
+}
+
+/// The seed's opening prices, as DESIGN.md lists them.
+pub const OPENING_PRICES: [(&str, f64); 24] = [
+    ("IBM", 123.20),
+    ("AAPL", 125.35),
+    ("FB", 264.30),
+    ("AMZN", 3159.50),
+    ("GOOG", 2083.80),
+    ("TWTR", 71.90),
+    ("LNKD", 45.00),
+    ("INTC", 63.20),
+    ("AMD", 86.90),
+    ("MSFT", 234.50),
+    ("DELL", 81.70),
+    ("ORKL", 64.70),
+    ("HPQ", 28.00),
+    ("CSCO", 45.70),
+    ("ZM", 385.20),
+    ("QCOM", 141.10),
+    ("ADBE", 476.60),
+    ("VZ", 57.10),
+    ("TXN", 179.40),
+    ("CRM", 240.50),
+    ("AVGO", 480.90),
+    ("NVDA", 580.00),
+    ("VMW", 146.80),
+    ("EBAY", 59.40),
+];
+
+/// The seed's opening prices as plugin quotes.
+pub fn opening_quotes() -> Vec<Quote> {
+    OPENING_PRICES.iter().map(|&(ticker, price)| Quote { ticker: ticker.to_string(), price }).collect()
+}
+
+/// Polls `condition` every 20 ms until it holds or `timeout` passes.
+pub fn wait_until(timeout: Duration, mut condition: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if condition() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Asserts two floats agree to 1e-9 relative.
+pub fn assert_close(actual: f64, expected: f64, what: &str) {
+    let scale = expected.abs().max(1.0);
+    assert!((actual - expected).abs() <= 1e-9 * scale, "{what}: got {actual}, expected {expected}");
+}

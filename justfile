@@ -1,0 +1,42 @@
+# stockd tasks. `just run` starts the system, `just test` runs every test.
+
+set shell := ["bash", "-euo", "pipefail", "-c"]
+
+target_dir := env_var_or_default("CARGO_TARGET_DIR", justfile_directory() / "target")
+wasm_dir := target_dir / "wasm32-wasip2" / "release"
+test_plugins := target_dir / "test-plugins"
+jobs := env_var_or_default("CARGO_BUILD_JOBS", "2")
+
+# List the recipes.
+default:
+    @just --list
+
+# Build every plugin; install investorN.wasm into investors/ (atomically) and the test guests into target/test-plugins/.
+plugins:
+    cargo build --manifest-path plugins/Cargo.toml --release --target wasm32-wasip2 --target-dir "{{target_dir}}" -j {{jobs}}
+    mkdir -p investors "{{test_plugins}}"
+    for n in 1 2 3; do cp "{{wasm_dir}}/investor$n.wasm" "investors/.investor$n.wasm.tmp" && mv "investors/.investor$n.wasm.tmp" "investors/investor$n.wasm"; done
+    for guest in looper memory_bomb panicker bad_nav snooper bad_portfolios wide investor2_v2 wrong_world investor1 investor2 investor3; do cp "{{wasm_dir}}/$guest.wasm" "{{test_plugins}}/$guest.wasm"; done
+
+# Build the daemon (release).
+build:
+    cargo build --release -j {{jobs}}
+
+# Start the system (for now: list the investors it would run).
+run: plugins build
+    "{{target_dir}}/release/stockd" investors
+
+# Run every test: plugins first, then the workspace tests.
+test: plugins
+    cargo test -j {{jobs}}
+
+# Lints: formatting and clippy on host and guest code.
+lint:
+    cargo fmt --all --check
+    cargo fmt --manifest-path plugins/Cargo.toml --all --check
+    cargo clippy -j {{jobs}} --all-targets -- -D warnings
+    cargo clippy --manifest-path plugins/Cargo.toml --target wasm32-wasip2 --target-dir "{{target_dir}}" -j {{jobs}} -- -D warnings
+
+# Benchmarks (criterion).
+bench: plugins
+    cargo bench -j {{jobs}}

@@ -1,0 +1,13 @@
+//! Investor 1 of the seed.
+//!
+//! To write your own investor, copy this crate to `plugins/investor4`, rename
+//! it in its `Cargo.toml`, change the name and the book below, add it to
+//! `plugins/Cargo.toml` and run `just plugins`.
+
+investor_sdk::book_investor! {
+    name: "Investor 1",
+    book: &[
+        (1, &[("IBM", 1000.0), ("AAPL", 1200.0), ("FB", 900.0), ("AMZN", 2300.0), ("GOOG", 1400.0), ("TWTR", 400.0)]),
+        (2, &[("LNKD", 900.0), ("INTC", 600.0), ("AMD", 1100.0), ("MSFT", 1200.0), ("DELL", 700.0), ("ORKL", 1200.0)]),
+    ],
+}
