@@ -15,9 +15,12 @@ const TICKERS: [&str; 24] = [
 const PORTFOLIOS: usize = 1_000;
 const HOLDINGS: usize = 10;
 
-/// Portfolio id → [(index into TICKERS, shares); HOLDINGS], in one block.
-fn book() -> &'static [(u32, [(usize, f64); HOLDINGS])] {
-    static BOOK: OnceLock<Vec<(u32, [(usize, f64); HOLDINGS])>> = OnceLock::new();
+/// A portfolio: its id and its holdings as (index into TICKERS, shares).
+type Row = (u32, [(usize, f64); HOLDINGS]);
+
+/// Every portfolio, in one block.
+fn book() -> &'static [Row] {
+    static BOOK: OnceLock<Vec<Row>> = OnceLock::new();
     BOOK.get_or_init(|| {
         (1..=PORTFOLIOS as u32)
             .map(|id| {
