@@ -26,9 +26,9 @@ build:
 run: plugins build
     "{{target_dir}}/release/stockd" investors
 
-# Run every test: plugins first, then the workspace tests.
+# Run every test: plugins first, then the workspace tests, the Kafka half against a local broker (tansu, installed if missing).
 test: plugins
-    cargo test -j {{jobs}}
+    scripts/broker run cargo test -j {{jobs}}
 
 # Lints: formatting and clippy on host and guest code.
 lint:

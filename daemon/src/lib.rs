@@ -7,8 +7,13 @@
 //! Data moves one way: exchange → bus → investor → bus → sink → files →
 //! query. Shared types live in [`market`].
 
+pub mod bench;
+pub mod bus;
 pub mod cli;
 pub mod config;
+pub mod exchange;
 pub mod fsutil;
 pub mod market;
+pub mod metrics;
+pub mod node;
 pub mod plugin;

@@ -1,14 +1,19 @@
 //! The `stockd` command line: one module per subcommand.
 
+mod bench;
+mod config;
 mod investors;
 mod output;
 mod prices;
+mod run;
+mod settings;
+mod tail;
 mod value;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 pub use output::Format;
 
@@ -22,6 +27,14 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the daemon: exchanges, investors and sink (or the --roles given).
+    Run(run::RunArgs),
+    /// Print the effective configuration and where each setting came from.
+    Config(config::ConfigArgs),
+    /// Print a Kafka topic's messages as they arrive.
+    Tail(tail::TailArgs),
+    /// Measure throughput and latency (figures for docs/PERFORMANCE.md).
+    Bench(bench::BenchArgs),
     /// List the investor plugins of a folder with their portfolios.
     Investors(investors::InvestorsArgs),
     /// Value every portfolio once at the prices in a file (no bus needed).
@@ -38,11 +51,37 @@ pub struct PluginDirArg {
 
 /// Runs the command line; the process exit code is the result.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
-    init_logging("warn");
+    let matches = Cli::command().get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(error) => error.exit(),
+    };
+    let sub_matches = matches.subcommand().map(|(_, m)| m.clone()).unwrap_or_default();
     let result = match cli.command {
-        Command::Investors(args) => investors::run(&args),
-        Command::Value(args) => value::run(&args),
+        Command::Run(args) => {
+            init_logging("info");
+            run::run(&args, &sub_matches)
+        }
+        Command::Config(args) => {
+            init_logging("warn");
+            config::run(&args, &sub_matches)
+        }
+        Command::Tail(args) => {
+            init_logging("warn");
+            tail::run(&args)
+        }
+        Command::Bench(args) => {
+            init_logging("warn");
+            bench::run(&args)
+        }
+        Command::Investors(args) => {
+            init_logging("warn");
+            investors::run(&args)
+        }
+        Command::Value(args) => {
+            init_logging("warn");
+            value::run(&args)
+        }
     };
     match result {
         Ok(code) => code,

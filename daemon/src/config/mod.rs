@@ -1,3 +1,234 @@
-//! Configuration: `stockd.toml`, `STOCKD_*` environment variables and flags.
+//! Configuration: `stockd.toml` (optional), `STOCKD_*` environment variables
+//! and command-line flags. A flag overrides the environment, which overrides
+//! the file, which overrides the defaults below. Every key is documented
+//! where it is declared; `docs/CONFIG.md` and `stockd.example.toml` say the
+//! same for users.
 
 pub mod duration;
+mod file;
+mod market;
+mod sources;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+pub use file::{ConfigError, load_file};
+pub use market::{ExchangeConfig, MarketConfig, PriceModel};
+pub use sources::{Overrides, Source, Sourced, effective};
+
+use crate::plugin::PluginLimits;
+
+/// A part of the pipeline a process runs. `stockd run` runs all three by
+/// default; a Kafka deployment may spread them over machines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// The simulated exchanges, publishing ticks to the stock topic.
+    Exchange,
+    /// The investor plugins, valuing portfolios every interval.
+    Investors,
+    /// The CSV sink (App1), writing valuations to the data folder.
+    Sink,
+}
+
+/// The whole configuration of a `stockd run`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Config {
+    /// Kafka bootstrap servers, `host:port[,host:port…]`. Unset: the
+    /// embedded memory bus (one process, nothing to install).
+    /// Flag `--brokers`, env `STOCKD_BROKERS`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub brokers: Option<String>,
+    /// The roles this process runs. Default: all three.
+    /// Flag `--roles exchange,investors,sink`, env `STOCKD_ROLES`.
+    pub roles: Vec<Role>,
+    /// How often every portfolio is valued. Default `20s`.
+    /// Flag `--interval`, env `STOCKD_INTERVAL`.
+    #[serde(with = "duration")]
+    pub interval: Duration,
+    /// The folder of `investorN.wasm` plugins, watched for changes.
+    /// Default `investors`. Flag `--plugins`, env `STOCKD_PLUGINS`.
+    pub plugins: PathBuf,
+    /// The data folder: the CSV files, and the state under `.state/` and
+    /// `.sink/`. Default `data`. Flag `--data`, env `STOCKD_DATA`.
+    pub data: PathBuf,
+    /// Serve `/metrics` and `/health` on this address, e.g.
+    /// `127.0.0.1:9464`. Default: off. Flag `--http`, env `STOCKD_HTTP`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http: Option<SocketAddr>,
+    /// Topic names and layout.
+    pub topics: TopicsConfig,
+    /// The embedded memory bus (used when `brokers` is unset).
+    pub memory_bus: MemoryBusConfig,
+    /// The simulated exchanges.
+    pub market: MarketConfig,
+    /// The investor runtime: the plugins' sandbox, quarantine, reloading.
+    pub investors: InvestorsConfig,
+    /// The CSV sink.
+    pub sink: SinkConfig,
+}
+
+/// Topic names and layout.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct TopicsConfig {
+    /// Where the exchanges publish ticks (key = ticker). Default `StockExchange`.
+    pub stock_exchange: String,
+    /// Where investors publish valuations (key = portfolio id). Default `Portfolios`.
+    pub portfolios: String,
+    /// Partitions of each topic when stockd creates it. Default 1, as in the
+    /// seed; keys keep per-ticker and per-portfolio order with any number.
+    pub partitions: i32,
+    /// Replication factor when stockd creates a topic. Default 1.
+    pub replication: i16,
+}
+
+/// The embedded memory bus.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct MemoryBusConfig {
+    /// Messages kept per topic; older ones are dropped. Default 1,000,000.
+    pub retention: usize,
+}
+
+/// The investor runtime: the `[investors]` section (the plugin folder itself
+/// is the top-level `plugins` key).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct InvestorsConfig {
+    /// Per-call time budget. Default `250ms`.
+    #[serde(with = "duration")]
+    pub call_timeout: Duration,
+    /// Memory cap per instance, in bytes. Default 67108864 (64 MiB).
+    pub max_memory_bytes: usize,
+    /// Consecutive failed intervals after which an investor is quarantined
+    /// until its file changes. Default 5.
+    pub quarantine_after: u32,
+    /// How long a plugin file must be quiet before it is (re)loaded.
+    /// Default `250ms`.
+    #[serde(with = "duration")]
+    pub reload_debounce: Duration,
+}
+
+/// How the sink makes rows durable before it commits their offsets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SyncMode {
+    /// fsync every file touched by a batch (the default, and the safest).
+    File,
+    /// One `syncfs` of the data folder's file system per batch: the same
+    /// guarantee, one call; it also flushes other writers on that file system.
+    Filesystem,
+    /// No sync before committing: a power loss (not a process crash) can
+    /// lose or tear the last rows. Faster; weaker.
+    None,
+}
+
+/// The CSV sink.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct SinkConfig {
+    /// Open file handles kept (least recently used ones are closed).
+    /// Default 512.
+    pub open_files: usize,
+    /// How a batch is made durable before its offsets are committed.
+    /// Default `file`.
+    pub sync: SyncMode,
+    /// Messages read per batch. Default 10,000.
+    pub batch: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            brokers: None,
+            roles: vec![Role::Exchange, Role::Investors, Role::Sink],
+            interval: Duration::from_secs(20),
+            plugins: PathBuf::from("investors"),
+            data: PathBuf::from("data"),
+            http: None,
+            topics: TopicsConfig::default(),
+            memory_bus: MemoryBusConfig::default(),
+            market: MarketConfig::default(),
+            investors: InvestorsConfig::default(),
+            sink: SinkConfig::default(),
+        }
+    }
+}
+
+impl Default for TopicsConfig {
+    fn default() -> Self {
+        TopicsConfig {
+            stock_exchange: "StockExchange".to_string(),
+            portfolios: "Portfolios".to_string(),
+            partitions: 1,
+            replication: 1,
+        }
+    }
+}
+
+impl Default for MemoryBusConfig {
+    fn default() -> Self {
+        MemoryBusConfig { retention: crate::bus::DEFAULT_RETENTION }
+    }
+}
+
+impl Default for InvestorsConfig {
+    fn default() -> Self {
+        let limits = PluginLimits::default();
+        InvestorsConfig {
+            call_timeout: limits.call_timeout,
+            max_memory_bytes: limits.max_memory_bytes,
+            quarantine_after: 5,
+            reload_debounce: Duration::from_millis(250),
+        }
+    }
+}
+
+impl InvestorsConfig {
+    /// The sandbox limits these settings give.
+    pub fn limits(&self) -> PluginLimits {
+        PluginLimits {
+            call_timeout: self.call_timeout,
+            max_memory_bytes: self.max_memory_bytes,
+            ..PluginLimits::default()
+        }
+    }
+}
+
+impl Default for SinkConfig {
+    fn default() -> Self {
+        SinkConfig { open_files: 512, sync: SyncMode::File, batch: 10_000 }
+    }
+}
+
+impl Config {
+    /// Checks what the types cannot: every problem names its key.
+    pub fn validate(&self) -> Result<(), String> {
+        let positive = |ok: bool, key: &str, what: &str| if ok { Ok(()) } else { Err(format!("{key}: {what}")) };
+        positive(!self.roles.is_empty(), "roles", "at least one of exchange, investors, sink")?;
+        positive(self.interval >= Duration::from_millis(1), "interval", "must be at least 1ms")?;
+        positive(!self.topics.stock_exchange.is_empty(), "topics.stock-exchange", "must not be empty")?;
+        positive(!self.topics.portfolios.is_empty(), "topics.portfolios", "must not be empty")?;
+        positive(
+            self.topics.stock_exchange != self.topics.portfolios,
+            "topics.portfolios",
+            "must differ from topics.stock-exchange",
+        )?;
+        positive(self.topics.partitions >= 1, "topics.partitions", "must be at least 1")?;
+        positive(self.topics.replication >= 1, "topics.replication", "must be at least 1")?;
+        positive(self.memory_bus.retention >= 1, "memory-bus.retention", "must be at least 1")?;
+        positive(self.investors.max_memory_bytes >= 1 << 20, "investors.max-memory-bytes", "must be at least 1048576")?;
+        positive(self.investors.quarantine_after >= 1, "investors.quarantine-after", "must be at least 1")?;
+        positive(self.sink.open_files >= 1, "sink.open-files", "must be at least 1")?;
+        positive(self.sink.batch >= 1, "sink.batch", "must be at least 1")?;
+        if self.brokers.as_deref().is_some_and(|b| b.trim().is_empty()) {
+            return Err("brokers: must be host:port[,host:port…] (leave it unset for the memory bus)".to_string());
+        }
+        self.market.validate()
+    }
+}

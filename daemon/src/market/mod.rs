@@ -3,5 +3,11 @@
 //! each other.
 
 mod ids;
+mod tick;
+mod time;
+mod valuation;
 
 pub use ids::{IdError, InvestorId, PortfolioId};
+pub use tick::{Tick, TickError};
+pub use time::{ACCEPTED_FORMS, TimestampError, format_micros, format_seconds, now, parse_timestamp};
+pub use valuation::{Valuation, ValuationError, round_cents};

@@ -84,3 +84,26 @@ pub fn assert_close(actual: f64, expected: f64, what: &str) {
     let scale = expected.abs().max(1.0);
     assert!((actual - expected).abs() <= 1e-9 * scale, "{what}: got {actual}, expected {expected}");
 }
+
+/// The Kafka-compatible broker for the Kafka half of the tests, from
+/// `STOCKD_TEST_BROKERS` (`just test` starts one). Without it the test says
+/// loudly that it was skipped, except under CI (`CI` set), where a missing
+/// broker is a failure.
+pub fn test_brokers(test: &str) -> Option<String> {
+    match std::env::var("STOCKD_TEST_BROKERS") {
+        Ok(brokers) if !brokers.is_empty() => Some(brokers),
+        _ => {
+            assert!(std::env::var_os("CI").is_none(), "CI must run the Kafka tests: STOCKD_TEST_BROKERS is not set");
+            eprintln!("SKIPPED (no broker): {test} — set STOCKD_TEST_BROKERS=host:port, as `just test` does");
+            None
+        }
+    }
+}
+
+/// A name no other test run uses, for topics and groups on a shared broker.
+pub fn unique(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
+    format!("{prefix}-{}-{nanos:08x}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed))
+}

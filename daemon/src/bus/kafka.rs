@@ -1,0 +1,266 @@
+//! The Kafka bus, with rdkafka (bundled librdkafka).
+//!
+//! Producers are idempotent with `acks=all`; consumers never auto-commit and
+//! start from the earliest offset when their group has none. Topics are
+//! created through the admin client (they are never auto-created on
+//! produce).
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{CommitMode, Consumer as _, StreamConsumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{BorrowedMessage, Message as _};
+use rdkafka::producer::future_producer::OwnedDeliveryResult;
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer as _};
+use rdkafka::util::Timeout;
+use rdkafka::{Offset, TopicPartitionList};
+
+use super::kafka_context::QuietContext;
+use super::{Bus, BusError, Consumer, Delivered, Message, Positions, Record, TopicSpec};
+
+/// How long a produce may wait for the broker before it fails.
+const DELIVERY_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long metadata and admin requests may take.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// How to reach the cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KafkaSettings {
+    /// `host:port,host:port`.
+    pub brokers: String,
+    /// The client id the broker sees.
+    pub client_id: String,
+}
+
+/// The Kafka bus. Cheap to clone; clones share the producer.
+#[derive(Clone)]
+pub struct KafkaBus {
+    settings: Arc<KafkaSettings>,
+    producer: FutureProducer<QuietContext>,
+}
+
+fn kafka_error(operation: impl Into<String>, error: KafkaError) -> BusError {
+    BusError::Kafka { operation: operation.into(), message: error.to_string() }
+}
+
+impl KafkaBus {
+    /// Connects a producer to `settings.brokers` (lazily: a wrong address
+    /// shows up as errors on the first requests).
+    pub fn connect(settings: KafkaSettings) -> Result<Self, BusError> {
+        let producer: FutureProducer<QuietContext> = base_config(&settings)
+            .set("enable.idempotence", "true")
+            .set("acks", "all")
+            .set("linger.ms", "5")
+            .set("message.timeout.ms", DELIVERY_TIMEOUT.as_millis().to_string())
+            .create_with_context(QuietContext::default())
+            .map_err(|e| kafka_error("producer set-up", e))?;
+        Ok(KafkaBus { settings: Arc::new(settings), producer })
+    }
+
+    /// The brokers this bus talks to.
+    pub fn brokers(&self) -> &str {
+        &self.settings.brokers
+    }
+}
+
+fn base_config(settings: &KafkaSettings) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    config.set("bootstrap.servers", &settings.brokers).set("client.id", &settings.client_id);
+    // librdkafka's own debug contexts (e.g. `cgrp,fetch`), logged at debug
+    // level under the `librdkafka` target.
+    if let Ok(contexts) = std::env::var("STOCKD_KAFKA_DEBUG") {
+        config.set("debug", contexts);
+    }
+    config
+}
+
+impl Bus for KafkaBus {
+    type Consumer = KafkaConsumer;
+
+    fn identity(&self) -> String {
+        format!("kafka:{}", self.settings.brokers)
+    }
+
+    async fn create_topics(&self, specs: &[TopicSpec]) -> Result<(), BusError> {
+        let admin: AdminClient<QuietContext> = base_config(&self.settings)
+            .create_with_context(QuietContext::default())
+            .map_err(|e| kafka_error("admin client set-up", e))?;
+        let new_topics: Vec<NewTopic> = specs
+            .iter()
+            .map(|s| NewTopic::new(&s.name, s.partitions, TopicReplication::Fixed(i32::from(s.replication))))
+            .collect();
+        let options = AdminOptions::new().operation_timeout(Some(Timeout::After(REQUEST_TIMEOUT)));
+        let results = admin.create_topics(&new_topics, &options).await.map_err(|e| kafka_error("create topics", e))?;
+        for result in results {
+            match result {
+                Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+                Err((topic, code)) => {
+                    return Err(BusError::Kafka {
+                        operation: format!("create topic {topic}"),
+                        message: code.to_string(),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn topics(&self) -> Result<Vec<(String, i32)>, BusError> {
+        let producer = self.producer.clone();
+        let metadata = tokio::task::spawn_blocking(move || producer.client().fetch_metadata(None, REQUEST_TIMEOUT))
+            .await
+            .map_err(|e| BusError::Kafka { operation: "list topics".into(), message: e.to_string() })?
+            .map_err(|e| kafka_error("list topics", e))?;
+        let mut topics: Vec<(String, i32)> =
+            metadata.topics().iter().map(|t| (t.name().to_string(), t.partitions().len() as i32)).collect();
+        topics.sort();
+        Ok(topics)
+    }
+
+    async fn produce(&self, topic: &str, key: &str, value: Vec<u8>) -> Result<Delivered, BusError> {
+        let record = FutureRecord::to(topic).key(key).payload(&value);
+        match self.producer.send(record, Timeout::After(DELIVERY_TIMEOUT)).await {
+            Ok(delivery) => Ok(Delivered { partition: delivery.partition, offset: delivery.offset }),
+            Err((error, _)) => Err(kafka_error(format!("produce to {topic}"), error)),
+        }
+    }
+
+    async fn produce_batch(&self, topic: &str, records: Vec<Record>) -> Result<(), BusError> {
+        let mut pending = VecDeque::with_capacity(records.len());
+        for record in &records {
+            let mut future_record = FutureRecord::to(topic).key(&record.key).payload(&record.value);
+            loop {
+                match self.producer.send_result(future_record) {
+                    Ok(delivery) => {
+                        pending.push_back(delivery);
+                        break;
+                    }
+                    // The local queue is full: wait for the oldest delivery.
+                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), returned)) => {
+                        future_record = returned;
+                        match pending.pop_front() {
+                            Some(oldest) => check_delivery(topic, oldest.await)?,
+                            None => tokio::time::sleep(Duration::from_millis(10)).await,
+                        }
+                    }
+                    Err((error, _)) => return Err(kafka_error(format!("produce to {topic}"), error)),
+                }
+            }
+        }
+        for delivery in pending {
+            check_delivery(topic, delivery.await)?;
+        }
+        Ok(())
+    }
+
+    fn consumer(&self, group: &str, topics: &[&str]) -> Result<KafkaConsumer, BusError> {
+        let consumer: StreamConsumer<QuietContext> = base_config(&self.settings)
+            .set("group.id", group)
+            .set("enable.auto.commit", "false")
+            .set("auto.offset.reset", "earliest")
+            .set("enable.partition.eof", "false")
+            .create_with_context(QuietContext::default())
+            .map_err(|e| kafka_error("consumer set-up", e))?;
+        consumer.subscribe(topics).map_err(|e| kafka_error(format!("subscribe to {}", topics.join(",")), e))?;
+        Ok(KafkaConsumer { consumer: Arc::new(consumer), topics: topics.iter().map(|t| t.to_string()).collect() })
+    }
+}
+
+/// The outcome of one pipelined delivery (`Err(_)` outside: the producer
+/// was dropped before answering).
+fn check_delivery<Dropped>(topic: &str, outcome: Result<OwnedDeliveryResult, Dropped>) -> Result<(), BusError> {
+    match outcome {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err((error, _))) => Err(kafka_error(format!("produce to {topic}"), error)),
+        Err(_) => Err(BusError::Kafka { operation: format!("produce to {topic}"), message: "producer dropped".into() }),
+    }
+}
+
+/// A Kafka consumer in a group.
+pub struct KafkaConsumer {
+    consumer: Arc<StreamConsumer<QuietContext>>,
+    topics: Vec<String>,
+}
+
+fn detach(message: &BorrowedMessage<'_>) -> Message {
+    Message {
+        topic: message.topic().into(),
+        partition: message.partition(),
+        offset: message.offset(),
+        key: message.key().map(Bytes::copy_from_slice),
+        value: message.payload().map(Bytes::copy_from_slice).unwrap_or_default(),
+    }
+}
+
+impl Consumer for KafkaConsumer {
+    async fn poll(&mut self, max: usize, timeout: Duration) -> Result<Vec<Message>, BusError> {
+        let mut batch = Vec::new();
+        match tokio::time::timeout(timeout, self.consumer.recv()).await {
+            Err(_) => return Ok(batch),
+            Ok(Err(error)) => return Err(kafka_error("consume", error)),
+            Ok(Ok(message)) => batch.push(detach(&message)),
+        }
+        // Drain what librdkafka already fetched, without waiting.
+        while batch.len() < max {
+            match tokio::time::timeout(Duration::ZERO, self.consumer.recv()).await {
+                Ok(Ok(message)) => batch.push(detach(&message)),
+                Ok(Err(error)) => {
+                    tracing::warn!("kafka consume error after {} messages of a batch: {error}", batch.len());
+                    break;
+                }
+                Err(_) => break,
+            }
+        }
+        Ok(batch)
+    }
+
+    async fn commit(&mut self, positions: &Positions) -> Result<(), BusError> {
+        if positions.is_empty() {
+            return Ok(());
+        }
+        let mut list = TopicPartitionList::new();
+        for (topic, partition, next) in positions.iter() {
+            list.add_partition_offset(topic, partition, Offset::Offset(next))
+                .map_err(|e| kafka_error("commit (building the offset list)", e))?;
+        }
+        let consumer = Arc::clone(&self.consumer);
+        tokio::task::spawn_blocking(move || consumer.commit(&list, CommitMode::Sync))
+            .await
+            .map_err(|e| BusError::Kafka { operation: "commit".into(), message: e.to_string() })?
+            .map_err(|e| kafka_error("commit", e))
+    }
+
+    async fn lag(&mut self) -> Option<u64> {
+        let consumer = Arc::clone(&self.consumer);
+        let topics = self.topics.clone();
+        tokio::task::spawn_blocking(move || {
+            let assignment = consumer.assignment().ok()?;
+            let positions = consumer.position().ok()?;
+            let mut lag = 0u64;
+            for element in assignment.elements() {
+                if !topics.iter().any(|t| t == element.topic()) {
+                    continue;
+                }
+                let (_, high) =
+                    consumer.fetch_watermarks(element.topic(), element.partition(), REQUEST_TIMEOUT).ok()?;
+                let position = positions
+                    .find_partition(element.topic(), element.partition())
+                    .and_then(|p| match p.offset() {
+                        Offset::Offset(o) => Some(o),
+                        _ => None,
+                    })
+                    .unwrap_or(0);
+                lag += (high - position).max(0) as u64;
+            }
+            Some(lag)
+        })
+        .await
+        .ok()
+        .flatten()
+    }
+}

@@ -1,0 +1,84 @@
+//! Timestamps: UTC, written `YYYY-MM-DD HH:MM:SS` (zero-padded, so that they
+//! sort as text), with microseconds on ticks.
+
+use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, Utc};
+
+/// The forms [`parse_timestamp`] accepts, for error messages.
+pub const ACCEPTED_FORMS: &str = "YYYY-MM-DD, YYYY-MM-DD HH:MM, YYYY-MM-DD HH:MM:SS[.ffffff], \
+     RFC 3339 (2026-11-24T09:40:20Z), or unpadded like 2022-3-20 15:38";
+
+/// Why a text is not a timestamp.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid time {text:?}: use {ACCEPTED_FORMS}")]
+pub struct TimestampError {
+    text: String,
+}
+
+/// Parses a UTC time in any of the [`ACCEPTED_FORMS`]. A date alone means
+/// its midnight. RFC 3339 offsets are converted to UTC.
+pub fn parse_timestamp(text: &str) -> Result<NaiveDateTime, TimestampError> {
+    let trimmed = text.trim();
+    let error = || TimestampError { text: text.to_string() };
+    if let Ok(with_offset) = DateTime::parse_from_rfc3339(trimmed) {
+        return Ok(with_offset.naive_utc());
+    }
+    let (date, time) = match trimmed.split_once([' ', 'T']) {
+        Some((date, time)) => (date, Some(time.trim())),
+        None => (trimmed, None),
+    };
+    // chrono's %m, %d, %H, %M and %S accept unpadded numbers too.
+    let date = NaiveDate::parse_from_str(date, "%Y-%m-%d").map_err(|_| error())?;
+    let time = match time {
+        None => NaiveTime::MIN,
+        Some(time) => ["%H:%M:%S%.f", "%H:%M"]
+            .iter()
+            .find_map(|format| NaiveTime::parse_from_str(time, format).ok())
+            .ok_or_else(error)?,
+    };
+    Ok(date.and_time(time))
+}
+
+/// `YYYY-MM-DD HH:MM:SS`, the form of valuation timestamps.
+pub fn format_seconds(at: NaiveDateTime) -> String {
+    at.format("%Y-%m-%d %H:%M:%S").to_string()
+}
+
+/// `YYYY-MM-DD HH:MM:SS.ffffff`, the form of tick timestamps.
+pub fn format_micros(at: NaiveDateTime) -> String {
+    at.format("%Y-%m-%d %H:%M:%S%.6f").to_string()
+}
+
+/// The current UTC time.
+pub fn now() -> NaiveDateTime {
+    Utc::now().naive_utc()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(y: i32, mo: u32, d: u32, h: u32, mi: u32, s: u32) -> NaiveDateTime {
+        NaiveDate::from_ymd_opt(y, mo, d).unwrap().and_hms_opt(h, mi, s).unwrap()
+    }
+
+    #[test]
+    fn accepts_every_documented_form() {
+        assert_eq!(parse_timestamp("2026-11-24").unwrap(), at(2026, 11, 24, 0, 0, 0));
+        assert_eq!(parse_timestamp("2026-11-24 09:40").unwrap(), at(2026, 11, 24, 9, 40, 0));
+        assert_eq!(parse_timestamp("2026-11-24 09:40:20").unwrap(), at(2026, 11, 24, 9, 40, 20));
+        assert_eq!(parse_timestamp("2022-3-20 15:38").unwrap(), at(2022, 3, 20, 15, 38, 0));
+        assert_eq!(parse_timestamp("2026-11-24T10:40:20+01:00").unwrap(), at(2026, 11, 24, 9, 40, 20));
+        assert_eq!(parse_timestamp("2026-11-24T09:40:20Z").unwrap(), at(2026, 11, 24, 9, 40, 20));
+        let micros = parse_timestamp("2026-11-24 09:40:20.123456").unwrap();
+        assert_eq!(format_micros(micros), "2026-11-24 09:40:20.123456");
+        assert_eq!(format_seconds(micros), "2026-11-24 09:40:20");
+    }
+
+    #[test]
+    fn rejects_nonsense_and_lists_the_forms() {
+        for bad in ["", "yesterday", "2026-13-01", "2026-11-24 25:00", "24/11/2026", "2026-11-24 09"] {
+            let error = parse_timestamp(bad).unwrap_err();
+            assert!(error.to_string().contains("YYYY-MM-DD HH:MM"), "{bad}: {error}");
+        }
+    }
+}

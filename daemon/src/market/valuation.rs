@@ -1,0 +1,234 @@
+//! Valuations: the values of the `Portfolios` topic, keyed by portfolio id.
+
+use chrono::{NaiveDateTime, Timelike as _};
+use serde::Serialize;
+use serde_json::Value;
+
+use super::ids::{IdError, PortfolioId};
+use super::time::{format_seconds, parse_timestamp};
+
+/// The value of one portfolio at one interval, and its change since the
+/// portfolio's previous valuation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Valuation {
+    /// Which portfolio, `N.P`.
+    pub portfolio: PortfolioId,
+    /// When it was valued (UTC, whole seconds).
+    pub at: NaiveDateTime,
+    /// Net asset value, rounded to cents.
+    pub nav: f64,
+    /// NAV minus the previous NAV, rounded to cents; 0 the first time.
+    pub nav_change: f64,
+    /// The change in percent of the previous NAV, rounded to 2 decimals; 0
+    /// the first time and when the previous NAV was 0.
+    pub nav_change_pct: f64,
+    /// The investor's display name, when the producer gave one.
+    pub investor: Option<String>,
+}
+
+/// Rounds to 2 decimals (cents).
+pub fn round_cents(value: f64) -> f64 {
+    (value * 100.0).round() / 100.0
+}
+
+impl Valuation {
+    /// The valuation of `portfolio` at `nav`, with the change since
+    /// `previous_nav` (the NAV of its previous valuation, if any).
+    pub fn new(
+        portfolio: PortfolioId,
+        at: NaiveDateTime,
+        nav: f64,
+        previous_nav: Option<f64>,
+        investor: Option<String>,
+    ) -> Valuation {
+        let nav = round_cents(nav);
+        let (nav_change, nav_change_pct) = match previous_nav {
+            None => (0.0, 0.0),
+            Some(previous) => {
+                let change = nav - previous;
+                let pct = if previous == 0.0 { 0.0 } else { change / previous * 100.0 };
+                (round_cents(change), round_cents(pct))
+            }
+        };
+        Valuation { portfolio, at: at.with_nanosecond(0).unwrap_or(at), nav, nav_change, nav_change_pct, investor }
+    }
+
+    /// The message value:
+    /// `{"PORTFOLIO":"1.2","TIMESTAMP":"2026-11-24 09:40:20","NAV":…,"NAV_Change":…,"NAV_Change_%":…,"INVESTOR":"Investor 1"}`.
+    pub fn encode(&self) -> Vec<u8> {
+        self.encode_at(&format_seconds(self.at))
+    }
+
+    /// [`encode`](Self::encode) with the timestamp already formatted (a
+    /// whole interval shares one).
+    pub fn encode_at(&self, timestamp: &str) -> Vec<u8> {
+        let json = ValuationJson {
+            portfolio: self.portfolio,
+            timestamp,
+            nav: self.nav,
+            nav_change: self.nav_change,
+            nav_change_pct: self.nav_change_pct,
+            investor: self.investor.as_deref(),
+        };
+        serde_json::to_vec(&json).expect("a valuation always serialises")
+    }
+
+    /// Reads a message value, strictly: PORTFOLIO must be a valid `N.P`, the
+    /// three numbers finite, TIMESTAMP a time; INVESTOR is optional.
+    pub fn decode(bytes: &[u8]) -> Result<Valuation, ValuationError> {
+        let value: Value = serde_json::from_slice(bytes).map_err(|e| ValuationError::BadJson(e.to_string()))?;
+        let Value::Object(fields) = value else {
+            return Err(ValuationError::NotAnObject);
+        };
+        let field = |name: &'static str| fields.get(name).ok_or(ValuationError::MissingField(name));
+        let portfolio = match field("PORTFOLIO")? {
+            Value::String(id) => id.parse().map_err(ValuationError::BadPortfolio)?,
+            other => return Err(ValuationError::BadPortfolio(IdError::BadPortfolio(other.to_string()))),
+        };
+        let at = match field("TIMESTAMP")? {
+            Value::String(ts) => parse_timestamp(ts).map_err(|_| ValuationError::BadTimestamp(ts.clone()))?,
+            other => return Err(ValuationError::BadTimestamp(other.to_string())),
+        };
+        let number = |name: &'static str| -> Result<f64, ValuationError> {
+            field(name)?
+                .as_f64()
+                .filter(|n| n.is_finite())
+                .ok_or_else(|| ValuationError::NotANumber { field: name, found: fields[name].to_string() })
+        };
+        let investor = match fields.get("INVESTOR") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(name)) => Some(name.clone()),
+            Some(other) => return Err(ValuationError::BadInvestor(other.to_string())),
+        };
+        Ok(Valuation {
+            portfolio,
+            at,
+            nav: number("NAV")?,
+            nav_change: number("NAV_Change")?,
+            nav_change_pct: number("NAV_Change_%")?,
+            investor,
+        })
+    }
+}
+
+#[derive(Serialize)]
+struct ValuationJson<'a> {
+    #[serde(rename = "PORTFOLIO")]
+    portfolio: PortfolioId,
+    #[serde(rename = "TIMESTAMP")]
+    timestamp: &'a str,
+    #[serde(rename = "NAV")]
+    nav: f64,
+    #[serde(rename = "NAV_Change")]
+    nav_change: f64,
+    #[serde(rename = "NAV_Change_%")]
+    nav_change_pct: f64,
+    #[serde(rename = "INVESTOR", skip_serializing_if = "Option::is_none")]
+    investor: Option<&'a str>,
+}
+
+/// Why a `Portfolios` message is not a valuation.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ValuationError {
+    /// Not JSON at all.
+    #[error("not JSON: {0}")]
+    BadJson(String),
+    /// JSON, but not an object.
+    #[error("not a JSON object")]
+    NotAnObject,
+    /// A required field is missing.
+    #[error("missing field {0}")]
+    MissingField(&'static str),
+    /// PORTFOLIO is not a valid `N.P`.
+    #[error("PORTFOLIO: {0}")]
+    BadPortfolio(IdError),
+    /// TIMESTAMP is not a time.
+    #[error("TIMESTAMP is not a timestamp: {0}")]
+    BadTimestamp(String),
+    /// A number field is not a finite number.
+    #[error("{field} must be a finite number, found {found}")]
+    NotANumber {
+        /// The field name.
+        field: &'static str,
+        /// What it held.
+        found: String,
+    },
+    /// INVESTOR is not a string.
+    #[error("INVESTOR must be a string, found {0}")]
+    BadInvestor(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at() -> NaiveDateTime {
+        parse_timestamp("2026-11-24 09:40:20").unwrap()
+    }
+
+    fn id(text: &str) -> PortfolioId {
+        text.parse().unwrap()
+    }
+
+    #[test]
+    fn first_valuation_has_no_change_then_changes_are_rounded() {
+        let first = Valuation::new(id("1.2"), at(), 590_240.004, None, None);
+        assert_eq!((first.nav, first.nav_change, first.nav_change_pct), (590_240.0, 0.0, 0.0));
+        let second = Valuation::new(id("1.2"), at(), 601_234.567, Some(first.nav), None);
+        assert_eq!(second.nav, 601_234.57);
+        assert_eq!(second.nav_change, 10_994.57);
+        // 10994.57 / 590240 * 100 = 1.86272...
+        assert_eq!(second.nav_change_pct, 1.86);
+        let from_zero = Valuation::new(id("1.2"), at(), 5.0, Some(0.0), None);
+        assert_eq!((from_zero.nav_change, from_zero.nav_change_pct), (5.0, 0.0));
+        let falling = Valuation::new(id("1.2"), at(), 90.0, Some(100.0), None);
+        assert_eq!((falling.nav_change, falling.nav_change_pct), (-10.0, -10.0));
+    }
+
+    #[test]
+    fn encodes_the_documented_form_and_reads_it_back() {
+        let v = Valuation::new(id("1.2"), at(), 601_234.57, Some(590_240.0), Some("Investor 1".to_string()));
+        let text = String::from_utf8(v.encode()).unwrap();
+        assert_eq!(
+            text,
+            r#"{"PORTFOLIO":"1.2","TIMESTAMP":"2026-11-24 09:40:20","NAV":601234.57,"NAV_Change":10994.57,"NAV_Change_%":1.86,"INVESTOR":"Investor 1"}"#
+        );
+        assert_eq!(Valuation::decode(text.as_bytes()).unwrap(), v);
+    }
+
+    #[test]
+    fn rejects_hostile_and_malformed_messages() {
+        let with = |portfolio: &str| {
+            format!(
+                r#"{{"PORTFOLIO":{portfolio},"TIMESTAMP":"2026-11-24 09:40:20","NAV":1,"NAV_Change":0,"NAV_Change_%":0}}"#
+            )
+        };
+        for hostile in [r#""../../etc/x.1""#, r#""1.2/../3""#, r#""1.2\n""#, r#""1.-1""#, r#""0.1""#, "12"] {
+            let error = Valuation::decode(with(hostile).as_bytes()).unwrap_err();
+            assert!(matches!(error, ValuationError::BadPortfolio(_)), "{hostile}: {error:?}");
+        }
+        let long = format!(r#""{}.1""#, "9".repeat(5000));
+        assert!(matches!(Valuation::decode(with(&long).as_bytes()), Err(ValuationError::BadPortfolio(_))));
+        assert_eq!(
+            Valuation::decode(b"nope").unwrap_err(),
+            ValuationError::BadJson("expected ident at line 1 column 2".into())
+        );
+        assert_eq!(
+            Valuation::decode(
+                br#"{"PORTFOLIO":"1.1","TIMESTAMP":"2026-11-24","NAV":"x","NAV_Change":0,"NAV_Change_%":0}"#
+            )
+            .unwrap_err()
+            .to_string(),
+            r#"NAV must be a finite number, found "x""#
+        );
+        assert_eq!(
+            Valuation::decode(br#"{"PORTFOLIO":"1.1","TIMESTAMP":"never","NAV":1,"NAV_Change":0,"NAV_Change_%":0}"#)
+                .unwrap_err(),
+            ValuationError::BadTimestamp("never".into())
+        );
+        assert_eq!(
+            Valuation::decode(br#"{"PORTFOLIO":"1.1","TIMESTAMP":"2026-11-24","NAV":1,"NAV_Change":0}"#).unwrap_err(),
+            ValuationError::MissingField("NAV_Change_%")
+        );
+    }
+}

@@ -1,0 +1,250 @@
+//! Counters of everything that happens, in one registry: served as
+//! Prometheus text on `/metrics` and summarised in the log every interval.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ExchangeLabel {
+    exchange: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct InvestorLabel {
+    investor: u32,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PluginErrorLabel {
+    investor: u32,
+    kind: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct GroupLabel {
+    group: String,
+}
+
+/// The daemon's counters. Cheap to clone; clones count together.
+#[derive(Clone)]
+pub struct Metrics {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    registry: Registry,
+    ticks_produced: Family<ExchangeLabel, Counter>,
+    tick_produce_errors: Family<ExchangeLabel, Counter>,
+    ticks_consumed: Family<InvestorLabel, Counter>,
+    ticks_rejected: Family<InvestorLabel, Counter>,
+    valuations_published: Family<InvestorLabel, Counter>,
+    valuations_missing_price: Family<InvestorLabel, Counter>,
+    plugin_calls: Family<InvestorLabel, Counter>,
+    plugin_errors: Family<PluginErrorLabel, Counter>,
+    plugin_call_seconds: Histogram,
+    investors_loaded: Gauge,
+    investors_quarantined: Gauge,
+    sink_rows: Counter,
+    sink_files_created: Counter,
+    sink_rejected: Counter,
+    sink_batches: Counter,
+    consumer_lag: Family<GroupLabel, Gauge>,
+    totals: Totals,
+}
+
+/// Sums over all labels, for the log summary.
+#[derive(Default)]
+struct Totals {
+    ticks_produced: AtomicU64,
+    ticks_consumed: AtomicU64,
+    valuations_published: AtomicU64,
+    plugin_errors: AtomicU64,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+impl Metrics {
+    /// A fresh set of counters, registered under the `stockd_` prefix.
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("stockd");
+        let inner = Inner {
+            ticks_produced: Family::default(),
+            tick_produce_errors: Family::default(),
+            ticks_consumed: Family::default(),
+            ticks_rejected: Family::default(),
+            valuations_published: Family::default(),
+            valuations_missing_price: Family::default(),
+            plugin_calls: Family::default(),
+            plugin_errors: Family::default(),
+            // 10 µs … ~5 s
+            plugin_call_seconds: Histogram::new(exponential_buckets(1e-5, 3.0, 12)),
+            investors_loaded: Gauge::default(),
+            investors_quarantined: Gauge::default(),
+            sink_rows: Counter::default(),
+            sink_files_created: Counter::default(),
+            sink_rejected: Counter::default(),
+            sink_batches: Counter::default(),
+            consumer_lag: Family::default(),
+            totals: Totals::default(),
+            registry: Registry::default(),
+        };
+        registry.register("ticks_produced", "Ticks published by an exchange", inner.ticks_produced.clone());
+        registry.register(
+            "tick_produce_errors",
+            "Ticks an exchange could not publish",
+            inner.tick_produce_errors.clone(),
+        );
+        registry.register("ticks_consumed", "Ticks read by an investor", inner.ticks_consumed.clone());
+        registry.register("ticks_rejected", "Malformed ticks an investor skipped", inner.ticks_rejected.clone());
+        registry.register(
+            "valuations_published",
+            "Valuations published by an investor",
+            inner.valuations_published.clone(),
+        );
+        registry.register(
+            "valuations_missing_price",
+            "Intervals an investor skipped because a ticker had no price yet",
+            inner.valuations_missing_price.clone(),
+        );
+        registry.register("plugin_calls", "Calls into an investor plugin's evaluate", inner.plugin_calls.clone());
+        registry.register(
+            "plugin_errors",
+            "Failed plugin calls, by kind (timeout, memory, trap…)",
+            inner.plugin_errors.clone(),
+        );
+        registry.register("plugin_call_seconds", "Latency of evaluate calls", inner.plugin_call_seconds.clone());
+        registry.register("investors_loaded", "Investor plugins loaded", inner.investors_loaded.clone());
+        registry.register(
+            "investors_quarantined",
+            "Investors quarantined after repeated failures",
+            inner.investors_quarantined.clone(),
+        );
+        registry.register("sink_rows", "Rows appended to portfolio files", inner.sink_rows.clone());
+        registry.register("sink_files_created", "Portfolio files created", inner.sink_files_created.clone());
+        registry.register(
+            "sink_rejected",
+            "Messages the sink rejected (see rejected.jsonl)",
+            inner.sink_rejected.clone(),
+        );
+        registry.register("sink_batches", "Batches the sink made durable and committed", inner.sink_batches.clone());
+        registry.register("consumer_lag", "Messages a consumer group has yet to read", inner.consumer_lag.clone());
+        Metrics { inner: Arc::new(Inner { registry, ..inner }) }
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn encode(&self) -> String {
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &self.inner.registry).expect("writing to a String");
+        text
+    }
+
+    /// An exchange published a tick.
+    pub fn tick_produced(&self, exchange: &str) {
+        self.inner.ticks_produced.get_or_create(&ExchangeLabel { exchange: exchange.to_string() }).inc();
+        self.inner.totals.ticks_produced.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// An exchange could not publish a tick.
+    pub fn tick_produce_failed(&self, exchange: &str) {
+        self.inner.tick_produce_errors.get_or_create(&ExchangeLabel { exchange: exchange.to_string() }).inc();
+    }
+
+    /// An investor read `n` ticks, of which `rejected` were malformed.
+    pub fn ticks_consumed(&self, investor: u32, n: u64, rejected: u64) {
+        let label = InvestorLabel { investor };
+        self.inner.ticks_consumed.get_or_create(&label).inc_by(n);
+        self.inner.totals.ticks_consumed.fetch_add(n, Ordering::Relaxed);
+        if rejected > 0 {
+            self.inner.ticks_rejected.get_or_create(&label).inc_by(rejected);
+        }
+    }
+
+    /// An investor published `n` valuations.
+    pub fn valuations_published(&self, investor: u32, n: u64) {
+        self.inner.valuations_published.get_or_create(&InvestorLabel { investor }).inc_by(n);
+        self.inner.totals.valuations_published.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// An investor skipped an interval for lack of prices.
+    pub fn valuation_missing_price(&self, investor: u32) {
+        self.inner.valuations_missing_price.get_or_create(&InvestorLabel { investor }).inc();
+    }
+
+    /// A plugin call finished after `took`; `error` is the failure kind.
+    pub fn plugin_call(&self, investor: u32, took: Duration, error: Option<&str>) {
+        self.inner.plugin_calls.get_or_create(&InvestorLabel { investor }).inc();
+        self.inner.plugin_call_seconds.observe(took.as_secs_f64());
+        if let Some(kind) = error {
+            self.inner.plugin_errors.get_or_create(&PluginErrorLabel { investor, kind: kind.to_string() }).inc();
+            self.inner.totals.plugin_errors.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// How many investors are loaded, and how many of them quarantined.
+    pub fn investors(&self, loaded: usize, quarantined: usize) {
+        self.inner.investors_loaded.set(loaded as i64);
+        self.inner.investors_quarantined.set(quarantined as i64);
+    }
+
+    /// The sink made a batch durable.
+    pub fn sink_batch(&self, rows: u64, files_created: u64, rejected: u64) {
+        self.inner.sink_batches.inc();
+        self.inner.sink_rows.inc_by(rows);
+        self.inner.sink_files_created.inc_by(files_created);
+        self.inner.sink_rejected.inc_by(rejected);
+    }
+
+    /// A consumer group's lag.
+    pub fn consumer_lag(&self, group: &str, lag: u64) {
+        self.inner.consumer_lag.get_or_create(&GroupLabel { group: group.to_string() }).set(lag as i64);
+    }
+
+    /// A one-line summary of the totals, for the periodic log line.
+    pub fn summary(&self) -> String {
+        let totals = &self.inner.totals;
+        format!(
+            "ticks produced {}, ticks consumed {}, valuations published {}, plugin errors {}, sink rows {}, sink rejects {}",
+            totals.ticks_produced.load(Ordering::Relaxed),
+            totals.ticks_consumed.load(Ordering::Relaxed),
+            totals.valuations_published.load(Ordering::Relaxed),
+            totals.plugin_errors.load(Ordering::Relaxed),
+            self.inner.sink_rows.get(),
+            self.inner.sink_rejected.get()
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_appear_in_the_exposition_and_the_summary() {
+        let metrics = Metrics::new();
+        metrics.tick_produced("se1");
+        metrics.tick_produced("se1");
+        metrics.valuations_published(2, 6);
+        metrics.plugin_call(2, Duration::from_micros(5), Some("timeout"));
+        metrics.sink_batch(6, 2, 1);
+        let text = metrics.encode();
+        assert!(text.contains("stockd_ticks_produced_total{exchange=\"se1\"} 2"), "{text}");
+        assert!(text.contains("stockd_plugin_errors_total{investor=\"2\",kind=\"timeout\"} 1"), "{text}");
+        assert!(text.contains("stockd_sink_rows_total 6"), "{text}");
+        assert_eq!(
+            metrics.summary(),
+            "ticks produced 2, ticks consumed 0, valuations published 6, plugin errors 1, sink rows 6, sink rejects 1"
+        );
+    }
+}

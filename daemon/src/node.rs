@@ -1,0 +1,98 @@
+//! One stockd process: the roles it runs, on the bus it was given, until it
+//! is told to stop.
+//!
+//! Stopping is ordered so that nothing in flight is lost: the exchanges stop
+//! first and the investors finish the interval in flight; then the sink
+//! writes what has been published so far (on the memory bus, everything),
+//! makes it durable and commits.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::bus::{Bus, KafkaBus, KafkaSettings, MemoryBus, TopicSpec};
+use crate::config::{Config, Role};
+use crate::exchange::{self, Exchange};
+use crate::metrics::Metrics;
+
+/// Runs `config`'s roles on the bus it names until `shutdown` is cancelled.
+pub async fn run(config: Config, metrics: Metrics, shutdown: CancellationToken) -> anyhow::Result<()> {
+    match &config.brokers {
+        None => run_on(MemoryBus::new(config.memory_bus.retention), config, metrics, shutdown).await,
+        Some(brokers) => {
+            let settings = KafkaSettings { brokers: brokers.clone(), client_id: "stockd".to_string() };
+            let bus = KafkaBus::connect(settings).context("connecting to Kafka")?;
+            run_on(bus, config, metrics, shutdown).await
+        }
+    }
+}
+
+/// The topics stockd uses, as configured.
+pub fn topic_specs(config: &Config) -> Vec<TopicSpec> {
+    [&config.topics.stock_exchange, &config.topics.portfolios]
+        .into_iter()
+        .map(|name| TopicSpec {
+            name: name.clone(),
+            partitions: config.topics.partitions,
+            replication: config.topics.replication,
+        })
+        .collect()
+}
+
+/// Runs the roles on `bus`.
+pub async fn run_on<B: Bus>(
+    bus: B,
+    config: Config,
+    metrics: Metrics,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    bus.create_topics(&topic_specs(&config))
+        .await
+        .with_context(|| format!("creating the topics on {}", bus.identity()))?;
+    let mut producers = JoinSet::new();
+    if config.roles.contains(&Role::Exchange) {
+        for (index, exchange_config) in config.market.exchanges.iter().enumerate() {
+            let exchange = Exchange::new(exchange_config, &config.market, index);
+            let task = exchange::run(
+                bus.clone(),
+                config.topics.stock_exchange.clone(),
+                exchange,
+                metrics.clone(),
+                shutdown.clone(),
+            );
+            producers.spawn(async move {
+                task.await;
+                Ok::<(), anyhow::Error>(())
+            });
+        }
+    }
+    let summary = tokio::spawn(log_summaries(metrics.clone(), config.interval, shutdown.clone()));
+    let mut first_error = None;
+    while let Some(joined) = producers.join_next().await {
+        let outcome = joined.map_err(anyhow::Error::from).and_then(|result| result);
+        if let Err(error) = outcome {
+            tracing::error!("{error:#}");
+            shutdown.cancel();
+            first_error.get_or_insert(error);
+        }
+    }
+    summary.abort();
+    tracing::info!("stopped: {}", metrics.summary());
+    first_error.map_or(Ok(()), Err)
+}
+
+/// Logs the counters once per interval (at least every 10 s, at most every
+/// minute).
+async fn log_summaries(metrics: Metrics, interval: Duration, shutdown: CancellationToken) {
+    let period = interval.clamp(Duration::from_secs(10), Duration::from_secs(60));
+    let mut ticker = tokio::time::interval(period);
+    ticker.tick().await;
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = ticker.tick() => tracing::info!("counters: {}", metrics.summary()),
+        }
+    }
+}

@@ -1,0 +1,183 @@
+//! One conformance suite, run against both buses: the same test functions,
+//! parameterised by the bus (the Kafka half against the broker in
+//! `STOCKD_TEST_BROKERS`).
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use stockd::bus::{Bus, Consumer, KafkaBus, KafkaSettings, Message, Positions, Record, TopicSpec};
+
+/// Generous: a Kafka group join and first fetch take a second or two.
+const PATIENCE: Duration = Duration::from_secs(30);
+
+async fn topic<B: Bus>(bus: &B, prefix: &str, partitions: i32) -> String {
+    let name = common::unique(prefix);
+    bus.create_topics(&[TopicSpec { name: name.clone(), partitions, replication: 1 }]).await.unwrap();
+    name
+}
+
+/// Polls until `n` messages came, or fails after `PATIENCE`.
+async fn collect<C: Consumer>(consumer: &mut C, n: usize) -> Vec<Message> {
+    let deadline = Instant::now() + PATIENCE;
+    let mut messages = Vec::new();
+    while messages.len() < n {
+        assert!(Instant::now() < deadline, "only {} of {n} messages arrived", messages.len());
+        messages.extend(consumer.poll(n - messages.len(), Duration::from_millis(500)).await.unwrap());
+    }
+    messages
+}
+
+/// Asserts that nothing more arrives within `wait`.
+async fn assert_quiet<C: Consumer>(consumer: &mut C, wait: Duration) {
+    let extra = consumer.poll(100, wait).await.unwrap();
+    assert!(extra.is_empty(), "unexpected messages: {:?}", extra.iter().map(|m| m.offset).collect::<Vec<_>>());
+}
+
+fn positions_after(messages: &[Message]) -> Positions {
+    let mut positions = Positions::new();
+    messages.iter().for_each(|m| positions.advance(m));
+    positions
+}
+
+async fn round_trip_with_keys<B: Bus>(bus: B) {
+    let topic = topic(&bus, "roundtrip", 1).await;
+    for (key, value) in [("IBM", "one"), ("AAPL", "two"), ("IBM", "three")] {
+        bus.produce(&topic, key, value.as_bytes().to_vec()).await.unwrap();
+    }
+    let mut consumer = bus.consumer(&common::unique("g"), &[&topic]).unwrap();
+    let got: Vec<(String, String)> = collect(&mut consumer, 3)
+        .await
+        .iter()
+        .map(|m| (m.key_text().into_owned(), String::from_utf8(m.value.to_vec()).unwrap()))
+        .collect();
+    let expected = [("IBM", "one"), ("AAPL", "two"), ("IBM", "three")].map(|(k, v)| (k.to_string(), v.to_string()));
+    assert_eq!(got, expected);
+}
+
+async fn a_new_group_reads_from_the_earliest<B: Bus>(bus: B) {
+    let topic = topic(&bus, "earliest", 1).await;
+    let records = (0..5).map(|i| Record { key: "k".into(), value: vec![i] }).collect();
+    bus.produce_batch(&topic, records).await.unwrap();
+    let mut consumer = bus.consumer(&common::unique("g"), &[&topic]).unwrap();
+    let messages = collect(&mut consumer, 5).await;
+    assert_eq!(messages.iter().map(|m| m.offset).collect::<Vec<_>>(), [0, 1, 2, 3, 4]);
+    assert_eq!(messages.iter().map(|m| m.value[0]).collect::<Vec<_>>(), [0, 1, 2, 3, 4]);
+}
+
+async fn a_group_resumes_after_its_committed_offset<B: Bus>(bus: B) {
+    let topic = topic(&bus, "resume", 1).await;
+    let records = (0..10).map(|i| Record { key: "k".into(), value: vec![i] }).collect();
+    bus.produce_batch(&topic, records).await.unwrap();
+    let group = common::unique("g");
+    {
+        let mut first = bus.consumer(&group, &[&topic]).unwrap();
+        let messages = collect(&mut first, 10).await;
+        // Handled (and committed) only the first five.
+        first.commit(&positions_after(&messages[..5])).await.unwrap();
+    }
+    let mut restarted = bus.consumer(&group, &[&topic]).unwrap();
+    let messages = collect(&mut restarted, 5).await;
+    assert_eq!(messages.iter().map(|m| m.offset).collect::<Vec<_>>(), [5, 6, 7, 8, 9]);
+    assert_quiet(&mut restarted, Duration::from_secs(1)).await;
+}
+
+async fn two_groups_read_the_same_topic_independently<B: Bus>(bus: B) {
+    let topic = topic(&bus, "groups", 1).await;
+    let records = (0..4).map(|i| Record { key: format!("k{i}"), value: vec![i] }).collect();
+    bus.produce_batch(&topic, records).await.unwrap();
+    let (one, two) = (common::unique("one"), common::unique("two"));
+    let mut first = bus.consumer(&one, &[&topic]).unwrap();
+    let read = collect(&mut first, 4).await;
+    first.commit(&positions_after(&read)).await.unwrap();
+    drop(first);
+    let mut second = bus.consumer(&two, &[&topic]).unwrap();
+    assert_eq!(collect(&mut second, 4).await.len(), 4, "group two starts from the earliest");
+    // Group one, restarted, is past all four; it gets only what comes next.
+    let mut first_again = bus.consumer(&one, &[&topic]).unwrap();
+    assert_quiet(&mut first_again, Duration::from_secs(2)).await;
+    bus.produce(&topic, "k", vec![4]).await.unwrap();
+    let next = collect(&mut first_again, 1).await;
+    assert_eq!((next[0].offset, next[0].value[0]), (4, 4));
+}
+
+async fn ten_thousand_messages_are_read_exactly_once<B: Bus>(bus: B) {
+    let topic = topic(&bus, "tenk", 1).await;
+    let records =
+        (0..10_000u32).map(|i| Record { key: format!("k{}", i % 100), value: i.to_be_bytes().to_vec() }).collect();
+    bus.produce_batch(&topic, records).await.unwrap();
+    let group = common::unique("g");
+    let mut consumer = bus.consumer(&group, &[&topic]).unwrap();
+    let messages = collect(&mut consumer, 10_000).await;
+    assert_quiet(&mut consumer, Duration::from_secs(1)).await;
+    let values: BTreeSet<u32> = messages.iter().map(|m| u32::from_be_bytes(m.value[..].try_into().unwrap())).collect();
+    assert_eq!(messages.len(), 10_000, "no duplicates");
+    assert_eq!(values, (0..10_000).collect::<BTreeSet<_>>(), "nothing lost");
+    consumer.commit(&positions_after(&messages)).await.unwrap();
+    drop(consumer);
+    let mut restarted = bus.consumer(&group, &[&topic]).unwrap();
+    assert_quiet(&mut restarted, Duration::from_secs(2)).await;
+    bus.produce(&topic, "k0", 10_000u32.to_be_bytes().to_vec()).await.unwrap();
+    assert_eq!(collect(&mut restarted, 1).await[0].offset, 10_000, "the restarted group resumes at the end");
+}
+
+async fn three_partitions_keep_per_key_order<B: Bus>(bus: B) {
+    let topic = topic(&bus, "order", 3).await;
+    let records = (0..100u32)
+        .flat_map(|seq| (0..10).map(move |key| Record { key: format!("key-{key}"), value: seq.to_be_bytes().to_vec() }))
+        .collect();
+    bus.produce_batch(&topic, records).await.unwrap();
+    let mut consumer = bus.consumer(&common::unique("g"), &[&topic]).unwrap();
+    let messages = collect(&mut consumer, 1000).await;
+    let mut by_key: BTreeMap<String, Vec<u32>> = BTreeMap::new();
+    let mut partitions = BTreeSet::new();
+    for m in &messages {
+        partitions.insert(m.partition);
+        by_key.entry(m.key_text().into_owned()).or_default().push(u32::from_be_bytes(m.value[..].try_into().unwrap()));
+    }
+    assert_eq!(by_key.len(), 10);
+    for (key, seqs) in by_key {
+        assert_eq!(seqs, (0..100).collect::<Vec<_>>(), "order of {key}");
+    }
+    assert!(partitions.len() > 1, "10 keys should spread over several of 3 partitions: {partitions:?}");
+    assert_eq!(bus.topics().await.unwrap().iter().find(|(name, _)| *name == topic).map(|(_, p)| *p), Some(3));
+}
+
+fn kafka_bus(test: &str) -> Option<KafkaBus> {
+    let brokers = common::test_brokers(test)?;
+    Some(KafkaBus::connect(KafkaSettings { brokers, client_id: "stockd-tests".into() }).unwrap())
+}
+
+macro_rules! conformance {
+    ($($name:ident),* $(,)?) => {
+        mod memory {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name(stockd::bus::MemoryBus::default()).await;
+                }
+            )*
+        }
+
+        mod kafka {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    if let Some(bus) = super::kafka_bus(concat!("kafka::", stringify!($name))) {
+                        super::$name(bus).await;
+                    }
+                }
+            )*
+        }
+    };
+}
+
+conformance!(
+    round_trip_with_keys,
+    a_new_group_reads_from_the_earliest,
+    a_group_resumes_after_its_committed_offset,
+    two_groups_read_the_same_topic_independently,
+    ten_thousand_messages_are_read_exactly_once,
+    three_partitions_keep_per_key_order,
+);
