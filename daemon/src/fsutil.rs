@@ -9,6 +9,17 @@ use std::path::Path;
 /// directory, so that after a crash `path` holds either the old or the new
 /// contents, never a mix. Creates the parent directory if needed.
 pub fn write_atomically(path: &Path, contents: &[u8]) -> io::Result<()> {
+    write_and_rename(path, contents, true)
+}
+
+/// Replaces `path` with `contents` atomically with respect to a process
+/// crash (temporary file + rename), without syncing: after a power loss the
+/// old contents may come back.
+pub fn replace(path: &Path, contents: &[u8]) -> io::Result<()> {
+    write_and_rename(path, contents, false)
+}
+
+fn write_and_rename(path: &Path, contents: &[u8], durable: bool) -> io::Result<()> {
     let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
     fs::create_dir_all(dir)?;
     let name = path.file_name().ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no file name"))?;
@@ -19,9 +30,11 @@ pub fn write_atomically(path: &Path, contents: &[u8]) -> io::Result<()> {
     let result = (|| {
         let mut file = File::create(&tmp)?;
         file.write_all(contents)?;
-        file.sync_all()?;
+        if durable {
+            file.sync_all()?;
+        }
         fs::rename(&tmp, path)?;
-        sync_dir(dir)
+        if durable { sync_dir(dir) } else { Ok(()) }
     })();
     if result.is_err() {
         let _ = fs::remove_file(&tmp);

@@ -192,9 +192,13 @@ impl Metrics {
         }
     }
 
-    /// How many investors are loaded, and how many of them quarantined.
-    pub fn investors(&self, loaded: usize, quarantined: usize) {
+    /// How many investors are loaded.
+    pub fn investors_loaded(&self, loaded: usize) {
         self.inner.investors_loaded.set(loaded as i64);
+    }
+
+    /// How many investors are quarantined.
+    pub fn investors_quarantined(&self, quarantined: usize) {
         self.inner.investors_quarantined.set(quarantined as i64);
     }
 

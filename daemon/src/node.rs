@@ -6,6 +6,7 @@
 //! writes what has been published so far (on the memory bus, everything),
 //! makes it durable and commits.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -15,7 +16,9 @@ use tokio_util::sync::CancellationToken;
 use crate::bus::{Bus, KafkaBus, KafkaSettings, MemoryBus, TopicSpec};
 use crate::config::{Config, Role};
 use crate::exchange::{self, Exchange};
+use crate::investor::{self, RuntimeSettings, Schedule};
 use crate::metrics::Metrics;
+use crate::plugin::{Change, PluginHost, PluginRegistry, RegistryWatcher};
 
 /// Runs `config`'s roles on the bus it names until `shutdown` is cancelled.
 pub async fn run(config: Config, metrics: Metrics, shutdown: CancellationToken) -> anyhow::Result<()> {
@@ -68,6 +71,24 @@ pub async fn run_on<B: Bus>(
             });
         }
     }
+    let _watcher = if config.roles.contains(&Role::Investors) {
+        let (registry, watcher) = open_plugins(&config)?;
+        let settings = RuntimeSettings {
+            stock_topic: config.topics.stock_exchange.clone(),
+            portfolio_topic: config.topics.portfolios.clone(),
+            data: config.data.clone(),
+            quarantine_after: config.investors.quarantine_after,
+        };
+        let schedule = Schedule::starting_now(config.interval);
+        let task = investor::run(bus.clone(), registry, schedule, settings, metrics.clone(), shutdown.clone());
+        producers.spawn(async move {
+            task.await;
+            Ok(())
+        });
+        Some(watcher)
+    } else {
+        None
+    };
     let summary = tokio::spawn(log_summaries(metrics.clone(), config.interval, shutdown.clone()));
     let mut first_error = None;
     while let Some(joined) = producers.join_next().await {
@@ -81,6 +102,20 @@ pub async fn run_on<B: Bus>(
     summary.abort();
     tracing::info!("stopped: {}", metrics.summary());
     first_error.map_or(Ok(()), Err)
+}
+
+/// Loads the plugin folder and starts watching it.
+fn open_plugins(config: &Config) -> anyhow::Result<(Arc<PluginRegistry>, RegistryWatcher)> {
+    let cache = config.investors.cache_dir.clone().unwrap_or_else(|| config.plugins.join(".cache"));
+    let host = PluginHost::new(config.investors.limits(), Some(cache))?;
+    let (registry, changes) = PluginRegistry::open(host, &config.plugins)
+        .context("cannot open the plugin folder (build the seed investors with `just plugins`)")?;
+    let loaded = changes.iter().filter(|c| matches!(c, Change::Loaded(_))).count();
+    tracing::info!(folder = %config.plugins.display(), "{loaded} investor(s) loaded; drop investorN.wasm files there to add or replace investors");
+    let registry = Arc::new(registry);
+    let watcher = RegistryWatcher::start(Arc::clone(&registry), config.investors.reload_debounce)
+        .with_context(|| format!("cannot watch {}", config.plugins.display()))?;
+    Ok((registry, watcher))
 }
 
 /// Logs the counters once per interval (at least every 10 s, at most every

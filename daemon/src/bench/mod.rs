@@ -3,6 +3,7 @@
 //! cover the per-call latencies.
 
 pub mod bus;
+pub mod valuation;
 
 /// Percentile `p` (0–100) of sorted `values`.
 pub fn percentile(sorted: &[f64], p: f64) -> f64 {

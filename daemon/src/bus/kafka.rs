@@ -164,6 +164,8 @@ impl Bus for KafkaBus {
             .set("enable.auto.commit", "false")
             .set("auto.offset.reset", "earliest")
             .set("enable.partition.eof", "false")
+            // A topic created after subscribing is seen within 10 s, not 5 min.
+            .set("topic.metadata.refresh.interval.ms", "10000")
             .create_with_context(QuietContext::default())
             .map_err(|e| kafka_error("consumer set-up", e))?;
         consumer.subscribe(topics).map_err(|e| kafka_error(format!("subscribe to {}", topics.join(",")), e))?;

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use clap::{Args, Subcommand};
 
 use crate::bench::bus::{self, BusBench};
+use crate::bench::valuation::{self, ValuationBench};
 use crate::bus::{KafkaBus, KafkaSettings, MemoryBus};
 
 #[derive(Debug, Args)]
@@ -15,6 +16,21 @@ pub struct BenchArgs {
 
 #[derive(Debug, Subcommand)]
 enum Bench {
+    /// Wall time of one valuation interval with many investors on the memory bus.
+    Valuation {
+        /// The plugin copied under every investor id (e.g. investors/investor1.wasm, target/test-plugins/wide.wasm).
+        #[arg(long, value_name = "FILE")]
+        plugin: std::path::PathBuf,
+        /// How many investors.
+        #[arg(long, default_value_t = 1000)]
+        investors: u32,
+        /// Intervals to time.
+        #[arg(long, default_value_t = 3)]
+        intervals: u64,
+        /// Where the plugin copies and checkpoints go (a temporary folder in it).
+        #[arg(long, value_name = "DIR", default_value = "/tmp")]
+        dir: std::path::PathBuf,
+    },
     /// Produce → consume throughput and latency of the memory bus, or of Kafka with --brokers.
     Bus {
         /// Kafka brokers; without them, the memory bus.
@@ -35,6 +51,29 @@ enum Bench {
 pub fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     match &args.what {
+        Bench::Valuation { plugin, investors, intervals, dir } => {
+            let dir = tempfile::tempdir_in(dir)?;
+            let bench = ValuationBench { plugin: plugin.clone(), investors: *investors, intervals: *intervals };
+            let report = runtime.block_on(valuation::run(&bench, dir.path()))?;
+            let mib = |bytes: u64| bytes as f64 / 1048576.0;
+            println!(
+                "valuation: {} investors, {} portfolios per interval; plugins loaded in {:.2} s; RSS {:.1} -> {:.1} MiB ({:.0} KiB per investor)",
+                report.investors,
+                report.portfolios,
+                report.load.as_secs_f64(),
+                mib(report.rss.0),
+                mib(report.rss.1),
+                report.rss.1.saturating_sub(report.rss.0) as f64 / 1024.0 / report.investors as f64
+            );
+            for (k, took) in report.intervals.iter().enumerate() {
+                println!(
+                    "  interval {}: {:.3} s ({:.0} valuations/s)",
+                    k + 1,
+                    took.as_secs_f64(),
+                    report.portfolios as f64 / took.as_secs_f64()
+                );
+            }
+        }
         Bench::Bus { brokers, messages, size, batch } => {
             let bench = BusBench { messages: *messages, size: *size, batch: *batch };
             let (name, report) = runtime.block_on(async {

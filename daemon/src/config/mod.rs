@@ -112,6 +112,10 @@ pub struct InvestorsConfig {
     /// Default `250ms`.
     #[serde(with = "duration")]
     pub reload_debounce: Duration,
+    /// Where compiled plugins are cached (by content hash), writable by the
+    /// daemon only. Default: `.cache` inside the plugin folder.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cache_dir: Option<PathBuf>,
 }
 
 /// How the sink makes rows durable before it commits their offsets.
@@ -185,6 +189,7 @@ impl Default for InvestorsConfig {
             max_memory_bytes: limits.max_memory_bytes,
             quarantine_after: 5,
             reload_debounce: Duration::from_millis(250),
+            cache_dir: None,
         }
     }
 }

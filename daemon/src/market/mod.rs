@@ -10,4 +10,4 @@ mod valuation;
 pub use ids::{IdError, InvestorId, PortfolioId};
 pub use tick::{Tick, TickError};
 pub use time::{ACCEPTED_FORMS, TimestampError, format_micros, format_seconds, now, parse_timestamp};
-pub use valuation::{Valuation, ValuationError, round_cents};
+pub use valuation::{Valuation, ValuationError, ValuationFields, nav_changes, round_cents};

@@ -31,6 +31,54 @@ pub fn round_cents(value: f64) -> f64 {
     (value * 100.0).round() / 100.0
 }
 
+/// A NAV rounded to cents, with its change and percentage change since
+/// `previous` (the rounded NAV of the previous valuation): 0 and 0 the first
+/// time, and a 0 % change from a previous NAV of 0.
+pub fn nav_changes(nav: f64, previous: Option<f64>) -> (f64, f64, f64) {
+    let nav = round_cents(nav);
+    match previous {
+        None => (nav, 0.0, 0.0),
+        Some(previous) => {
+            let change = nav - previous;
+            let pct = if previous == 0.0 { 0.0 } else { change / previous * 100.0 };
+            (nav, round_cents(change), round_cents(pct))
+        }
+    }
+}
+
+/// The fields of a valuation message, borrowed: what is encoded.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct ValuationFields<'a> {
+    /// PORTFOLIO.
+    #[serde(rename = "PORTFOLIO")]
+    pub portfolio: PortfolioId,
+    /// TIMESTAMP, formatted `YYYY-MM-DD HH:MM:SS`.
+    #[serde(rename = "TIMESTAMP")]
+    pub timestamp: &'a str,
+    /// NAV.
+    #[serde(rename = "NAV")]
+    pub nav: f64,
+    /// NAV_Change.
+    #[serde(rename = "NAV_Change")]
+    pub nav_change: f64,
+    /// NAV_Change_%.
+    #[serde(rename = "NAV_Change_%")]
+    pub nav_change_pct: f64,
+    /// INVESTOR, the display name.
+    #[serde(rename = "INVESTOR", skip_serializing_if = "Option::is_none")]
+    pub investor: Option<&'a str>,
+}
+
+impl ValuationFields<'_> {
+    /// The message value:
+    /// `{"PORTFOLIO":"1.2","TIMESTAMP":"2026-11-24 09:40:20","NAV":…,"NAV_Change":…,"NAV_Change_%":…,"INVESTOR":"Investor 1"}`.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(160);
+        serde_json::to_writer(&mut out, self).expect("a valuation always serialises");
+        out
+    }
+}
+
 impl Valuation {
     /// The valuation of `portfolio` at `nav`, with the change since
     /// `previous_nav` (the NAV of its previous valuation, if any).
@@ -41,36 +89,22 @@ impl Valuation {
         previous_nav: Option<f64>,
         investor: Option<String>,
     ) -> Valuation {
-        let nav = round_cents(nav);
-        let (nav_change, nav_change_pct) = match previous_nav {
-            None => (0.0, 0.0),
-            Some(previous) => {
-                let change = nav - previous;
-                let pct = if previous == 0.0 { 0.0 } else { change / previous * 100.0 };
-                (round_cents(change), round_cents(pct))
-            }
-        };
+        let (nav, nav_change, nav_change_pct) = nav_changes(nav, previous_nav);
         Valuation { portfolio, at: at.with_nanosecond(0).unwrap_or(at), nav, nav_change, nav_change_pct, investor }
     }
 
-    /// The message value:
-    /// `{"PORTFOLIO":"1.2","TIMESTAMP":"2026-11-24 09:40:20","NAV":…,"NAV_Change":…,"NAV_Change_%":…,"INVESTOR":"Investor 1"}`.
+    /// The message value (see [`ValuationFields::encode`]).
     pub fn encode(&self) -> Vec<u8> {
-        self.encode_at(&format_seconds(self.at))
-    }
-
-    /// [`encode`](Self::encode) with the timestamp already formatted (a
-    /// whole interval shares one).
-    pub fn encode_at(&self, timestamp: &str) -> Vec<u8> {
-        let json = ValuationJson {
+        let timestamp = format_seconds(self.at);
+        ValuationFields {
             portfolio: self.portfolio,
-            timestamp,
+            timestamp: &timestamp,
             nav: self.nav,
             nav_change: self.nav_change,
             nav_change_pct: self.nav_change_pct,
             investor: self.investor.as_deref(),
-        };
-        serde_json::to_vec(&json).expect("a valuation always serialises")
+        }
+        .encode()
     }
 
     /// Reads a message value, strictly: PORTFOLIO must be a valid `N.P`, the
@@ -109,22 +143,6 @@ impl Valuation {
             investor,
         })
     }
-}
-
-#[derive(Serialize)]
-struct ValuationJson<'a> {
-    #[serde(rename = "PORTFOLIO")]
-    portfolio: PortfolioId,
-    #[serde(rename = "TIMESTAMP")]
-    timestamp: &'a str,
-    #[serde(rename = "NAV")]
-    nav: f64,
-    #[serde(rename = "NAV_Change")]
-    nav_change: f64,
-    #[serde(rename = "NAV_Change_%")]
-    nav_change_pct: f64,
-    #[serde(rename = "INVESTOR", skip_serializing_if = "Option::is_none")]
-    investor: Option<&'a str>,
 }
 
 /// Why a `Portfolios` message is not a valuation.

@@ -107,3 +107,37 @@ pub fn unique(prefix: &str) -> String {
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
     format!("{prefix}-{}-{nanos:08x}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed))
 }
+
+/// The seed's holdings (DESIGN.md), portfolio id → [(ticker, shares)], and
+/// those of the `investor2_v2` test guest, for independent NAV checks.
+pub fn holdings(portfolio: &str) -> Option<&'static [(&'static str, f64)]> {
+    Some(match portfolio {
+        "1.1" => {
+            &[("IBM", 1000.0), ("AAPL", 1200.0), ("FB", 900.0), ("AMZN", 2300.0), ("GOOG", 1400.0), ("TWTR", 400.0)]
+        }
+        "1.2" => {
+            &[("LNKD", 900.0), ("INTC", 600.0), ("AMD", 1100.0), ("MSFT", 1200.0), ("DELL", 700.0), ("ORKL", 1200.0)]
+        }
+        "2.1" => &[("HPQ", 600.0), ("CSCO", 1200.0), ("ZM", 1400.0), ("QCOM", 900.0), ("ADBE", 800.0), ("VZ", 1200.0)],
+        "2.2" => &[("TXN", 1100.0), ("CRM", 600.0), ("AVGO", 700.0), ("NVDA", 1100.0), ("VMW", 600.0), ("EBAY", 800.0)],
+        "3.1" => &[("HPQ", 1200.0), ("ZM", 750.0), ("DELL", 800.0), ("NVDA", 1250.0), ("IBM", 900.0), ("INTC", 1000.0)],
+        "3.2" => {
+            &[("VZ", 1150.0), ("AVGO", 900.0), ("TWTR", 1200.0), ("AAPL", 1200.0), ("DELL", 500.0), ("ORKL", 900.0)]
+        }
+        _ => return None,
+    })
+}
+
+/// `investor2_v2`'s holdings: 2.1 rebalanced, 2.3 new.
+pub fn holdings_v2(portfolio: &str) -> Option<&'static [(&'static str, f64)]> {
+    Some(match portfolio {
+        "2.1" => &[("HPQ", 1000.0), ("CSCO", 1000.0), ("ZM", 1000.0)],
+        "2.3" => &[("NVDA", 100.0), ("AVGO", 100.0)],
+        _ => return None,
+    })
+}
+
+/// Rounds to cents.
+pub fn cents(value: f64) -> f64 {
+    (value * 100.0).round() / 100.0
+}

@@ -1,0 +1,128 @@
+//! One interval's wall time: `investors` copies of a plugin (the seed's
+//! investor1, or the 1,000-portfolio `wide` test guest) valued by the real
+//! runtime on the memory bus, from the interval's start until every
+//! valuation is on the portfolio topic. That covers the plugin calls, the
+//! change computation, the encoding, the checkpoints and the publishing.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use tokio_util::sync::CancellationToken;
+
+use crate::bus::{Bus, Consumer, MemoryBus, TopicSpec};
+use crate::investor::{self, RuntimeSettings, Schedule};
+use crate::market::{Tick, now};
+use crate::metrics::Metrics;
+use crate::plugin::{PluginHost, PluginLimits, PluginRegistry};
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct ValuationBench {
+    /// The plugin file copied under every investor id.
+    pub plugin: std::path::PathBuf,
+    /// How many investors.
+    pub investors: u32,
+    /// Intervals to time.
+    pub intervals: u64,
+}
+
+/// What was measured.
+#[derive(Debug, Clone)]
+pub struct ValuationReport {
+    /// Investors loaded.
+    pub investors: usize,
+    /// Portfolios valued per interval.
+    pub portfolios: usize,
+    /// Time to load every plugin (from the compiled cache after the first).
+    pub load: Duration,
+    /// Per interval, from its start to its last valuation on the topic.
+    pub intervals: Vec<Duration>,
+    /// RSS before and after loading and running the investors.
+    pub rss: (u64, u64),
+}
+
+const TICKERS: [(&str, f64); 24] = [
+    ("IBM", 123.20),
+    ("AAPL", 125.35),
+    ("FB", 264.30),
+    ("AMZN", 3159.50),
+    ("GOOG", 2083.80),
+    ("TWTR", 71.90),
+    ("LNKD", 45.00),
+    ("INTC", 63.20),
+    ("AMD", 86.90),
+    ("MSFT", 234.50),
+    ("DELL", 81.70),
+    ("ORKL", 64.70),
+    ("HPQ", 28.00),
+    ("CSCO", 45.70),
+    ("ZM", 385.20),
+    ("QCOM", 141.10),
+    ("ADBE", 476.60),
+    ("VZ", 57.10),
+    ("TXN", 179.40),
+    ("CRM", 240.50),
+    ("AVGO", 480.90),
+    ("NVDA", 580.00),
+    ("VMW", 146.80),
+    ("EBAY", 59.40),
+];
+
+/// Runs the benchmark in `dir` (plugins and state go there).
+pub async fn run(bench: &ValuationBench, dir: &Path) -> anyhow::Result<ValuationReport> {
+    let plugins = dir.join("investors");
+    std::fs::create_dir_all(&plugins)?;
+    for n in 1..=bench.investors {
+        let target = plugins.join(format!("investor{n}.wasm"));
+        if std::fs::hard_link(&bench.plugin, &target).is_err() {
+            std::fs::copy(&bench.plugin, &target).with_context(|| format!("copying {}", bench.plugin.display()))?;
+        }
+    }
+    let rss_before = super::rss_bytes().unwrap_or(0);
+    let loading = Instant::now();
+    let host = PluginHost::new(PluginLimits::default(), Some(dir.join("cache")))?;
+    let (registry, _) = PluginRegistry::open(host, &plugins)?;
+    let load = loading.elapsed();
+    let registry = Arc::new(registry);
+    let loaded = registry.plugins();
+    anyhow::ensure!(
+        loaded.len() == bench.investors as usize,
+        "only {} of {} plugins loaded",
+        loaded.len(),
+        bench.investors
+    );
+    let portfolios: usize = loaded.values().map(|image| image.portfolios().len()).sum();
+
+    let bus = MemoryBus::default();
+    let (stock, portfolio_topic) = ("StockExchange".to_string(), "Portfolios".to_string());
+    let specs = [&stock, &portfolio_topic].map(|name| TopicSpec { name: name.clone(), partitions: 1, replication: 1 });
+    bus.create_topics(&specs).await?;
+    for (ticker, price) in TICKERS {
+        bus.produce(&stock, ticker, Tick { ticker: ticker.to_string(), price, at: now() }.encode()).await?;
+    }
+    let mut follower = bus.consumer("bench-follower", &[&portfolio_topic])?;
+    // Room for every worker to start and read the ticks before interval 1.
+    let interval = Duration::from_secs(5).max(Duration::from_millis(u64::from(bench.investors) * 4));
+    let schedule = Schedule::starting_now(interval);
+    let settings = RuntimeSettings { stock_topic: stock, portfolio_topic, data: dir.join("data"), quarantine_after: 5 };
+    let shutdown = CancellationToken::new();
+    let runtime =
+        tokio::spawn(investor::run(bus.clone(), registry, schedule, settings, Metrics::new(), shutdown.clone()));
+    let mut intervals = Vec::new();
+    for k in 1..=bench.intervals {
+        let mut received = 0;
+        while received < portfolios {
+            let batch = follower.poll(100_000, interval * 2).await?;
+            anyhow::ensure!(!batch.is_empty(), "interval {k}: only {received} of {portfolios} valuations arrived");
+            received += batch.len();
+        }
+        let start = schedule.boundary(k).into_std();
+        intervals.push(Instant::now().saturating_duration_since(start));
+    }
+    let rss_after = super::rss_bytes().unwrap_or(0);
+    shutdown.cancel();
+    runtime.await?;
+    Ok(ValuationReport { investors: loaded.len(), portfolios, load, intervals, rss: (rss_before, rss_after) })
+}

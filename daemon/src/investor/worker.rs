@@ -1,0 +1,396 @@
+//! One investor at work: it reads ticks into its price book and, at every
+//! interval, values its portfolios with its plugin, publishes the
+//! valuations, checkpoints and commits.
+//!
+//! The order of one interval, and what a crash between two steps leaves:
+//! 1. value (plugin call) — nothing written yet: the interval is redone.
+//! 2. checkpoint with the interval pending (fsync) — a restart publishes
+//!    it: no valuation is lost, none is recomputed.
+//! 3. publish — a restart republishes it (the same messages).
+//! 4. mark it published (no fsync) — nothing to redo.
+//! 5. commit the tick offsets — ticks after the committed offset are read
+//!    again; those the checkpoint already reflects are skipped.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::sync::Semaphore;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::book::PriceBook;
+use super::schedule::Schedule;
+use super::state::{InvestorState, Pending, StateError, state_path};
+use crate::bus::{Bus, Consumer, Positions};
+use crate::market::{InvestorId, PortfolioId, format_seconds, nav_changes};
+use crate::metrics::Metrics;
+use crate::plugin::{PluginError, PluginImage, PluginInstance, PluginRegistry, PortfolioNav, Quote};
+
+/// Longest wait for ticks before checking the schedule and shutdown again.
+const POLL_SLICE: Duration = Duration::from_millis(100);
+/// Most ticks taken per poll.
+const POLL_BATCH: usize = 10_000;
+
+/// What every investor of a process shares.
+pub(crate) struct Shared<B> {
+    pub(crate) bus: B,
+    pub(crate) registry: Arc<PluginRegistry>,
+    pub(crate) schedule: Schedule,
+    pub(crate) settings: super::RuntimeSettings,
+    pub(crate) metrics: Metrics,
+    /// Bounds concurrent plugin calls to the cores available.
+    pub(crate) plugin_calls: Arc<Semaphore>,
+    /// Investors currently quarantined.
+    pub(crate) quarantined: Mutex<BTreeSet<InvestorId>>,
+}
+
+/// Why a worker ended.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Exit {
+    /// The daemon is stopping.
+    Shutdown,
+    /// The plugin file was removed.
+    Unloaded,
+}
+
+struct Worker<B: Bus> {
+    shared: Arc<Shared<B>>,
+    investor: InvestorId,
+    image: Arc<PluginImage>,
+    /// Taken while a call runs on the blocking pool.
+    instance: Option<PluginInstance>,
+    consumer: B::Consumer,
+    book: PriceBook,
+    state_path: PathBuf,
+    navs: BTreeMap<u32, f64>,
+    /// How many intervals this investor has valued, ever.
+    interval: u64,
+    /// The last interval's valuations, until the broker acknowledged them.
+    pending: Option<Pending>,
+    failures: u32,
+    quarantined: bool,
+    missing_logged: BTreeSet<String>,
+    /// Whether the state moved since the last durable checkpoint.
+    dirty: bool,
+    /// The positions in the last durable checkpoint: the only ones that may
+    /// be committed.
+    durable_positions: Positions,
+    /// The positions last committed.
+    committed_positions: Positions,
+}
+
+/// Runs investor `investor` until it is unloaded or the daemon stops.
+pub(crate) async fn run<B: Bus>(
+    shared: Arc<Shared<B>>,
+    investor: InvestorId,
+    shutdown: CancellationToken,
+) -> anyhow::Result<Exit> {
+    let Some(image) = shared.registry.plugins().get(&investor).cloned() else {
+        return Ok(Exit::Unloaded);
+    };
+    let mut worker = Worker::start(shared, investor, image).await?;
+    let result = worker.work(&shutdown).await;
+    worker.set_quarantined(false);
+    result
+}
+
+impl<B: Bus> Worker<B> {
+    async fn start(shared: Arc<Shared<B>>, investor: InvestorId, image: Arc<PluginImage>) -> anyhow::Result<Self> {
+        let settings = &shared.settings;
+        let state_path = state_path(&settings.data, investor);
+        let identity = shared.bus.identity();
+        let state = match InvestorState::load(&state_path) {
+            Ok(state) => state.unwrap_or_default(),
+            Err(error @ StateError::Corrupt { .. }) => {
+                let kept = state_path.with_extension(format!("corrupt-{}", std::process::id()));
+                tracing::error!(investor = %investor, "{error}; starting afresh, the file is kept as {}", kept.display());
+                std::fs::rename(&state_path, &kept)
+                    .with_context(|| format!("moving {} aside", state_path.display()))?;
+                InvestorState::default()
+            }
+            Err(error) => return Err(error.into()),
+        };
+        let mut book = PriceBook::restore(state.prices, state.positions);
+        let mut pending = state.pending;
+        if !state.bus.is_empty() && state.bus != identity {
+            // Offsets of another bus (a restarted memory bus starts at 0).
+            book.forget_positions();
+            if let Some(dropped) = pending.take() {
+                tracing::warn!(investor = %investor, "dropping interval {} of a previous bus ({}): it may not have been published", dropped.interval, state.bus);
+            }
+        }
+        let group = format!("investor-{investor}");
+        let consumer = shared.bus.consumer(&group, &[&settings.stock_topic])?;
+        tracing::info!(investor = %investor, name = image.name(), group, "investor started at interval {}", state.interval);
+        Ok(Worker {
+            shared,
+            investor,
+            image,
+            instance: None,
+            consumer,
+            book,
+            state_path,
+            navs: state.navs,
+            interval: state.interval,
+            pending,
+            failures: 0,
+            quarantined: false,
+            missing_logged: BTreeSet::new(),
+            dirty: false,
+            durable_positions: Positions::new(),
+            committed_positions: Positions::new(),
+        })
+    }
+
+    async fn work(&mut self, shutdown: &CancellationToken) -> anyhow::Result<Exit> {
+        let schedule = self.shared.schedule;
+        let mut next = schedule.current(Instant::now()) + 1;
+        loop {
+            if shutdown.is_cancelled() {
+                self.checkpoint_and_commit().await?;
+                return Ok(Exit::Shutdown);
+            }
+            let now = Instant::now();
+            if now >= schedule.boundary(next) {
+                let due = schedule.current(now);
+                if due > next {
+                    tracing::warn!(investor = %self.investor, "skipped {} intervals (the previous one overran)", due - next);
+                }
+                if let Some(exit) = self.run_interval(due).await? {
+                    self.checkpoint_and_commit().await?;
+                    return Ok(exit);
+                }
+                next = due + 1;
+                continue;
+            }
+            let wait = schedule.boundary(next).saturating_duration_since(now).min(POLL_SLICE);
+            self.read_ticks(wait).await;
+        }
+    }
+
+    /// Reads the ticks available within `wait` into the book.
+    async fn read_ticks(&mut self, wait: Duration) {
+        match self.consumer.poll(POLL_BATCH, wait).await {
+            Ok(messages) if !messages.is_empty() => {
+                let applied = self.book.apply(&messages);
+                for (offset, reason) in &applied.rejected {
+                    tracing::warn!(investor = %self.investor, offset, "malformed tick skipped: {reason}");
+                }
+                self.shared.metrics.ticks_consumed(self.investor.get(), applied.ticks, applied.rejected.len() as u64);
+                self.dirty = true;
+            }
+            Ok(_) => {}
+            Err(error) => {
+                tracing::warn!(investor = %self.investor, "reading ticks: {error}");
+                tokio::time::sleep(wait).await;
+            }
+        }
+    }
+
+    /// Interval `k`: follow plugin changes, value, publish, checkpoint,
+    /// commit. Returns an exit when the plugin is gone.
+    async fn run_interval(&mut self, k: u64) -> anyhow::Result<Option<Exit>> {
+        match self.shared.registry.plugins().get(&self.investor) {
+            None => {
+                tracing::info!(investor = %self.investor, "plugin removed: investor stopped");
+                return Ok(Some(Exit::Unloaded));
+            }
+            Some(latest) if latest.generation() != self.image.generation() => self.switch_to(Arc::clone(latest)),
+            Some(_) => {}
+        }
+        // Ticks already waiting belong to this interval.
+        self.read_ticks(Duration::ZERO).await;
+        if self.pending.is_some() {
+            self.publish_pending().await;
+        }
+        if self.pending.is_none()
+            && !self.quarantined
+            && let Some(quotes) = self.quotes()
+        {
+            match self.evaluate(quotes).await {
+                Ok(navs) => {
+                    self.failures = 0;
+                    self.stage(k, &navs);
+                    self.save_state().await?;
+                    self.publish_pending().await;
+                }
+                Err(error) => self.failed(&error),
+            }
+        }
+        self.checkpoint_and_commit().await?;
+        Ok(None)
+    }
+
+    /// Takes a new version of the plugin from the next call on. NAVs of
+    /// portfolio ids it still has carry over; others are forgotten.
+    fn switch_to(&mut self, image: Arc<PluginImage>) {
+        let ids: BTreeSet<u32> = image.portfolios().iter().map(|p| p.id).collect();
+        self.navs.retain(|id, _| ids.contains(id));
+        tracing::info!(
+            investor = %self.investor, name = image.name(), path = %image.path().display(),
+            "switching to the new plugin version; NAV changes continue for {} portfolio(s)", self.navs.len()
+        );
+        self.image = image;
+        self.instance = None;
+        self.failures = 0;
+        self.set_quarantined(false);
+        self.missing_logged.clear();
+    }
+
+    /// The latest price of every ticker held, or `None` (logged once per
+    /// missing ticker) when one has none yet.
+    fn quotes(&mut self) -> Option<Vec<Quote>> {
+        let mut quotes = Vec::with_capacity(self.image.tickers().len());
+        let mut missing = Vec::new();
+        for ticker in self.image.tickers() {
+            match self.book.price(ticker) {
+                Some(price) => quotes.push(Quote { ticker: ticker.clone(), price }),
+                None => missing.push(ticker.clone()),
+            }
+        }
+        if missing.is_empty() {
+            return Some(quotes);
+        }
+        self.shared.metrics.valuation_missing_price(self.investor.get());
+        let new: Vec<String> = missing.into_iter().filter(|t| self.missing_logged.insert(t.clone())).collect();
+        if !new.is_empty() {
+            tracing::warn!(
+                investor = %self.investor,
+                "no price yet for {}: nothing published until every ticker held has one", new.join(", ")
+            );
+        }
+        None
+    }
+
+    /// Calls `evaluate` on the blocking pool, at most one call per core at
+    /// a time across investors.
+    async fn evaluate(&mut self, quotes: Vec<Quote>) -> Result<Vec<PortfolioNav>, PluginError> {
+        let permit =
+            Arc::clone(&self.shared.plugin_calls).acquire_owned().await.expect("the semaphore is never closed");
+        let mut instance = self.instance.take().unwrap_or_else(|| self.image.instantiate());
+        let started = std::time::Instant::now();
+        let (instance, result) = tokio::task::spawn_blocking(move || {
+            let result = instance.evaluate(&quotes);
+            drop(permit);
+            (instance, result)
+        })
+        .await
+        .expect("a plugin call cannot panic the host");
+        self.instance = Some(instance);
+        self.shared.metrics.plugin_call(
+            self.investor.get(),
+            started.elapsed(),
+            result.as_ref().err().map(PluginError::kind),
+        );
+        result
+    }
+
+    /// Makes interval `k` (of the schedule) this investor's next interval:
+    /// moves the NAVs and keeps what is needed to publish it.
+    fn stage(&mut self, k: u64, navs: &[PortfolioNav]) {
+        let previous = std::mem::take(&mut self.navs);
+        for nav in navs {
+            let (rounded, change, pct) = nav_changes(nav.nav, previous.get(&nav.portfolio).copied());
+            let id = PortfolioId { investor: self.investor, number: nav.portfolio };
+            tracing::info!(
+                investor = %self.investor, portfolio = %id, nav = rounded, change, pct,
+                "{id} NAV {rounded:.2} change {change:.2} ({pct:.2}%)"
+            );
+            self.navs.insert(nav.portfolio, rounded);
+        }
+        self.interval += 1;
+        self.pending = Some(Pending {
+            interval: self.interval,
+            timestamp: format_seconds(self.shared.schedule.timestamp(k)),
+            investor: self.image.name().to_string(),
+            previous,
+        });
+        self.dirty = true;
+    }
+
+    /// Publishes the pending interval; on success records it, on failure
+    /// keeps it for the next interval.
+    async fn publish_pending(&mut self) {
+        let Some(pending) = &self.pending else { return };
+        let records = pending.records(self.investor, &self.navs);
+        let count = records.len() as u64;
+        let topic = &self.shared.settings.portfolio_topic;
+        match self.shared.bus.produce_batch(topic, records).await {
+            Ok(()) => {
+                self.shared.metrics.valuations_published(self.investor.get(), count);
+                let (path, interval) = (self.state_path.clone(), pending.interval);
+                self.pending = None;
+                match tokio::task::spawn_blocking(move || InvestorState::mark_published(&path, interval)).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(error)) => tracing::warn!(investor = %self.investor, "{error}"),
+                    Err(error) => tracing::warn!(investor = %self.investor, "{error}"),
+                }
+            }
+            Err(error) => {
+                tracing::error!(investor = %self.investor, "publishing {count} valuations failed (retried next interval): {error}");
+            }
+        }
+    }
+
+    /// A failed plugin call: counted; after `quarantine_after` in a row the
+    /// investor is quarantined until its file changes.
+    fn failed(&mut self, error: &PluginError) {
+        self.failures += 1;
+        let limit = self.shared.settings.quarantine_after;
+        tracing::warn!(investor = %self.investor, failures = self.failures, "nothing published this interval: {error}");
+        if self.failures >= limit {
+            tracing::error!(investor = %self.investor, "quarantined after {limit} consecutive failures; replace investor{}.wasm to retry", self.investor);
+            self.set_quarantined(true);
+        }
+    }
+
+    fn set_quarantined(&mut self, quarantined: bool) {
+        self.quarantined = quarantined;
+        let mut set = self.shared.quarantined.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if quarantined {
+            set.insert(self.investor);
+        } else {
+            set.remove(&self.investor);
+        }
+        self.shared.metrics.investors_quarantined(set.len());
+    }
+
+    /// Writes the checkpoint durably (on the blocking pool); its positions
+    /// become committable.
+    async fn save_state(&mut self) -> anyhow::Result<()> {
+        let state = InvestorState {
+            bus: self.shared.bus.identity(),
+            interval: self.interval,
+            navs: self.navs.clone(),
+            prices: self.book.prices().clone(),
+            positions: self.book.positions().clone(),
+            pending: self.pending.clone(),
+        };
+        let path = self.state_path.clone();
+        let positions = state.positions.clone();
+        tokio::task::spawn_blocking(move || state.save(&path)).await??;
+        self.dirty = false;
+        self.durable_positions = positions;
+        Ok(())
+    }
+
+    /// Makes the state durable, then commits the positions it holds.
+    async fn checkpoint_and_commit(&mut self) -> anyhow::Result<()> {
+        if self.dirty {
+            self.save_state().await?;
+        }
+        if self.durable_positions == self.committed_positions {
+            return Ok(());
+        }
+        match self.consumer.commit(&self.durable_positions).await {
+            Ok(()) => self.committed_positions = self.durable_positions.clone(),
+            // Not fatal: the checkpoint holds the positions; a restart
+            // re-reads from the older commit and skips what it reflects.
+            Err(error) => tracing::warn!(investor = %self.investor, "committing tick offsets: {error}"),
+        }
+        Ok(())
+    }
+}
