@@ -18,3 +18,4 @@ pub mod market;
 pub mod metrics;
 pub mod node;
 pub mod plugin;
+pub mod sink;

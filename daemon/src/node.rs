@@ -19,13 +19,17 @@ use crate::exchange::{self, Exchange};
 use crate::investor::{self, RuntimeSettings, Schedule};
 use crate::metrics::Metrics;
 use crate::plugin::{Change, PluginHost, PluginRegistry, RegistryWatcher};
+use crate::sink::{self, SinkSettings};
 
 /// Runs `config`'s roles on the bus it names until `shutdown` is cancelled.
 pub async fn run(config: Config, metrics: Metrics, shutdown: CancellationToken) -> anyhow::Result<()> {
     match &config.brokers {
         None => run_on(MemoryBus::new(config.memory_bus.retention), config, metrics, shutdown).await,
         Some(brokers) => {
-            let settings = KafkaSettings { brokers: brokers.clone(), client_id: "stockd".to_string() };
+            let settings = KafkaSettings {
+                session_timeout: config.kafka.session_timeout,
+                ..KafkaSettings::new(brokers.clone(), "stockd")
+            };
             let bus = KafkaBus::connect(settings).context("connecting to Kafka")?;
             run_on(bus, config, metrics, shutdown).await
         }
@@ -89,6 +93,27 @@ pub async fn run_on<B: Bus>(
     } else {
         None
     };
+    // The sink stops last, after writing what the producers published.
+    let sink_stop = CancellationToken::new();
+    let sink = if config.roles.contains(&Role::Sink) {
+        let settings = SinkSettings {
+            topic: config.topics.portfolios.clone(),
+            data: config.data.clone(),
+            open_files: config.sink.open_files,
+            sync: config.sink.sync,
+            batch: config.sink.batch,
+        };
+        let (bus, metrics, stop, shutdown) = (bus.clone(), metrics.clone(), sink_stop.clone(), shutdown.clone());
+        Some(tokio::spawn(async move {
+            let result = sink::run(bus, settings, metrics, stop).await;
+            if result.is_err() {
+                shutdown.cancel();
+            }
+            result
+        }))
+    } else {
+        None
+    };
     let summary = tokio::spawn(log_summaries(metrics.clone(), config.interval, shutdown.clone()));
     let mut first_error = None;
     while let Some(joined) = producers.join_next().await {
@@ -97,6 +122,22 @@ pub async fn run_on<B: Bus>(
             tracing::error!("{error:#}");
             shutdown.cancel();
             first_error.get_or_insert(error);
+        }
+    }
+    // Producers end only when stopped; with none (a sink-only process),
+    // wait for the stop here.
+    shutdown.cancelled().await;
+    sink_stop.cancel();
+    if let Some(sink) = sink {
+        match sink.await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => {
+                tracing::error!("{error}");
+                first_error.get_or_insert(error.into());
+            }
+            Err(panic) => {
+                first_error.get_or_insert(panic.into());
+            }
         }
     }
     summary.abort();

@@ -146,7 +146,7 @@ async fn three_partitions_keep_per_key_order<B: Bus>(bus: B) {
 
 fn kafka_bus(test: &str) -> Option<KafkaBus> {
     let brokers = common::test_brokers(test)?;
-    Some(KafkaBus::connect(KafkaSettings { brokers, client_id: "stockd-tests".into() }).unwrap())
+    Some(KafkaBus::connect(KafkaSettings::new(brokers, "stockd-tests")).unwrap())
 }
 
 macro_rules! conformance {

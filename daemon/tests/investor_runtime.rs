@@ -246,7 +246,7 @@ async fn a_failing_investor_is_quarantined_without_delaying_the_others() {
 
 fn kafka_bus(test: &str) -> Option<KafkaBus> {
     let brokers = common::test_brokers(test)?;
-    Some(KafkaBus::connect(KafkaSettings { brokers, client_id: "stockd-tests".into() }).unwrap())
+    Some(KafkaBus::connect(KafkaSettings::new(brokers, "stockd-tests")).unwrap())
 }
 
 macro_rules! on_both_buses {

@@ -3,6 +3,7 @@
 //! cover the per-call latencies.
 
 pub mod bus;
+pub mod sink;
 pub mod valuation;
 
 /// Percentile `p` (0–100) of sorted `values`.

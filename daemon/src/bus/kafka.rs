@@ -35,6 +35,17 @@ pub struct KafkaSettings {
     pub brokers: String,
     /// The client id the broker sees.
     pub client_id: String,
+    /// How long a consumer may go silent before the group gives its
+    /// partitions to another member: a killed process's partitions wait
+    /// this long.
+    pub session_timeout: Duration,
+}
+
+impl KafkaSettings {
+    /// Settings for `brokers` with the default session timeout (10 s).
+    pub fn new(brokers: impl Into<String>, client_id: impl Into<String>) -> Self {
+        KafkaSettings { brokers: brokers.into(), client_id: client_id.into(), session_timeout: Duration::from_secs(10) }
+    }
 }
 
 /// The Kafka bus. Cheap to clone; clones share the producer.
@@ -166,6 +177,8 @@ impl Bus for KafkaBus {
             .set("enable.partition.eof", "false")
             // A topic created after subscribing is seen within 10 s, not 5 min.
             .set("topic.metadata.refresh.interval.ms", "10000")
+            .set("session.timeout.ms", self.settings.session_timeout.as_millis().to_string())
+            .set("heartbeat.interval.ms", (self.settings.session_timeout.as_millis() / 3).max(100).to_string())
             .create_with_context(QuietContext::default())
             .map_err(|e| kafka_error("consumer set-up", e))?;
         consumer.subscribe(topics).map_err(|e| kafka_error(format!("subscribe to {}", topics.join(",")), e))?;

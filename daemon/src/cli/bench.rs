@@ -5,8 +5,10 @@ use std::process::ExitCode;
 use clap::{Args, Subcommand};
 
 use crate::bench::bus::{self, BusBench};
+use crate::bench::sink::{self, SinkBench};
 use crate::bench::valuation::{self, ValuationBench};
 use crate::bus::{KafkaBus, KafkaSettings, MemoryBus};
+use crate::config::SyncMode;
 
 #[derive(Debug, Args)]
 pub struct BenchArgs {
@@ -16,6 +18,27 @@ pub struct BenchArgs {
 
 #[derive(Debug, Subcommand)]
 enum Bench {
+    /// Rows per second the sink writes into many files (rows already on the memory bus).
+    Sink {
+        /// Distinct portfolio files.
+        #[arg(long, default_value_t = 1000)]
+        files: u32,
+        /// Rows in all.
+        #[arg(long, default_value_t = 2_000_000)]
+        rows: u32,
+        /// Messages per batch.
+        #[arg(long, default_value_t = 10_000)]
+        batch: usize,
+        /// Open file handles kept.
+        #[arg(long, default_value_t = 512)]
+        open_files: usize,
+        /// How batches are made durable.
+        #[arg(long, value_enum, default_value = "file")]
+        sync: SyncArg,
+        /// Where the data folder goes (a temporary folder in it).
+        #[arg(long, value_name = "DIR", default_value = "/tmp")]
+        dir: std::path::PathBuf,
+    },
     /// Wall time of one valuation interval with many investors on the memory bus.
     Valuation {
         /// The plugin copied under every investor id (e.g. investors/investor1.wasm, target/test-plugins/wide.wasm).
@@ -48,9 +71,47 @@ enum Bench {
     },
 }
 
+/// `--sync` values.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum SyncArg {
+    /// fsync every touched file per batch.
+    File,
+    /// One syncfs per batch.
+    Filesystem,
+    /// No sync.
+    None,
+}
+
+impl SyncArg {
+    fn mode(self) -> SyncMode {
+        match self {
+            SyncArg::File => SyncMode::File,
+            SyncArg::Filesystem => SyncMode::Filesystem,
+            SyncArg::None => SyncMode::None,
+        }
+    }
+}
+
 pub fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     match &args.what {
+        Bench::Sink { files, rows, batch, open_files, sync, dir } => {
+            let dir = tempfile::tempdir_in(dir)?;
+            let bench =
+                SinkBench { files: *files, rows: *rows, batch: *batch, open_files: *open_files, sync: sync.mode() };
+            let report = runtime.block_on(sink::run(&bench, dir.path()))?;
+            println!(
+                "sink: {} rows into {} files, batches of {}, sync {:?}, {} open handles: {:.2} s, {:.0} rows/s, peak RSS {:.0} MiB",
+                report.rows,
+                files,
+                batch,
+                bench.sync,
+                open_files,
+                report.elapsed.as_secs_f64(),
+                report.rows as f64 / report.elapsed.as_secs_f64(),
+                report.peak_rss as f64 / 1048576.0
+            );
+        }
         Bench::Valuation { plugin, investors, intervals, dir } => {
             let dir = tempfile::tempdir_in(dir)?;
             let bench = ValuationBench { plugin: plugin.clone(), investors: *investors, intervals: *intervals };
@@ -83,10 +144,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
                         bus::run(MemoryBus::default(), &bench).await?,
                     )),
                     Some(brokers) => {
-                        let kafka = KafkaBus::connect(KafkaSettings {
-                            brokers: brokers.clone(),
-                            client_id: "stockd-bench".into(),
-                        })?;
+                        let kafka = KafkaBus::connect(KafkaSettings::new(brokers.clone(), "stockd-bench"))?;
                         Ok((format!("kafka bus ({brokers})"), bus::run(kafka, &bench).await?))
                     }
                 }

@@ -32,7 +32,7 @@ pub fn run(args: &TailArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn tail(args: &TailArgs) -> anyhow::Result<()> {
-    let bus = KafkaBus::connect(KafkaSettings { brokers: args.brokers.clone(), client_id: "stockd-tail".into() })?;
+    let bus = KafkaBus::connect(KafkaSettings::new(args.brokers.clone(), "stockd-tail"))?;
     let topics = bus.topics().await.context("listing topics")?;
     if !topics.iter().any(|(name, _)| *name == args.topic) {
         let names: Vec<&str> = topics.iter().map(|(name, _)| name.as_str()).collect();

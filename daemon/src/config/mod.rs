@@ -62,6 +62,8 @@ pub struct Config {
     pub http: Option<SocketAddr>,
     /// Topic names and layout.
     pub topics: TopicsConfig,
+    /// Kafka client settings (used with `brokers`).
+    pub kafka: KafkaConfig,
     /// The embedded memory bus (used when `brokers` is unset).
     pub memory_bus: MemoryBusConfig,
     /// The simulated exchanges.
@@ -85,6 +87,24 @@ pub struct TopicsConfig {
     pub partitions: i32,
     /// Replication factor when stockd creates a topic. Default 1.
     pub replication: i16,
+}
+
+/// Kafka client settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct KafkaConfig {
+    /// How long a consumer may go silent before its group hands its
+    /// partitions to another member: after a crash, the restarted process
+    /// waits up to this long. Kafka brokers accept 6s to 5m by default.
+    /// Default `10s`.
+    #[serde(with = "duration")]
+    pub session_timeout: Duration,
+}
+
+impl Default for KafkaConfig {
+    fn default() -> Self {
+        KafkaConfig { session_timeout: Duration::from_secs(10) }
+    }
 }
 
 /// The embedded memory bus.
@@ -156,6 +176,7 @@ impl Default for Config {
             data: PathBuf::from("data"),
             http: None,
             topics: TopicsConfig::default(),
+            kafka: KafkaConfig::default(),
             memory_bus: MemoryBusConfig::default(),
             market: MarketConfig::default(),
             investors: InvestorsConfig::default(),

@@ -9,5 +9,5 @@ mod valuation;
 
 pub use ids::{IdError, InvestorId, PortfolioId};
 pub use tick::{Tick, TickError};
-pub use time::{ACCEPTED_FORMS, TimestampError, format_micros, format_seconds, now, parse_timestamp};
-pub use valuation::{Valuation, ValuationError, ValuationFields, nav_changes, round_cents};
+pub use time::{ACCEPTED_FORMS, TimestampError, format_micros, format_seconds, is_canonical, now, parse_timestamp};
+pub use valuation::{Valuation, ValuationError, ValuationFields, ValuationView, nav_changes, round_cents};

@@ -17,6 +17,9 @@ pub struct TimestampError {
 /// Parses a UTC time in any of the [`ACCEPTED_FORMS`]. A date alone means
 /// its midnight. RFC 3339 offsets are converted to UTC.
 pub fn parse_timestamp(text: &str) -> Result<NaiveDateTime, TimestampError> {
+    if let Some(at) = parse_canonical(text.as_bytes()) {
+        return Ok(at);
+    }
     let trimmed = text.trim();
     let error = || TimestampError { text: text.to_string() };
     if let Ok(with_offset) = DateTime::parse_from_rfc3339(trimmed) {
@@ -36,6 +39,31 @@ pub fn parse_timestamp(text: &str) -> Result<NaiveDateTime, TimestampError> {
             .ok_or_else(error)?,
     };
     Ok(date.and_time(time))
+}
+
+/// The canonical `YYYY-MM-DD HH:MM:SS` form, read without chrono's format
+/// machinery (it is on the sink's hot path); anything else is `None`.
+fn parse_canonical(text: &[u8]) -> Option<NaiveDateTime> {
+    if text.len() != 19
+        || text[4] != b'-'
+        || text[7] != b'-'
+        || text[10] != b' '
+        || text[13] != b':'
+        || text[16] != b':'
+    {
+        return None;
+    }
+    let number = |range: std::ops::Range<usize>| -> Option<u32> {
+        text[range].iter().try_fold(0u32, |n, &b| b.is_ascii_digit().then(|| n * 10 + u32::from(b - b'0')))
+    };
+    let date = NaiveDate::from_ymd_opt(number(0..4)? as i32, number(5..7)?, number(8..10)?)?;
+    let time = NaiveTime::from_hms_opt(number(11..13)?, number(14..16)?, number(17..19)?)?;
+    Some(date.and_time(time))
+}
+
+/// Whether `text` is already in the canonical `YYYY-MM-DD HH:MM:SS` form.
+pub fn is_canonical(text: &str) -> bool {
+    parse_canonical(text.as_bytes()).is_some()
 }
 
 /// `YYYY-MM-DD HH:MM:SS`, the form of valuation timestamps.
@@ -72,6 +100,24 @@ mod tests {
         let micros = parse_timestamp("2026-11-24 09:40:20.123456").unwrap();
         assert_eq!(format_micros(micros), "2026-11-24 09:40:20.123456");
         assert_eq!(format_seconds(micros), "2026-11-24 09:40:20");
+    }
+
+    #[test]
+    fn the_canonical_fast_path_agrees_with_chrono() {
+        for text in ["2026-11-24 09:40:20", "2000-02-29 23:59:59", "1999-01-01 00:00:00"] {
+            assert!(is_canonical(text));
+            assert_eq!(format_seconds(parse_timestamp(text).unwrap()), text);
+        }
+        for text in [
+            "2026-02-30 09:40:20",
+            "2026-11-24 24:00:00",
+            "2026-11-24T09:40:20",
+            "2026-11-24 9:40:20",
+            "2026-1x-24 09:40:20",
+        ] {
+            assert!(!is_canonical(text), "{text}");
+        }
+        assert!(parse_timestamp("2026-02-30 09:40:20").is_err());
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! Valuations: the values of the `Portfolios` topic, keyed by portfolio id.
 
 use chrono::{NaiveDateTime, Timelike as _};
-use serde::Serialize;
+use std::borrow::Cow;
+
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::ids::{IdError, PortfolioId};
@@ -26,9 +28,9 @@ pub struct Valuation {
     pub investor: Option<String>,
 }
 
-/// Rounds to 2 decimals (cents).
+/// Rounds to 2 decimals (cents); never returns -0.
 pub fn round_cents(value: f64) -> f64 {
-    (value * 100.0).round() / 100.0
+    (value * 100.0).round() / 100.0 + 0.0
 }
 
 /// A NAV rounded to cents, with its change and percentage change since
@@ -110,6 +112,13 @@ impl Valuation {
     /// Reads a message value, strictly: PORTFOLIO must be a valid `N.P`, the
     /// three numbers finite, TIMESTAMP a time; INVESTOR is optional.
     pub fn decode(bytes: &[u8]) -> Result<Valuation, ValuationError> {
+        match ValuationView::decode(bytes) {
+            Some(view) => Ok(view.to_owned()),
+            None => Self::decode_explained(bytes),
+        }
+    }
+
+    fn decode_explained(bytes: &[u8]) -> Result<Valuation, ValuationError> {
         let value: Value = serde_json::from_slice(bytes).map_err(|e| ValuationError::BadJson(e.to_string()))?;
         let Value::Object(fields) = value else {
             return Err(ValuationError::NotAnObject);
@@ -143,6 +152,75 @@ impl Valuation {
             investor,
         })
     }
+}
+
+/// A valid valuation message, borrowed from its bytes where possible: what
+/// the sink reads without allocating.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ValuationView<'a> {
+    /// PORTFOLIO.
+    pub portfolio: PortfolioId,
+    /// TIMESTAMP, parsed.
+    pub at: NaiveDateTime,
+    /// TIMESTAMP as sent.
+    pub timestamp: Cow<'a, str>,
+    /// NAV.
+    pub nav: f64,
+    /// NAV_Change.
+    pub nav_change: f64,
+    /// NAV_Change_%.
+    pub nav_change_pct: f64,
+    /// INVESTOR, if given.
+    pub investor: Option<Cow<'a, str>>,
+}
+
+impl<'a> ValuationView<'a> {
+    /// The valuation in `bytes` if it is valid, without building a JSON
+    /// tree; `None` otherwise ([`Valuation::decode`] says why).
+    pub fn decode(bytes: &'a [u8]) -> Option<Self> {
+        let wire = serde_json::from_slice::<Wire<'a>>(bytes).ok()?;
+        let portfolio = wire.portfolio.parse().ok()?;
+        let at = parse_timestamp(&wire.timestamp).ok()?;
+        Some(ValuationView {
+            portfolio,
+            at,
+            timestamp: wire.timestamp,
+            nav: wire.nav,
+            nav_change: wire.nav_change,
+            nav_change_pct: wire.nav_change_pct,
+            investor: wire.investor,
+        })
+    }
+
+    /// The owned valuation.
+    pub fn to_owned(&self) -> Valuation {
+        Valuation {
+            portfolio: self.portfolio,
+            at: self.at,
+            nav: self.nav,
+            nav_change: self.nav_change,
+            nav_change_pct: self.nav_change_pct,
+            investor: self.investor.as_deref().map(str::to_string),
+        }
+    }
+}
+
+/// A valuation message as it usually comes (numbers as JSON numbers, which
+/// are always finite).
+#[derive(Deserialize)]
+struct Wire<'a> {
+    #[serde(rename = "PORTFOLIO", borrow)]
+    portfolio: Cow<'a, str>,
+    #[serde(rename = "TIMESTAMP", borrow)]
+    timestamp: Cow<'a, str>,
+    #[serde(rename = "NAV")]
+    nav: f64,
+    #[serde(rename = "NAV_Change")]
+    nav_change: f64,
+    #[serde(rename = "NAV_Change_%")]
+    nav_change_pct: f64,
+    #[serde(rename = "INVESTOR", borrow, default)]
+    investor: Option<Cow<'a, str>>,
 }
 
 /// Why a `Portfolios` message is not a valuation.
@@ -199,6 +277,8 @@ mod tests {
         assert_eq!(second.nav_change_pct, 1.86);
         let from_zero = Valuation::new(id("1.2"), at(), 5.0, Some(0.0), None);
         assert_eq!((from_zero.nav_change, from_zero.nav_change_pct), (5.0, 0.0));
+        let tiny_fall = Valuation::new(id("1.2"), at(), 99.999, Some(100.0), None);
+        assert!(tiny_fall.nav_change.is_sign_positive() && tiny_fall.nav_change_pct.is_sign_positive(), "no -0");
         let falling = Valuation::new(id("1.2"), at(), 90.0, Some(100.0), None);
         assert_eq!((falling.nav_change, falling.nav_change_pct), (-10.0, -10.0));
     }

@@ -1,0 +1,157 @@
+//! The sink's two small files in `DATA/.sink/`, and the crash contract they
+//! implement.
+//!
+//! - `intent.json`, written durably *before* a batch touches any file: the
+//!   batch's sequence number and, for every file it will append to, the
+//!   file's length before the batch (absent: the file is new).
+//! - `checkpoint.json`, written durably *after* the batch's rows are synced:
+//!   the batch's sequence number and, per partition, the next offset to
+//!   read.
+//!
+//! A restart that finds an intent one step ahead of the checkpoint knows the
+//! batch was not completed: it truncates the files back to their recorded
+//! lengths (which also removes any torn last line) and the messages, not
+//! yet past the checkpoint, are written again. Offsets at or below the
+//! checkpoint are skipped, so a crash between the checkpoint and the commit
+//! writes nothing twice.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::bus::Positions;
+use crate::fsutil;
+
+/// What has been written and made durable.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    /// The bus the offsets belong to (see `Bus::identity`).
+    pub bus: String,
+    /// The last completed batch.
+    pub batch: u64,
+    /// Per partition, the next offset to read.
+    pub positions: Positions,
+}
+
+/// What a batch is about to change.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Intent {
+    /// The bus the batch's messages came from.
+    pub bus: String,
+    /// The batch's sequence number (the checkpoint's + 1).
+    pub batch: u64,
+    /// File name (in the data folder) → length before the batch; `None`:
+    /// the file did not exist.
+    pub files: BTreeMap<String, Option<u64>>,
+}
+
+/// The journal files of a data folder.
+#[derive(Debug, Clone)]
+pub struct Journal {
+    checkpoint: PathBuf,
+    intent: PathBuf,
+    /// Sync each record to disk (off only with `sync = "none"`, which gives
+    /// up power-loss safety anyway; a process crash keeps unsynced writes).
+    durable: bool,
+}
+
+/// A journal file could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum JournalError {
+    /// Reading or writing failed.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not what the sink wrote.
+    #[error(
+        "{} is corrupt ({message}); it is written atomically, so something else changed it: \
+         restore it, or delete it and the data folder's CSV files to rebuild them from the topic",
+        path.display()
+    )]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message.
+        message: String,
+    },
+}
+
+impl Journal {
+    /// The journal of the data folder `data`; `durable` syncs every record.
+    pub fn new(data: &Path, durable: bool) -> Self {
+        let dir = data.join(".sink");
+        Journal { checkpoint: dir.join("checkpoint.json"), intent: dir.join("intent.json"), durable }
+    }
+
+    /// The last checkpoint (empty before the first batch).
+    pub fn checkpoint(&self) -> Result<Checkpoint, JournalError> {
+        read(&self.checkpoint).map(Option::unwrap_or_default)
+    }
+
+    /// The last intent, if any.
+    pub fn intent(&self) -> Result<Option<Intent>, JournalError> {
+        read(&self.intent)
+    }
+
+    /// Records a batch's intent.
+    pub fn write_intent(&self, intent: &Intent) -> Result<(), JournalError> {
+        write(&self.intent, intent, self.durable)
+    }
+
+    /// Records a completed batch.
+    pub fn write_checkpoint(&self, checkpoint: &Checkpoint) -> Result<(), JournalError> {
+        write(&self.checkpoint, checkpoint, self.durable)
+    }
+}
+
+fn read<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<Option<T>, JournalError> {
+    match std::fs::read(path) {
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| JournalError::Corrupt { path: path.to_path_buf(), message: e.to_string() }),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(JournalError::Io { path: path.to_path_buf(), source }),
+    }
+}
+
+fn write<T: Serialize>(path: &Path, value: &T, durable: bool) -> Result<(), JournalError> {
+    let bytes = serde_json::to_vec(value).expect("journal records always serialise");
+    let written = if durable { fsutil::write_atomically(path, &bytes) } else { fsutil::replace(path, &bytes) };
+    written.map_err(|source| JournalError::Io { path: path.to_path_buf(), source })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_round_trip_and_corruption_is_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = Journal::new(dir.path(), true);
+        assert_eq!(journal.checkpoint().unwrap(), Checkpoint::default());
+        assert_eq!(journal.intent().unwrap(), None);
+        let mut positions = Positions::new();
+        positions.set("Portfolios", 0, 10);
+        let checkpoint = Checkpoint { bus: "kafka:x".into(), batch: 3, positions };
+        journal.write_checkpoint(&checkpoint).unwrap();
+        let intent = Intent {
+            bus: "kafka:x".into(),
+            batch: 4,
+            files: BTreeMap::from([
+                ("INVESTOR_1_PORTFOLIO_1.csv".to_string(), Some(120)),
+                ("new.csv".to_string(), None),
+            ]),
+        };
+        journal.write_intent(&intent).unwrap();
+        assert_eq!(journal.checkpoint().unwrap(), checkpoint);
+        assert_eq!(journal.intent().unwrap(), Some(intent));
+        std::fs::write(dir.path().join(".sink/checkpoint.json"), "{").unwrap();
+        let error = journal.checkpoint().unwrap_err().to_string();
+        assert!(error.contains("checkpoint.json is corrupt"), "{error}");
+    }
+}

@@ -1,0 +1,291 @@
+//! The sink (App1): rows read back equal the messages, hostile input is
+//! rejected into rejected.jsonl, and a crash at any step leaves every row
+//! exactly once, in offset order — in-process on the memory bus (injected
+//! failures) and with a real process killed by SIGKILL on Kafka.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use stockd::bus::{Bus, MemoryBus, Record, TopicSpec};
+use stockd::config::SyncMode;
+use stockd::market::{PortfolioId, Valuation, parse_timestamp};
+use stockd::metrics::Metrics;
+use stockd::sink::{FailPoint, Sink, SinkError, SinkSettings};
+
+const TOPIC: &str = "Portfolios";
+
+fn settings(data: &Path) -> SinkSettings {
+    SinkSettings { topic: TOPIC.into(), data: data.to_path_buf(), open_files: 16, sync: SyncMode::File, batch: 137 }
+}
+
+async fn bus_with_topic() -> MemoryBus {
+    let bus = MemoryBus::default();
+    bus.create_topics(&[TopicSpec { name: TOPIC.into(), partitions: 1, replication: 1 }]).await.unwrap();
+    bus
+}
+
+/// `count` valuations over `portfolios` portfolios (round robin), with
+/// distinct NAVs so that every row can be told apart.
+fn valuations(count: usize, portfolios: u32) -> Vec<Valuation> {
+    let at = parse_timestamp("2026-11-24 09:00:00").unwrap();
+    let mut last: BTreeMap<u32, f64> = BTreeMap::new();
+    (0..count)
+        .map(|i| {
+            let p = i as u32 % portfolios;
+            let id = PortfolioId::new(stockd::market::InvestorId::new(p / 10 + 1).unwrap(), p % 10 + 1).unwrap();
+            let nav = 1000.0 + i as f64 * 1.25;
+            let v = Valuation::new(
+                id,
+                at + chrono::Duration::seconds(20 * (i as i64 / portfolios as i64)),
+                nav,
+                last.get(&p).copied(),
+                Some(format!("Investor {}", id.investor)),
+            );
+            last.insert(p, v.nav);
+            v
+        })
+        .collect()
+}
+
+async fn publish(bus: &MemoryBus, valuations: &[Valuation]) {
+    let records = valuations.iter().map(|v| Record { key: v.portfolio.to_string(), value: v.encode() }).collect();
+    bus.produce_batch(TOPIC, records).await.unwrap();
+}
+
+/// Runs `sink` until a poll brings nothing.
+async fn drain<C: stockd::bus::Consumer>(sink: &mut Sink<C>) -> Result<(), SinkError> {
+    while sink.step(Duration::from_millis(50)).await? > 0 {}
+    Ok(())
+}
+
+/// Every portfolio file read back with the csv crate: file name → rows.
+fn read_back(data: &Path) -> BTreeMap<String, Vec<csv::StringRecord>> {
+    let mut files = BTreeMap::new();
+    for entry in std::fs::read_dir(data).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if !name.starts_with("INVESTOR_") {
+            continue;
+        }
+        let mut reader = csv::Reader::from_path(&path).unwrap();
+        assert_eq!(reader.headers().unwrap(), vec!["PORTFOLIO", "TIMESTAMP", "NAV", "NAV_Change", "NAV_Change_%"]);
+        files.insert(name, reader.records().map(Result::unwrap).collect());
+    }
+    files
+}
+
+/// Asserts the files hold exactly `expected`, each once, in order.
+fn assert_exactly(data: &Path, expected: &[Valuation]) {
+    let mut by_file: BTreeMap<String, Vec<&Valuation>> = BTreeMap::new();
+    for v in expected {
+        by_file
+            .entry(format!("INVESTOR_{}_PORTFOLIO_{}.csv", v.portfolio.investor, v.portfolio.number))
+            .or_default()
+            .push(v);
+    }
+    let files = read_back(data);
+    assert_eq!(files.keys().collect::<Vec<_>>(), by_file.keys().collect::<Vec<_>>(), "file names");
+    for (name, rows) in &files {
+        let want = &by_file[name];
+        assert_eq!(rows.len(), want.len(), "{name}: rows");
+        for (row, v) in rows.iter().zip(want) {
+            assert_eq!(&row[0], v.portfolio.to_string(), "{name}");
+            assert_eq!(parse_timestamp(&row[1]).unwrap(), v.at, "{name}");
+            assert_eq!(row[2].parse::<f64>().unwrap(), v.nav, "{name}: NAV");
+            assert_eq!(row[3].parse::<f64>().unwrap(), v.nav_change, "{name}: NAV_Change");
+            assert_eq!(row[4].parse::<f64>().unwrap(), v.nav_change_pct, "{name}: NAV_Change_%");
+        }
+    }
+}
+
+#[tokio::test]
+async fn rows_read_back_equal_the_messages_with_one_header_per_file() {
+    let bus = bus_with_topic().await;
+    let data = tempfile::tempdir().unwrap();
+    let expected = valuations(500, 7);
+    publish(&bus, &expected).await;
+    let mut sink = Sink::open(&bus, settings(data.path()), Metrics::new()).unwrap();
+    drain(&mut sink).await.unwrap();
+    assert_exactly(data.path(), &expected);
+    let text = std::fs::read_to_string(data.path().join("INVESTOR_1_PORTFOLIO_1.csv")).unwrap();
+    assert_eq!(text.matches("PORTFOLIO,TIMESTAMP").count(), 1, "header written once");
+    assert!(text.lines().nth(1).unwrap().starts_with("1.1,2026-11-24 09:00:00,1000,0,0"), "{text}");
+    let names = std::fs::read_to_string(data.path().join("investors.csv")).unwrap();
+    assert_eq!(names, "INVESTOR,NAME\n1,Investor 1\n");
+    // More messages later append to the same files.
+    let more = valuations(520, 7);
+    publish(&bus, &more[500..]).await;
+    drain(&mut sink).await.unwrap();
+    assert_exactly(data.path(), &more);
+}
+
+#[tokio::test]
+async fn hostile_and_malformed_messages_go_to_rejected_jsonl_and_never_to_a_path() {
+    let bus = bus_with_topic().await;
+    let data = tempfile::tempdir().unwrap();
+    let hostile = [
+        r#"{"PORTFOLIO":"../../etc/x.1","TIMESTAMP":"2026-11-24 09:00:00","NAV":1,"NAV_Change":0,"NAV_Change_%":0}"#
+            .to_string(),
+        r#"{"PORTFOLIO":"1.2/../3","TIMESTAMP":"2026-11-24 09:00:00","NAV":1,"NAV_Change":0,"NAV_Change_%":0}"#
+            .to_string(),
+        r#"{"PORTFOLIO":"1.2\n","TIMESTAMP":"2026-11-24 09:00:00","NAV":1,"NAV_Change":0,"NAV_Change_%":0}"#
+            .to_string(),
+        r#"{"PORTFOLIO":"1.-1","TIMESTAMP":"2026-11-24 09:00:00","NAV":1,"NAV_Change":0,"NAV_Change_%":0}"#.to_string(),
+        format!(
+            r#"{{"PORTFOLIO":"{}.1","TIMESTAMP":"2026-11-24 09:00:00","NAV":1,"NAV_Change":0,"NAV_Change_%":0}}"#,
+            "7".repeat(400)
+        ),
+        r#"{"PORTFOLIO":"1.1","TIMESTAMP":"2026-11-24 09:00:00","NAV":"NaN","NAV_Change":0,"NAV_Change_%":0}"#
+            .to_string(),
+        r#"{"PORTFOLIO":"1.1","TIMESTAMP":"not a time","NAV":1,"NAV_Change":0,"NAV_Change_%":0}"#.to_string(),
+        "not json at all".to_string(),
+    ];
+    let good = valuations(3, 1);
+    let mut records: Vec<Record> =
+        hostile.iter().map(|v| Record { key: "k".into(), value: v.clone().into_bytes() }).collect();
+    records.extend(good.iter().map(|v| Record { key: v.portfolio.to_string(), value: v.encode() }));
+    bus.produce_batch(TOPIC, records).await.unwrap();
+    let metrics = Metrics::new();
+    let mut sink = Sink::open(&bus, settings(data.path()), metrics.clone()).unwrap();
+    drain(&mut sink).await.unwrap();
+    assert_exactly(data.path(), &good);
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(data.path().join("rejected.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), hostile.len());
+    for (i, (line, sent)) in lines.iter().zip(&hostile).enumerate() {
+        assert_eq!(line["offset"], i as i64);
+        assert_eq!(line["topic"], TOPIC);
+        assert_eq!(line["partition"], 0);
+        assert_eq!(line["value"], sent.as_str(), "verbatim");
+        assert!(!line["reason"].as_str().unwrap().is_empty());
+    }
+    assert!(lines[0]["reason"].as_str().unwrap().contains("PORTFOLIO"), "{}", lines[0]["reason"]);
+    assert!(lines[6]["reason"].as_str().unwrap().contains("TIMESTAMP"), "{}", lines[6]["reason"]);
+    // Nothing but the expected names was created, anywhere.
+    let mut names: Vec<String> = std::fs::read_dir(data.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, [".sink", "INVESTOR_1_PORTFOLIO_1.csv", "investors.csv", "rejected.jsonl"]);
+    assert!(!data.path().parent().unwrap().join("etc").exists());
+    assert!(metrics.encode().contains("stockd_sink_rejected_total 8"));
+}
+
+/// Every step of a batch, crashed at, in several batches of one stream;
+/// after each crash a new sink (a restart) continues. The files must end
+/// with every valuation exactly once, in order.
+#[tokio::test]
+async fn a_crash_at_any_step_leaves_every_row_exactly_once() {
+    let points = [
+        FailPoint::AfterIntent,
+        FailPoint::MidWrite { files: 0, torn: true },
+        FailPoint::MidWrite { files: 3, torn: false },
+        FailPoint::MidWrite { files: 5, torn: true },
+        FailPoint::AfterWrite,
+        FailPoint::AfterSync,
+        FailPoint::AfterCheckpoint,
+        FailPoint::AfterCommit,
+    ];
+    for (round, point) in points.into_iter().enumerate() {
+        for crash_batch in [1, 2, 4] {
+            let bus = bus_with_topic().await;
+            let data = tempfile::tempdir().unwrap();
+            let expected = valuations(1200, 23);
+            publish(&bus, &expected[..700]).await;
+            // Crash, restart, crash again later, restart, finish.
+            let mut sink = Sink::open(&bus, settings(data.path()), Metrics::new()).unwrap();
+            sink.fail_at(crash_batch, point);
+            let crashed = drain(&mut sink).await;
+            assert!(matches!(crashed, Err(SinkError::Injected(p)) if p == point), "round {round}: {crashed:?}");
+            drop(sink);
+            let mut sink = Sink::open(&bus, settings(data.path()), Metrics::new()).unwrap();
+            sink.fail_at(2, point);
+            publish(&bus, &expected[700..]).await;
+            let _ = drain(&mut sink).await;
+            drop(sink);
+            let mut sink = Sink::open(&bus, settings(data.path()), Metrics::new()).unwrap();
+            drain(&mut sink).await.unwrap();
+            assert_exactly(data.path(), &expected);
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_torn_last_line_is_trimmed_on_restart() {
+    let bus = bus_with_topic().await;
+    let data = tempfile::tempdir().unwrap();
+    let expected = valuations(40, 2);
+    publish(&bus, &expected).await;
+    let mut sink = Sink::open(&bus, SinkSettings { batch: 20, ..settings(data.path()) }, Metrics::new()).unwrap();
+    sink.fail_at(2, FailPoint::MidWrite { files: 1, torn: true });
+    assert!(drain(&mut sink).await.is_err());
+    drop(sink);
+    let torn = std::fs::read_to_string(data.path().join("INVESTOR_1_PORTFOLIO_2.csv")).unwrap();
+    assert!(!torn.ends_with('\n'), "the crash left half a row: {torn:?}");
+    let mut sink = Sink::open(&bus, settings(data.path()), Metrics::new()).unwrap();
+    drain(&mut sink).await.unwrap();
+    assert_exactly(data.path(), &expected);
+}
+
+#[tokio::test]
+async fn a_write_failure_stops_the_sink_and_loses_nothing() {
+    let bus = bus_with_topic().await;
+    let data = tempfile::tempdir().unwrap();
+    let expected = valuations(30, 3);
+    publish(&bus, &expected).await;
+    // A directory where a portfolio file should be: opening it fails (as a
+    // read-only folder or a full disk would; tests run as root, so
+    // permissions cannot make a folder unwritable).
+    let blocker = data.path().join("INVESTOR_1_PORTFOLIO_2.csv");
+    std::fs::create_dir(&blocker).unwrap();
+    let mut sink = Sink::open(&bus, settings(data.path()), Metrics::new()).unwrap();
+    let error = drain(&mut sink).await.unwrap_err();
+    assert!(matches!(error, SinkError::Write { .. }), "{error:?}");
+    assert!(error.to_string().contains("INVESTOR_1_PORTFOLIO_2.csv"), "{error}");
+    drop(sink);
+    std::fs::remove_dir(&blocker).unwrap();
+    let mut sink = Sink::open(&bus, settings(data.path()), Metrics::new()).unwrap();
+    drain(&mut sink).await.unwrap();
+    assert_exactly(data.path(), &expected);
+}
+
+fn open_descriptors() -> usize {
+    std::fs::read_dir("/proc/self/fd").unwrap().count()
+}
+
+#[tokio::test]
+async fn a_hundred_thousand_portfolios_with_a_bounded_number_of_open_files() {
+    let bus = bus_with_topic().await;
+    let data = tempfile::tempdir().unwrap();
+    let at = parse_timestamp("2026-11-24 09:00:00").unwrap();
+    let all: Vec<Valuation> = (1..=1000u32)
+        .flat_map(|i| (1..=100u32).map(move |p| (i, p)))
+        .map(|(i, p)| {
+            let id = PortfolioId::new(stockd::market::InvestorId::new(i).unwrap(), p).unwrap();
+            Valuation::new(id, at, f64::from(i * 1000 + p), None, None)
+        })
+        .collect();
+    publish(&bus, &all).await;
+    let before = open_descriptors();
+    let settings = SinkSettings { open_files: 64, sync: SyncMode::Filesystem, batch: 10_000, ..settings(data.path()) };
+    let mut sink = Sink::open(&bus, settings, Metrics::new()).unwrap();
+    let mut peak = 0;
+    while sink.step(Duration::from_millis(50)).await.unwrap() > 0 {
+        peak = peak.max(open_descriptors());
+    }
+    assert!(peak <= before + 64 + 8, "{peak} descriptors open (before: {before}, cache: 64)");
+    let files = std::fs::read_dir(data.path())
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().starts_with("INVESTOR_"))
+        .count();
+    assert_eq!(files, 100_000);
+    let sample = std::fs::read_to_string(data.path().join("INVESTOR_777_PORTFOLIO_42.csv")).unwrap();
+    assert_eq!(sample, "PORTFOLIO,TIMESTAMP,NAV,NAV_Change,NAV_Change_%\n777.42,2026-11-24 09:00:00,777042,0,0\n");
+}

@@ -1,0 +1,114 @@
+//! The sink as a real process on Kafka, killed with SIGKILL at random
+//! moments while valuations keep coming: every row must end up in the CSV
+//! files exactly once, in offset order.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use stockd::bus::{Bus, KafkaBus, KafkaSettings, Record, TopicSpec};
+use stockd::market::{InvestorId, PortfolioId, Valuation, parse_timestamp};
+
+fn start_sink(brokers: &str, data: &Path, config: &Path, log: &Path) -> Child {
+    let log = std::fs::OpenOptions::new().create(true).append(true).open(log).unwrap();
+    Command::new(env!("CARGO_BIN_EXE_stockd"))
+        .args(["run", "--roles", "sink", "--brokers", brokers])
+        .arg("--data")
+        .arg(data)
+        .arg("--config")
+        .arg(config)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap()
+}
+
+/// The next offset the sink's checkpoint records (0 before any).
+fn checkpointed(data: &Path, topic: &str) -> i64 {
+    std::fs::read(data.join(".sink/checkpoint.json"))
+        .ok()
+        .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok())
+        .and_then(|v| v["positions"][topic]["0"].as_i64())
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sink_process_killed_at_random_moments_writes_every_row_exactly_once() {
+    let Some(brokers) = common::test_brokers("a_sink_process_killed_at_random_moments_writes_every_row_exactly_once")
+    else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (data, config, log) = (dir.path().join("data"), dir.path().join("stockd.toml"), dir.path().join("sink.log"));
+    let (stock, portfolios) = (common::unique("StockExchange"), common::unique("Portfolios"));
+    std::fs::write(&config, format!("[topics]\nstock-exchange = \"{stock}\"\nportfolios = \"{portfolios}\"\n[sink]\nbatch = 50\n[kafka]\nsession-timeout = \"6s\"\n")).unwrap();
+    let bus = KafkaBus::connect(KafkaSettings::new(brokers.clone(), "stockd-tests")).unwrap();
+    bus.create_topics(&[TopicSpec { name: portfolios.clone(), partitions: 1, replication: 1 }]).await.unwrap();
+
+    let at = parse_timestamp("2026-11-24 09:00:00").unwrap();
+    let expected: Vec<Valuation> = (0..3000u32)
+        .map(|i| {
+            let id = PortfolioId::new(InvestorId::new(i % 5 + 1).unwrap(), i % 6 + 1).unwrap();
+            Valuation::new(id, at + chrono::Duration::seconds(i64::from(i)), 1000.0 + f64::from(i) / 4.0, None, None)
+        })
+        .collect();
+    // Each round: publish a chunk, start the sink, wait until it has
+    // checkpointed something new (it is writing), then kill it a few
+    // milliseconds later, somewhere in the middle of its batches.
+    let kill_after_ms = [0u64, 35, 8, 60, 17];
+    let chunk_size = expected.len().div_ceil(kill_after_ms.len());
+    for (round, chunk) in expected.chunks(chunk_size).enumerate() {
+        let records = chunk.iter().map(|v| Record { key: v.portfolio.to_string(), value: v.encode() }).collect();
+        bus.produce_batch(&portfolios, records).await.unwrap();
+        let before = checkpointed(&data, &portfolios);
+        let mut sink = start_sink(&brokers, &data, &config, &log);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while checkpointed(&data, &portfolios) == before {
+            assert!(
+                Instant::now() < deadline,
+                "round {round}: no progress; log:\n{}",
+                std::fs::read_to_string(&log).unwrap()
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(kill_after_ms[round])).await;
+        sink.kill().unwrap(); // SIGKILL
+        sink.wait().unwrap();
+        eprintln!(
+            "round {round}: killed at offset {} of {}",
+            checkpointed(&data, &portfolios),
+            (round + 1) * chunk_size
+        );
+    }
+    let mut sink = start_sink(&brokers, &data, &config, &log);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while checkpointed(&data, &portfolios) < 3000 {
+        assert!(
+            Instant::now() < deadline,
+            "the sink did not catch up; its log:\n{}",
+            std::fs::read_to_string(&log).unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // A graceful stop (SIGTERM) exits 0.
+    Command::new("kill").arg("-TERM").arg(sink.id().to_string()).status().unwrap();
+    assert!(sink.wait().unwrap().success(), "exit status; log:\n{}", std::fs::read_to_string(&log).unwrap());
+
+    // Every valuation exactly once, in order, per file.
+    for investor in 1..=5u32 {
+        for number in 1..=6u32 {
+            let path = data.join(format!("INVESTOR_{investor}_PORTFOLIO_{number}.csv"));
+            let mut reader = csv::Reader::from_path(&path).unwrap();
+            let navs: Vec<f64> = reader.records().map(|r| r.unwrap()[2].parse().unwrap()).collect();
+            let want: Vec<f64> = expected
+                .iter()
+                .filter(|v| v.portfolio.investor.get() == investor && v.portfolio.number == number)
+                .map(|v| v.nav)
+                .collect();
+            assert_eq!(navs, want, "{}", path.display());
+        }
+    }
+}
