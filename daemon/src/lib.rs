@@ -18,4 +18,5 @@ pub mod market;
 pub mod metrics;
 pub mod node;
 pub mod plugin;
+pub mod query;
 pub mod sink;

@@ -9,6 +9,7 @@ use crate::bench::sink::{self, SinkBench};
 use crate::bench::valuation::{self, ValuationBench};
 use crate::bus::{KafkaBus, KafkaSettings, MemoryBus};
 use crate::config::SyncMode;
+use crate::query::Query;
 
 #[derive(Debug, Args)]
 pub struct BenchArgs {
@@ -18,6 +19,21 @@ pub struct BenchArgs {
 
 #[derive(Debug, Subcommand)]
 enum Bench {
+    /// Wall time of a query over a data folder (e.g. one written by `stockd gen-data`).
+    Query {
+        /// The data folder.
+        #[arg(long, value_name = "DIR")]
+        data: std::path::PathBuf,
+        /// A portfolio whose rows to list.
+        #[arg(value_name = "PORTFOLIO")]
+        portfolio: Option<String>,
+        /// Only the portfolio's rows.
+        #[arg(long, requires = "portfolio")]
+        no_stats: bool,
+        /// Runs (the first one warms the page cache).
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+    },
     /// Rows per second the sink writes into many files (rows already on the memory bus).
     Sink {
         /// Distinct portfolio files.
@@ -95,6 +111,7 @@ impl SyncArg {
 pub fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     match &args.what {
+        Bench::Query { data, portfolio, no_stats, runs } => query(data, portfolio.as_deref(), *no_stats, *runs)?,
         Bench::Sink { files, rows, batch, open_files, sync, dir } => {
             let dir = tempfile::tempdir_in(dir)?;
             let bench =
@@ -162,4 +179,30 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Runs a query `runs` times in this process and prints the wall times.
+fn query(data: &std::path::Path, portfolio: Option<&str>, no_stats: bool, runs: usize) -> anyhow::Result<()> {
+    let portfolio = portfolio.map(str::parse).transpose().map_err(|e| anyhow::anyhow!("{e}"))?;
+    let query = Query { data: data.to_path_buf(), portfolio, interval: Default::default(), stats: !no_stats };
+    let mut times = Vec::new();
+    let mut rows = 0;
+    for _ in 0..runs.max(1) {
+        let started = std::time::Instant::now();
+        let answer = crate::query::run(&query)?;
+        times.push(started.elapsed().as_secs_f64());
+        rows = answer.rows.len() as u64 + answer.stats.iter().map(|s| s.moments.count).sum::<u64>();
+    }
+    times.sort_by(f64::total_cmp);
+    let median = times[times.len() / 2];
+    println!(
+        "query {}{}: {} rows read; wall min {:.3} s, median {median:.3} s ({:.1} M rows/s); peak RSS {:.0} MiB",
+        data.display(),
+        portfolio.map(|p: crate::market::PortfolioId| format!(" {p}")).unwrap_or_default(),
+        rows,
+        times[0],
+        rows as f64 / median / 1e6,
+        crate::bench::peak_rss_bytes().unwrap_or(0) as f64 / 1048576.0
+    );
+    Ok(())
 }

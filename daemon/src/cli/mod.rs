@@ -5,6 +5,7 @@ mod config;
 mod investors;
 mod output;
 mod prices;
+mod query;
 mod run;
 mod settings;
 mod tail;
@@ -15,7 +16,7 @@ use std::process::ExitCode;
 
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
-pub use output::Format;
+pub use output::{Format, money};
 
 /// stockd: stock exchanges, WASM investors and portfolio files over Kafka.
 #[derive(Debug, Parser)]
@@ -31,6 +32,10 @@ enum Command {
     Run(run::RunArgs),
     /// Print the effective configuration and where each setting came from.
     Config(config::ConfigArgs),
+    /// Query the portfolio files: one portfolio's rows and every portfolio's statistics.
+    Query(query::QueryArgs),
+    /// Write a test dataset in the sink's layout.
+    GenData(query::GenDataArgs),
     /// Print a Kafka topic's messages as they arrive.
     Tail(tail::TailArgs),
     /// Measure throughput and latency (figures for docs/PERFORMANCE.md).
@@ -65,6 +70,14 @@ pub fn main() -> ExitCode {
         Command::Config(args) => {
             init_logging("warn");
             config::run(&args, &sub_matches)
+        }
+        Command::Query(args) => {
+            init_logging("warn");
+            query::run(&args)
+        }
+        Command::GenData(args) => {
+            init_logging("warn");
+            query::gen_data(&args)
         }
         Command::Tail(args) => {
             init_logging("warn");

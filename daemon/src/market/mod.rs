@@ -9,5 +9,8 @@ mod valuation;
 
 pub use ids::{IdError, InvestorId, PortfolioId};
 pub use tick::{Tick, TickError};
-pub use time::{ACCEPTED_FORMS, TimestampError, format_micros, format_seconds, is_canonical, now, parse_timestamp};
+pub use time::{
+    ACCEPTED_FORMS, TimestampError, epoch_seconds, format_epoch, format_micros, format_seconds, is_canonical, now,
+    parse_timestamp,
+};
 pub use valuation::{Valuation, ValuationError, ValuationFields, ValuationView, nav_changes, round_cents};

@@ -44,6 +44,14 @@ pub fn parse_timestamp(text: &str) -> Result<NaiveDateTime, TimestampError> {
 /// The canonical `YYYY-MM-DD HH:MM:SS` form, read without chrono's format
 /// machinery (it is on the sink's hot path); anything else is `None`.
 fn parse_canonical(text: &[u8]) -> Option<NaiveDateTime> {
+    DateTime::from_timestamp(epoch_seconds(text)?, 0).map(|t| t.naive_utc())
+}
+
+/// `YYYY-MM-DD HH:MM:SS` (UTC) to seconds since the epoch, every field
+/// checked (month lengths and leap years included); `None` for anything
+/// else. The query's and the sink's hot paths use it instead of a general
+/// date parser.
+pub fn epoch_seconds(text: &[u8]) -> Option<i64> {
     if text.len() != 19
         || text[4] != b'-'
         || text[7] != b'-'
@@ -53,12 +61,46 @@ fn parse_canonical(text: &[u8]) -> Option<NaiveDateTime> {
     {
         return None;
     }
-    let number = |range: std::ops::Range<usize>| -> Option<u32> {
-        text[range].iter().try_fold(0u32, |n, &b| b.is_ascii_digit().then(|| n * 10 + u32::from(b - b'0')))
+    let digits = |range: std::ops::Range<usize>| -> Option<i64> {
+        text[range].iter().try_fold(0i64, |n, &b| b.is_ascii_digit().then(|| n * 10 + i64::from(b - b'0')))
     };
-    let date = NaiveDate::from_ymd_opt(number(0..4)? as i32, number(5..7)?, number(8..10)?)?;
-    let time = NaiveTime::from_hms_opt(number(11..13)?, number(14..16)?, number(17..19)?)?;
-    Some(date.and_time(time))
+    let (year, month, day) = (digits(0..4)?, digits(5..7)?, digits(8..10)?);
+    let (hour, minute, second) = (digits(11..13)?, digits(14..16)?, digits(17..19)?);
+    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+    let month_days = [31, if leap { 29 } else { 28 }, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+    if !(1..=12).contains(&month)
+        || day < 1
+        || day > month_days[(month - 1) as usize]
+        || hour > 23
+        || minute > 59
+        || second > 59
+    {
+        return None;
+    }
+    // Days since 1970-01-01: H. Hinnant's days_from_civil.
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let year_of_era = y - era * 400;
+    let day_of_year = (153 * (if month > 2 { month - 3 } else { month + 9 }) + 2) / 5 + day - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    Some((era * 146_097 + day_of_era - 719_468) * 86_400 + hour * 3600 + minute * 60 + second)
+}
+
+/// Seconds since the epoch to `YYYY-MM-DD HH:MM:SS` (UTC), the inverse of
+/// [`epoch_seconds`].
+pub fn format_epoch(seconds: i64) -> String {
+    // H. Hinnant's civil_from_days.
+    let (days, rest) = (seconds.div_euclid(86_400), seconds.rem_euclid(86_400));
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let day_of_era = z - era * 146_097;
+    let year_of_era = (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let mp = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}", rest / 3600, rest % 3600 / 60, rest % 60)
 }
 
 /// Whether `text` is already in the canonical `YYYY-MM-DD HH:MM:SS` form.
@@ -118,6 +160,32 @@ mod tests {
             assert!(!is_canonical(text), "{text}");
         }
         assert!(parse_timestamp("2026-02-30 09:40:20").is_err());
+    }
+
+    #[test]
+    fn epoch_seconds_agree_with_chrono_both_ways() {
+        for text in [
+            "1970-01-01 00:00:00",
+            "2026-11-24 09:40:20",
+            "2000-02-29 12:00:00",
+            "2100-03-01 23:59:59",
+            "1969-12-31 23:59:59",
+            "1600-02-29 06:07:08",
+        ] {
+            let want = NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S").unwrap().and_utc().timestamp();
+            assert_eq!(epoch_seconds(text.as_bytes()), Some(want), "{text}");
+            assert_eq!(format_epoch(want), text);
+        }
+        for text in [
+            "2026-02-29 00:00:00",
+            "2100-02-29 00:00:00",
+            "2026-13-01 00:00:00",
+            "2026-11-31 00:00:00",
+            "2026-11-24 24:00:00",
+            "2026-11-24 9:40:20 ",
+        ] {
+            assert_eq!(epoch_seconds(text.as_bytes()), None, "{text}");
+        }
     }
 
     #[test]

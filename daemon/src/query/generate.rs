@@ -1,0 +1,115 @@
+//! `stockd gen-data`: a dataset in the sink's exact layout, for tests and
+//! benchmarks. Each portfolio's NAV is a random walk starting near
+//! 1,000,000, one row every 20 s from `start`, with NAV_Change and
+//! NAV_Change_% computed as the investors compute them.
+
+use std::io::Write;
+use std::path::Path;
+
+use chrono::NaiveDateTime;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use rayon::prelude::*;
+
+use crate::market::{InvestorId, PortfolioId, ValuationView, format_seconds, nav_changes};
+use crate::sink::names::NAMES_FILE;
+use crate::sink::rows::{HEADER, file_name, write_row};
+
+/// What to generate.
+#[derive(Debug, Clone)]
+pub struct Dataset {
+    /// Investors 1..=investors.
+    pub investors: u32,
+    /// Portfolios 1..=portfolios per investor.
+    pub portfolios: u32,
+    /// Rows per portfolio.
+    pub rows: u32,
+    /// Time of the first row.
+    pub start: NaiveDateTime,
+    /// Seed of the random walks.
+    pub seed: u64,
+}
+
+/// Seconds between two rows.
+pub const STEP_SECONDS: i64 = 20;
+
+/// Writes the dataset into `dir` (created if needed): one file per
+/// portfolio and `investors.csv`. Returns the number of files written.
+pub fn generate(dataset: &Dataset, dir: &Path) -> std::io::Result<usize> {
+    std::fs::create_dir_all(dir)?;
+    let ids: Vec<PortfolioId> = (1..=dataset.investors)
+        .flat_map(|i| (1..=dataset.portfolios).map(move |p| (i, p)))
+        .map(|(i, p)| PortfolioId::new(InvestorId::new(i).expect("from 1"), p).expect("from 1"))
+        .collect();
+    ids.par_iter().try_for_each(|id| write_portfolio(dataset, dir, *id))?;
+    let mut names = String::from("INVESTOR,NAME\n");
+    for investor in 1..=dataset.investors {
+        names.push_str(&format!("{investor},Investor {investor}\n"));
+    }
+    std::fs::write(dir.join(NAMES_FILE), names)?;
+    Ok(ids.len())
+}
+
+fn write_portfolio(dataset: &Dataset, dir: &Path, id: PortfolioId) -> std::io::Result<()> {
+    let mut rng = StdRng::seed_from_u64(dataset.seed ^ (u64::from(id.investor.get()) << 32 | u64::from(id.number)));
+    let mut out = Vec::with_capacity(HEADER.len() + dataset.rows as usize * 48);
+    out.extend_from_slice(HEADER);
+    let mut nav: f64 = rng.random_range(500_000.0..1_500_000.0);
+    let mut previous = None;
+    for k in 0..dataset.rows {
+        let at = dataset.start + chrono::Duration::seconds(STEP_SECONDS * i64::from(k));
+        let timestamp = format_seconds(at);
+        let (rounded, nav_change, nav_change_pct) = nav_changes(nav, previous);
+        let view = ValuationView {
+            portfolio: id,
+            at,
+            timestamp: timestamp.into(),
+            nav: rounded,
+            nav_change,
+            nav_change_pct,
+            investor: None,
+        };
+        write_row(&mut out, &view);
+        previous = Some(rounded);
+        nav = (nav * (1.0 + rng.random_range(-0.02..0.02))).max(1.0);
+    }
+    std::fs::File::create(dir.join(file_name(id)))?.write_all(&out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::market::parse_timestamp;
+
+    #[test]
+    fn writes_the_sink_layout_with_consistent_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let dataset = Dataset {
+            investors: 2,
+            portfolios: 3,
+            rows: 5,
+            start: parse_timestamp("2026-11-24 09:00").unwrap(),
+            seed: 1,
+        };
+        assert_eq!(generate(&dataset, dir.path()).unwrap(), 6);
+        let text = std::fs::read_to_string(dir.path().join("INVESTOR_2_PORTFOLIO_3.csv")).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[0], "PORTFOLIO,TIMESTAMP,NAV,NAV_Change,NAV_Change_%");
+        assert_eq!(lines.len(), 6);
+        assert!(lines[1].starts_with("2.3,2026-11-24 09:00:00,") && lines[1].ends_with(",0,0"), "{}", lines[1]);
+        assert!(lines[5].starts_with("2.3,2026-11-24 09:01:20,"), "{}", lines[5]);
+        let fields: Vec<Vec<f64>> =
+            lines[1..].iter().map(|l| l.split(',').skip(2).map(|f| f.parse().unwrap()).collect()).collect();
+        for pair in fields.windows(2) {
+            let change = crate::market::round_cents(pair[1][0] - pair[0][0]);
+            assert_eq!(pair[1][1], change);
+        }
+        let again = tempfile::tempdir().unwrap();
+        generate(&dataset, again.path()).unwrap();
+        assert_eq!(std::fs::read(again.path().join("INVESTOR_2_PORTFOLIO_3.csv")).unwrap(), text.as_bytes(), "seeded");
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("investors.csv")).unwrap(),
+            "INVESTOR,NAME\n1,Investor 1\n2,Investor 2\n"
+        );
+    }
+}

@@ -1,0 +1,199 @@
+//! Rendering an answer: a table for people (2 decimals), CSV and JSON for
+//! scripts (full precision, stable field names).
+
+use comfy_table::presets::UTF8_FULL_CONDENSED;
+use comfy_table::{CellAlignment, Table};
+use serde::Serialize;
+
+use super::{Answer, Query, Row};
+use crate::market::format_epoch as time;
+
+/// The answer as one JSON object, streamed to `out`:
+/// `{"portfolio", "from", "to", "rows": [{"PORTFOLIO", "TIMESTAMP", "NAV",
+/// "NAV_Change", "NAV_Change_%"}], "stats": [{"investor", "name",
+/// "portfolio", "rows", "avg", "stddev", "spread"}], "skipped_rows"}`.
+pub fn write_json(out: impl std::io::Write, query: &Query, answer: &Answer) -> serde_json::Result<()> {
+    let json = JsonAnswer {
+        portfolio: query.portfolio.map(|p| p.to_string()),
+        from: query.interval.from.map(time),
+        to: query.interval.to.map(time),
+        rows: JsonRows(&answer.rows),
+        stats: answer
+            .stats
+            .iter()
+            .map(|s| JsonStat {
+                investor: s.portfolio.investor.get(),
+                name: &s.name,
+                portfolio: s.portfolio.to_string(),
+                rows: s.moments.count,
+                avg: s.moments.mean,
+                stddev: s.moments.stddev(),
+                spread: s.moments.spread(),
+            })
+            .collect(),
+        skipped_rows: answer.skipped_rows,
+    };
+    serde_json::to_writer_pretty(out, &json)
+}
+
+#[derive(Serialize)]
+struct JsonAnswer<'a> {
+    portfolio: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+    rows: JsonRows<'a>,
+    stats: Vec<JsonStat<'a>>,
+    skipped_rows: u64,
+}
+
+#[derive(Serialize)]
+struct JsonStat<'a> {
+    investor: u32,
+    name: &'a str,
+    portfolio: String,
+    rows: u64,
+    avg: f64,
+    stddev: Option<f64>,
+    spread: Option<f64>,
+}
+
+/// The rows, serialised one by one (never all at once in memory as JSON).
+struct JsonRows<'a>(&'a [Row]);
+
+#[derive(Serialize)]
+struct JsonRow<'a> {
+    #[serde(rename = "PORTFOLIO")]
+    portfolio: &'a str,
+    #[serde(rename = "TIMESTAMP")]
+    timestamp: String,
+    #[serde(rename = "NAV")]
+    nav: f64,
+    #[serde(rename = "NAV_Change")]
+    nav_change: f64,
+    #[serde(rename = "NAV_Change_%")]
+    nav_change_pct: f64,
+}
+
+impl Serialize for JsonRows<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.0.iter().map(|row| JsonRow {
+            portfolio: &row.portfolio,
+            timestamp: time(row.timestamp),
+            nav: row.nav,
+            nav_change: row.nav_change,
+            nav_change_pct: row.nav_change_pct,
+        }))
+    }
+}
+
+/// CSV: the portfolio's rows (when one was asked for), a blank line, then
+/// the statistics (`stddev` and `spread` empty when undefined).
+pub fn csv(query: &Query, answer: &Answer) -> String {
+    let mut out = String::new();
+    if query.portfolio.is_some() {
+        out.push_str("PORTFOLIO,TIMESTAMP,NAV,NAV_Change,NAV_Change_%\n");
+        for row in &answer.rows {
+            out.push_str(&format!(
+                "{},{},{},{},{}\n",
+                row.portfolio,
+                time(row.timestamp),
+                row.nav,
+                row.nav_change,
+                row.nav_change_pct
+            ));
+        }
+        if query.stats {
+            out.push('\n');
+        }
+    }
+    if query.stats {
+        out.push_str("INVESTOR,NAME,PORTFOLIO,ROWS,AVG,STDDEV,SPREAD\n");
+        for s in &answer.stats {
+            let optional = |v: Option<f64>| v.map(|v| v.to_string()).unwrap_or_default();
+            let mut writer = ::csv::Writer::from_writer(Vec::new());
+            writer
+                .write_record([
+                    s.portfolio.investor.to_string(),
+                    s.name.clone(),
+                    s.portfolio.to_string(),
+                    s.moments.count.to_string(),
+                    s.moments.mean.to_string(),
+                    optional(s.moments.stddev()),
+                    optional(s.moments.spread()),
+                ])
+                .expect("writing to memory");
+            out.push_str(
+                &String::from_utf8(writer.into_inner().expect("writing to memory")).expect("UTF-8 in, UTF-8 out"),
+            );
+        }
+    }
+    out
+}
+
+fn two(value: f64) -> String {
+    crate::cli::money(value)
+}
+
+fn table_of(header: &[&str], rows: Vec<Vec<String>>, right: &[usize]) -> String {
+    let mut table = Table::new();
+    table.load_preset(UTF8_FULL_CONDENSED).set_header(header.to_vec());
+    for row in rows {
+        table.add_row(row);
+    }
+    for &index in right {
+        if let Some(column) = table.column_mut(index) {
+            column.set_cell_alignment(CellAlignment::Right);
+        }
+    }
+    table.to_string()
+}
+
+/// Tables for people: numbers rounded to 2 decimals, spread in percent.
+pub fn table(query: &Query, answer: &Answer) -> String {
+    let mut out = String::new();
+    if let Some(portfolio) = query.portfolio {
+        out.push_str(&format!("Portfolio {portfolio}: {} row(s)\n", answer.rows.len()));
+        let rows = answer
+            .rows
+            .iter()
+            .map(|r| {
+                vec![
+                    r.portfolio.clone(),
+                    time(r.timestamp),
+                    two(r.nav),
+                    two(r.nav_change),
+                    format!("{:.2}", r.nav_change_pct),
+                ]
+            })
+            .collect();
+        out.push_str(&table_of(&["PORTFOLIO", "TIMESTAMP", "NAV", "NAV_Change", "NAV_Change_%"], rows, &[2, 3, 4]));
+        out.push('\n');
+    }
+    if query.stats {
+        out.push_str(&format!("{} portfolio(s) with rows in the interval\n", answer.stats.len()));
+        let rows = answer
+            .stats
+            .iter()
+            .map(|s| {
+                vec![
+                    s.name.clone(),
+                    s.portfolio.to_string(),
+                    s.moments.count.to_string(),
+                    two(s.moments.mean),
+                    s.moments.stddev().map(two).unwrap_or_default(),
+                    s.moments.spread().map(|v| format!("{:.2}", v * 100.0)).unwrap_or_default(),
+                ]
+            })
+            .collect();
+        out.push_str(&table_of(
+            &["INVESTOR", "PORTFOLIO", "ROWS", "AVG NAV", "STDDEV NAV", "SPREAD %"],
+            rows,
+            &[2, 3, 4, 5],
+        ));
+        out.push('\n');
+    }
+    if answer.skipped_rows > 0 {
+        out.push_str(&format!("{} corrupt row(s) skipped (see the warnings on stderr)\n", answer.skipped_rows));
+    }
+    out
+}

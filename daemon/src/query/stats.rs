@@ -1,0 +1,151 @@
+//! The per-portfolio statistics: count, mean, sample standard deviation
+//! (n − 1, as Spark's `stddev`) and spread = (max − min) / mean, computed
+//! batch by batch with Arrow kernels and merged with Chan's formula, so the
+//! variance is numerically stable (no sum of squares).
+
+use arrow::array::{Array, Float64Array};
+use arrow::compute::kernels::{aggregate, numeric};
+
+/// Running statistics of a series of NAVs.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Moments {
+    /// Values seen.
+    pub count: u64,
+    /// Their mean.
+    pub mean: f64,
+    /// Σ (x − mean)².
+    pub m2: f64,
+    /// Smallest value.
+    pub min: f64,
+    /// Largest value.
+    pub max: f64,
+}
+
+impl Default for Moments {
+    fn default() -> Self {
+        Moments { count: 0, mean: 0.0, m2: 0.0, min: f64::INFINITY, max: f64::NEG_INFINITY }
+    }
+}
+
+impl Moments {
+    /// The moments of one array (nulls must have been removed), by kernels:
+    /// sum, min and max, then Σ (x − mean)² in a second pass.
+    pub fn of(values: &Float64Array) -> Moments {
+        let count = (values.len() - values.null_count()) as u64;
+        if count == 0 {
+            return Moments::default();
+        }
+        let mean = aggregate::sum(values).unwrap_or(0.0) / count as f64;
+        let centred = numeric::sub(values, &Float64Array::new_scalar(mean)).expect("same types");
+        let squares = numeric::mul(&centred, &centred).expect("same types");
+        let m2 =
+            aggregate::sum(squares.as_any().downcast_ref::<Float64Array>().expect("f64 in, f64 out")).unwrap_or(0.0);
+        Moments {
+            count,
+            mean,
+            m2,
+            min: aggregate::min(values).unwrap_or(f64::INFINITY),
+            max: aggregate::max(values).unwrap_or(f64::NEG_INFINITY),
+        }
+    }
+
+    /// Both series together (Chan et al.'s parallel update).
+    pub fn merge(self, other: Moments) -> Moments {
+        if self.count == 0 {
+            return other;
+        }
+        if other.count == 0 {
+            return self;
+        }
+        let count = self.count + other.count;
+        let (a, b, n) = (self.count as f64, other.count as f64, count as f64);
+        let delta = other.mean - self.mean;
+        Moments {
+            count,
+            mean: self.mean + delta * b / n,
+            m2: self.m2 + other.m2 + delta * delta * a * b / n,
+            min: self.min.min(other.min),
+            max: self.max.max(other.max),
+        }
+    }
+
+    /// Sample standard deviation; `None` for fewer than two values.
+    pub fn stddev(&self) -> Option<f64> {
+        (self.count > 1).then(|| (self.m2 / (self.count - 1) as f64).sqrt())
+    }
+
+    /// (max − min) / mean; `None` without values or with a zero mean.
+    pub fn spread(&self) -> Option<f64> {
+        (self.count > 0 && self.mean != 0.0).then(|| (self.max - self.min) / self.mean)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The textbook two-pass computation, independently.
+    fn naive(values: &[f64]) -> (f64, Option<f64>, Option<f64>) {
+        let n = values.len() as f64;
+        let mean = values.iter().sum::<f64>() / n;
+        let var = values.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0);
+        let (min, max) = values.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), x| (lo.min(*x), hi.max(*x)));
+        (mean, (values.len() > 1).then(|| var.sqrt()), Some((max - min) / mean))
+    }
+
+    fn close(a: f64, b: f64) -> bool {
+        (a - b).abs() <= 1e-9 * b.abs().max(1.0)
+    }
+
+    #[test]
+    fn one_batch_and_merged_batches_agree_with_the_textbook() {
+        let values: Vec<f64> = (0..1000).map(|i| 1_000_000.0 + (i as f64 * 7.3).sin() * 5000.0).collect();
+        let whole = Moments::of(&Float64Array::from(values.clone()));
+        let merged = values
+            .chunks(97)
+            .map(|c| Moments::of(&Float64Array::from(c.to_vec())))
+            .fold(Moments::default(), Moments::merge);
+        let (mean, stddev, spread) = naive(&values);
+        for m in [whole, merged] {
+            assert_eq!(m.count, 1000);
+            assert!(close(m.mean, mean));
+            assert!(close(m.stddev().unwrap(), stddev.unwrap()));
+            assert!(close(m.spread().unwrap(), spread.unwrap()));
+        }
+    }
+
+    #[test]
+    fn edge_cases_one_value_none_and_a_zero_mean() {
+        let one = Moments::of(&Float64Array::from(vec![5.0]));
+        assert_eq!((one.count, one.mean, one.stddev(), one.spread()), (1, 5.0, None, Some(0.0)));
+        let none = Moments::of(&Float64Array::from(Vec::<f64>::new()));
+        assert_eq!((none.count, none.stddev(), none.spread()), (0, None, None));
+        assert_eq!(none.merge(one), one);
+        let zeros = Moments::of(&Float64Array::from(vec![0.0, 0.0]));
+        assert_eq!((zeros.stddev(), zeros.spread()), (Some(0.0), None));
+    }
+
+    #[test]
+    fn stable_for_large_values_with_a_tiny_spread() {
+        // The naive Σx² − n·mean² loses everything here; centring first does
+        // not. The reference works on the exact offsets from 1e9 (x − 1e9 is
+        // exact in floating point), so it is free of the large magnitude.
+        let values: Vec<f64> = (0..10_000).map(|i| 1e9 + (i % 3) as f64 * 0.01).collect();
+        let offsets: Vec<f64> = values.iter().map(|x| x - 1e9).collect();
+        let (_, reference, _) = naive(&offsets);
+        let merged = values
+            .chunks(1000)
+            .map(|c| Moments::of(&Float64Array::from(c.to_vec())))
+            .fold(Moments::default(), Moments::merge);
+        for m in [Moments::of(&Float64Array::from(values.clone())), merged] {
+            let (got, want) = (m.stddev().unwrap(), reference.unwrap());
+            assert!((got - want).abs() <= 1e-6 * want, "{got} vs {want}");
+        }
+        let sum_of_squares: f64 =
+            values.iter().map(|x| x * x).sum::<f64>() - 10_000.0 * (values.iter().sum::<f64>() / 10_000.0).powi(2);
+        assert!(
+            (sum_of_squares / 9999.0).max(0.0).sqrt() - reference.unwrap() > 1.0,
+            "the naive formula really fails here"
+        );
+    }
+}

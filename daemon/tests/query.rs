@@ -1,0 +1,288 @@
+//! The query (App2) against generated data: every statistic agrees with an
+//! independent, straightforward computation over the CSV rows; intervals,
+//! corrupt lines, ordering, output formats and every error message.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Command;
+
+use stockd::market::{PortfolioId, parse_timestamp};
+use stockd::query::generate::{Dataset, generate};
+use stockd::query::scan::Interval;
+use stockd::query::{Answer, Query, run};
+
+fn secs(text: &str) -> i64 {
+    parse_timestamp(text).unwrap().and_utc().timestamp()
+}
+
+/// (timestamp, NAV) of every row of every portfolio file, read with the csv
+/// crate, skipping rows that do not parse.
+fn rows_by_portfolio(data: &Path) -> BTreeMap<String, Vec<(i64, f64)>> {
+    let mut all = BTreeMap::new();
+    for entry in std::fs::read_dir(data).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        let Some(id) = stockd::query::files::portfolio_of(&name) else { continue };
+        let mut reader = csv::ReaderBuilder::new().flexible(true).from_path(&path).unwrap();
+        let rows = reader
+            .records()
+            .filter_map(|r| r.ok())
+            .filter(|r| r.len() == 5)
+            .filter_map(|r| Some((parse_timestamp(&r[1]).ok()?.and_utc().timestamp(), r[2].parse::<f64>().ok()?)))
+            .collect();
+        all.insert(id.to_string(), rows);
+    }
+    all
+}
+
+/// Count, mean, sample standard deviation, spread.
+type Expected = (u64, f64, Option<f64>, f64);
+
+/// The statistics the straightforward way: count, mean, sample stddev
+/// (two-pass), spread.
+fn expected(rows: &[(i64, f64)], from: Option<i64>, to: Option<i64>) -> Option<Expected> {
+    let navs: Vec<f64> =
+        rows.iter().filter(|(t, _)| from.is_none_or(|f| *t >= f) && to.is_none_or(|e| *t <= e)).map(|r| r.1).collect();
+    if navs.is_empty() {
+        return None;
+    }
+    let n = navs.len() as f64;
+    let mean = navs.iter().fold(0.0, |a, x| a + x) / n;
+    let stddev =
+        (navs.len() > 1).then(|| (navs.iter().fold(0.0, |a, x| a + (x - mean) * (x - mean)) / (n - 1.0)).sqrt());
+    let max = navs.iter().cloned().fold(f64::MIN, f64::max);
+    let min = navs.iter().cloned().fold(f64::MAX, f64::min);
+    Some((navs.len() as u64, mean, stddev, (max - min) / mean))
+}
+
+fn close(a: f64, b: f64) -> bool {
+    (a - b).abs() <= 1e-9 * b.abs().max(1e-300)
+}
+
+fn check_against_independent(data: &Path, answer: &Answer, from: Option<i64>, to: Option<i64>) {
+    let rows = rows_by_portfolio(data);
+    let want: Vec<(String, Expected)> =
+        rows.iter().filter_map(|(id, rows)| expected(rows, from, to).map(|e| (id.clone(), e))).collect();
+    assert_eq!(answer.stats.len(), want.len(), "portfolios with rows in the interval");
+    let want: BTreeMap<String, _> = want.into_iter().collect();
+    for s in &answer.stats {
+        let (count, mean, stddev, spread) = want[&s.portfolio.to_string()];
+        assert_eq!(s.moments.count, count, "{}", s.portfolio);
+        assert!(close(s.moments.mean, mean), "{}: mean {} vs {mean}", s.portfolio, s.moments.mean);
+        match (s.moments.stddev(), stddev) {
+            (Some(got), Some(want)) => assert!(close(got, want), "{}: stddev {got} vs {want}", s.portfolio),
+            (got, want) => assert_eq!(got, want, "{}: stddev", s.portfolio),
+        }
+        assert!(close(s.moments.spread().unwrap(), spread), "{}: spread", s.portfolio);
+    }
+}
+
+fn dataset(dir: &Path, investors: u32, portfolios: u32, rows: u32) {
+    let start = parse_timestamp("2026-11-24 09:00:00").unwrap();
+    generate(&Dataset { investors, portfolios, rows, start, seed: 42 }, dir).unwrap();
+}
+
+fn query(data: &Path, portfolio: Option<&str>, from: Option<&str>, to: Option<&str>) -> Answer {
+    let query = Query {
+        data: data.to_path_buf(),
+        portfolio: portfolio.map(|p| p.parse().unwrap()),
+        interval: Interval { from: from.map(secs), to: to.map(secs) },
+        stats: true,
+    };
+    run(&query).unwrap()
+}
+
+#[test]
+fn statistics_agree_with_an_independent_computation_over_any_interval() {
+    let dir = tempfile::tempdir().unwrap();
+    dataset(dir.path(), 4, 3, 70_000); // more than one 64k batch per file
+    for (from, to) in [
+        (None, None),
+        (Some("2026-11-24 12:00:00"), Some("2026-11-25 18:33:20")),
+        (Some("2026-12-01"), None),
+        (None, Some("2026-11-24 09:00:40")),
+        (Some("2026-11-24 10:00:00"), Some("2026-11-24 10:00:00")),
+    ] {
+        let answer = query(dir.path(), None, from, to);
+        assert_eq!(answer.skipped_rows, 0);
+        check_against_independent(dir.path(), &answer, from.map(secs), to.map(secs));
+    }
+    let single = query(dir.path(), None, Some("2026-11-24 10:00:00"), Some("2026-11-24 10:00:00"));
+    assert!(
+        single
+            .stats
+            .iter()
+            .all(|s| s.moments.count == 1 && s.moments.stddev().is_none() && s.moments.spread() == Some(0.0))
+    );
+    assert_eq!(single.stats[0].name, "Investor 1");
+}
+
+#[test]
+fn a_portfolio_query_lists_its_rows_in_time_order_within_the_interval() {
+    let dir = tempfile::tempdir().unwrap();
+    dataset(dir.path(), 2, 2, 100);
+    let answer = query(dir.path(), Some("2.1"), Some("2026-11-24 09:10:00"), Some("2026-11-24 09:20:00"));
+    assert_eq!(answer.rows.len(), 31, "both ends included: 09:10:00 … 09:20:00 every 20 s");
+    assert_eq!(answer.rows[0].timestamp, secs("2026-11-24 09:10:00"));
+    assert_eq!(answer.rows[30].timestamp, secs("2026-11-24 09:20:00"));
+    assert!(answer.rows.windows(2).all(|w| w[0].timestamp <= w[1].timestamp));
+    assert!(answer.rows.iter().all(|r| r.portfolio == "2.1"));
+    let file = rows_by_portfolio(dir.path())["2.1"].clone();
+    for row in &answer.rows {
+        assert!(file.contains(&(row.timestamp, row.nav)));
+    }
+    assert_eq!(answer.stats.len(), 4, "the statistics cover every portfolio");
+}
+
+#[test]
+fn portfolios_are_ordered_by_investor_then_number_as_numbers() {
+    let dir = tempfile::tempdir().unwrap();
+    let header = "PORTFOLIO,TIMESTAMP,NAV,NAV_Change,NAV_Change_%\n";
+    for id in ["1.10", "10.1", "1.2", "2.1", "1.1"] {
+        let p: PortfolioId = id.parse().unwrap();
+        std::fs::write(
+            dir.path().join(format!("INVESTOR_{}_PORTFOLIO_{}.csv", p.investor, p.number)),
+            format!("{header}{id},2026-11-24 09:00:00,100,0,0\n"),
+        )
+        .unwrap();
+    }
+    std::fs::write(dir.path().join("investors.csv"), "INVESTOR,NAME\n10,Ten Capital\n").unwrap();
+    let answer = query(dir.path(), None, None, None);
+    let order: Vec<String> = answer.stats.iter().map(|s| s.portfolio.to_string()).collect();
+    assert_eq!(order, ["1.1", "1.2", "1.10", "2.1", "10.1"]);
+    assert_eq!(answer.stats[4].name, "Ten Capital");
+    assert_eq!(answer.stats[0].name, "Investor 1", "no name on file: Investor N");
+}
+
+#[test]
+fn corrupt_rows_are_skipped_counted_and_located() {
+    let dir = tempfile::tempdir().unwrap();
+    dataset(dir.path(), 1, 2, 50);
+    let path = dir.path().join("INVESTOR_1_PORTFOLIO_2.csv");
+    let mut text = std::fs::read_to_string(&path).unwrap();
+    text.push_str("1.2,2026-11-24 10:00:00,abc,0,0\n1.2,2026-11-24\n1.2,tomorrow,5,0,0\n1.2,2026-11-24 10:01:00,,0,0\n1.2,2026-11-24 10:02:00,123.5,1,1");
+    std::fs::write(&path, text).unwrap();
+    // Files that are not portfolio files are ignored; empty ones are fine.
+    std::fs::write(dir.path().join("notes.txt"), "hello").unwrap();
+    std::fs::write(dir.path().join("INVESTOR_3_PORTFOLIO_1.csv"), "").unwrap();
+    std::fs::write(dir.path().join("INVESTOR_3_PORTFOLIO_2.csv"), "PORTFOLIO,TIMESTAMP,NAV,NAV_Change,NAV_Change_%\n")
+        .unwrap();
+    let answer = query(dir.path(), None, None, None);
+    assert_eq!(answer.skipped_rows, 4);
+    let warnings = answer.warnings.join("\n");
+    for line in ["line 52", "line 53", "line 54", "line 55"] {
+        assert!(warnings.contains(&format!("INVESTOR_1_PORTFOLIO_2.csv: {line}:")), "{line} in:\n{warnings}");
+    }
+    check_against_independent(dir.path(), &answer, None, None);
+    let p2 = answer.stats.iter().find(|s| s.portfolio.to_string() == "1.2").unwrap();
+    assert_eq!(p2.moments.count, 51, "50 generated rows and the last, unterminated one");
+}
+
+#[test]
+fn other_csv_dialects_are_read_too() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("INVESTOR_1_PORTFOLIO_1.csv"),
+        "PORTFOLIO,TIMESTAMP,NAV,NAV_Change,NAV_Change_%\r\n\"1.1\",2022-03-20T15:38:00,100.5,0,0\r\n1.1,2022-3-20 15:38:20,101.5,1,0.99\r\n",
+    )
+    .unwrap();
+    let answer = query(dir.path(), Some("1.1"), Some("2022-3-20 15:38"), None);
+    assert_eq!(answer.skipped_rows, 0, "{:?}", answer.warnings);
+    assert_eq!(answer.rows.iter().map(|r| r.nav).collect::<Vec<_>>(), [100.5, 101.5]);
+    assert_eq!(answer.rows[1].timestamp, secs("2022-03-20 15:38:20"));
+}
+
+fn stockd(args: &[&str]) -> (bool, String, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_stockd")).args(args).output().unwrap();
+    (output.status.success(), String::from_utf8(output.stdout).unwrap(), String::from_utf8(output.stderr).unwrap())
+}
+
+#[test]
+fn bad_input_gets_a_one_line_error_and_a_failure_status() {
+    let dir = tempfile::tempdir().unwrap();
+    dataset(dir.path(), 1, 1, 5);
+    let data = dir.path().to_str().unwrap();
+    let empty = tempfile::tempdir().unwrap();
+    let cases: [(Vec<&str>, &str); 6] = [
+        (
+            vec!["query", "--data", data, "--from", "yesterday"],
+            "--from \"yesterday\" is not a time; use YYYY-MM-DD, YYYY-MM-DD HH:MM",
+        ),
+        (
+            vec!["query", "--data", data, "--from", "2026-11-25", "--to", "2026-11-24"],
+            "--from 2026-11-25 is after --to 2026-11-24",
+        ),
+        (vec!["query", "--data", "/nonexistent/data"], "cannot read the data folder /nonexistent/data"),
+        (vec!["query", "9.9", "--data", data], "no portfolio 9.9 in"),
+        (vec!["query", "../x", "--data", data], "portfolio id \"../x\" is not of the form N.P"),
+        (vec!["query", "--data", empty.path().to_str().unwrap()], "no portfolio files (INVESTOR_i_PORTFOLIO_p.csv) in"),
+    ];
+    for (args, message) in cases {
+        let (ok, _, stderr) = stockd(&args);
+        assert!(!ok, "{args:?} should fail");
+        assert_eq!(stderr.lines().count(), 1, "{args:?}: one line, got {stderr:?}");
+        assert!(stderr.starts_with("error: ") && stderr.contains(message), "{args:?}: {stderr:?}");
+    }
+}
+
+#[test]
+fn json_and_csv_outputs_parse_back_to_the_same_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    dataset(dir.path(), 2, 2, 30);
+    let data = dir.path().to_str().unwrap();
+    let answer = query(dir.path(), Some("1.2"), Some("2026-11-24 09:02:00"), None);
+
+    let (ok, stdout, _) =
+        stockd(&["query", "1.2", "--data", data, "--from", "2026-11-24 09:02:00", "--format", "json"]);
+    assert!(ok);
+    let json: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(json["portfolio"], "1.2");
+    assert_eq!(json["from"], "2026-11-24 09:02:00");
+    assert_eq!(json["to"], serde_json::Value::Null);
+    assert_eq!(json["skipped_rows"], 0);
+    assert_eq!(json["rows"].as_array().unwrap().len(), answer.rows.len());
+    assert_eq!(json["rows"][0]["TIMESTAMP"], "2026-11-24 09:02:00");
+    assert_eq!(json["rows"][0]["NAV"].as_f64().unwrap(), answer.rows[0].nav);
+    let stats = json["stats"].as_array().unwrap();
+    assert_eq!(stats.len(), 4);
+    assert_eq!(stats[1]["portfolio"], "1.2");
+    assert_eq!(stats[1]["investor"], 1);
+    assert_eq!(stats[1]["name"], "Investor 1");
+    // Full precision: no rounding to 2 decimals (Arrow's SIMD sums may
+    // differ in the last bit between runs).
+    assert!(close(stats[1]["avg"].as_f64().unwrap(), answer.stats[1].moments.mean));
+    assert!(close(stats[1]["stddev"].as_f64().unwrap(), answer.stats[1].moments.stddev().unwrap()));
+    assert!(stats[1]["avg"].as_f64().unwrap().fract() != 0.0);
+
+    let (ok, stdout, _) = stockd(&["query", "1.2", "--data", data, "--from", "2026-11-24 09:02:00", "--format", "csv"]);
+    assert!(ok);
+    let (rows, stats) = stdout.split_once("\n\n").expect("rows, a blank line, statistics");
+    let rows: Vec<csv::StringRecord> =
+        csv::Reader::from_reader(rows.as_bytes()).records().map(Result::unwrap).collect();
+    assert_eq!(rows.len(), answer.rows.len());
+    assert_eq!(rows[0][2].parse::<f64>().unwrap(), answer.rows[0].nav);
+    let mut reader = csv::Reader::from_reader(stats.as_bytes());
+    assert_eq!(reader.headers().unwrap(), vec!["INVESTOR", "NAME", "PORTFOLIO", "ROWS", "AVG", "STDDEV", "SPREAD"]);
+    let stats: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    assert_eq!(stats[3][2].to_string(), "2.2");
+    assert!(close(stats[3][4].parse::<f64>().unwrap(), answer.stats[3].moments.mean));
+
+    let (ok, stdout, _) = stockd(&["query", "1.2", "--data", data]);
+    assert!(ok);
+    assert!(
+        stdout.contains("Portfolio 1.2: 30 row(s)") && stdout.contains("Investor 2") && stdout.contains("SPREAD %"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn a_plot_is_an_svg_with_a_line_per_portfolio() {
+    let dir = tempfile::tempdir().unwrap();
+    dataset(dir.path(), 2, 2, 30);
+    let svg = dir.path().join("nav.svg");
+    let (ok, _, stderr) = stockd(&["query", "--data", dir.path().to_str().unwrap(), "--plot", svg.to_str().unwrap()]);
+    assert!(ok, "{stderr}");
+    let text = std::fs::read_to_string(&svg).unwrap();
+    assert!(text.matches("<polyline").count() >= 4, "four lines");
+    assert!(text.contains("Investor 2 · 2.2") && text.contains("NAV (currency units)"));
+}
