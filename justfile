@@ -22,9 +22,23 @@ plugins:
 build:
     cargo build --release -j {{jobs}}
 
-# Start the system (for now: list the investors it would run).
-run: plugins build
-    "{{target_dir}}/release/stockd" investors
+# Start everything on the embedded bus: two exchanges, the seed investors from investors/, the sink writing data/. Extra flags go to `stockd run`.
+run *flags: plugins build
+    "{{target_dir}}/release/stockd" run {{flags}}
+
+# Query the portfolio files, e.g. `just query 2.1 "2026-11-24 09:00" "2026-11-24 10:00"` (the times are optional).
+[positional-arguments]
+query portfolio from="" to="": build
+    #!/usr/bin/env bash
+    set -euo pipefail
+    args=(query "$1")
+    [ -n "$2" ] && args+=(--from "$2")
+    [ -n "$3" ] && args+=(--to "$3")
+    exec "{{target_dir}}/release/stockd" "${args[@]}"
+
+# Run a local Kafka-compatible broker (tansu, installed if missing) on 127.0.0.1:9092; then `just run --brokers 127.0.0.1:9092`.
+kafka port="9092":
+    scripts/broker serve "{{target_dir}}/kafka" {{port}}
 
 # Run every test: plugins first, then the workspace tests, the Kafka half against a local broker (tansu, installed if missing).
 test: plugins

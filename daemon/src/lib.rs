@@ -13,6 +13,7 @@ pub mod cli;
 pub mod config;
 pub mod exchange;
 pub mod fsutil;
+pub mod http;
 pub mod investor;
 pub mod market;
 pub mod metrics;

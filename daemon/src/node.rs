@@ -49,84 +49,47 @@ pub fn topic_specs(config: &Config) -> Vec<TopicSpec> {
 }
 
 /// Runs the roles on `bus`.
-pub async fn run_on<B: Bus>(
-    bus: B,
-    config: Config,
-    metrics: Metrics,
-    shutdown: CancellationToken,
-) -> anyhow::Result<()> {
+pub async fn run_on<B: Bus>(bus: B, config: Config, metrics: Metrics, stop: CancellationToken) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
     bus.create_topics(&topic_specs(&config))
         .await
         .with_context(|| format!("creating the topics on {}", bus.identity()))?;
+    if let Some(addr) = config.http {
+        let roles = config.roles.iter().map(|r| format!("{r:?}").to_lowercase()).collect();
+        let health = crate::http::Health { roles, bus: bus.identity(), started };
+        crate::http::serve(addr, metrics.clone(), health, stop.clone()).await?;
+    }
+    let plugins = if config.roles.contains(&Role::Investors) { Some(open_plugins(&config)?) } else { None };
+    let names: Vec<String> = plugins
+        .iter()
+        .flat_map(|(registry, _)| registry.plugins().values().map(|i| i.name().to_string()).collect::<Vec<_>>())
+        .collect();
+    announce(&config, &bus.identity(), &names);
+
     let mut producers = JoinSet::new();
     if config.roles.contains(&Role::Exchange) {
-        for (index, exchange_config) in config.market.exchanges.iter().enumerate() {
-            let exchange = Exchange::new(exchange_config, &config.market, index);
-            let task = exchange::run(
-                bus.clone(),
-                config.topics.stock_exchange.clone(),
-                exchange,
-                metrics.clone(),
-                shutdown.clone(),
-            );
-            producers.spawn(async move {
-                task.await;
-                Ok::<(), anyhow::Error>(())
-            });
-        }
+        start_exchanges(&mut producers, &bus, &config, &metrics, &stop);
     }
-    let _watcher = if config.roles.contains(&Role::Investors) {
-        let (registry, watcher) = open_plugins(&config)?;
-        let settings = RuntimeSettings {
-            stock_topic: config.topics.stock_exchange.clone(),
-            portfolio_topic: config.topics.portfolios.clone(),
-            data: config.data.clone(),
-            quarantine_after: config.investors.quarantine_after,
-        };
-        let schedule = Schedule::starting_now(config.interval);
-        let task = investor::run(bus.clone(), registry, schedule, settings, metrics.clone(), shutdown.clone());
-        producers.spawn(async move {
-            task.await;
-            Ok(())
-        });
-        Some(watcher)
-    } else {
-        None
-    };
+    let _watcher = plugins.map(|(registry, watcher)| {
+        start_investors(&mut producers, &bus, &config, registry, &metrics, &stop);
+        watcher
+    });
     // The sink stops last, after writing what the producers published.
     let sink_stop = CancellationToken::new();
-    let sink = if config.roles.contains(&Role::Sink) {
-        let settings = SinkSettings {
-            topic: config.topics.portfolios.clone(),
-            data: config.data.clone(),
-            open_files: config.sink.open_files,
-            sync: config.sink.sync,
-            batch: config.sink.batch,
-        };
-        let (bus, metrics, stop, shutdown) = (bus.clone(), metrics.clone(), sink_stop.clone(), shutdown.clone());
-        Some(tokio::spawn(async move {
-            let result = sink::run(bus, settings, metrics, stop).await;
-            if result.is_err() {
-                shutdown.cancel();
-            }
-            result
-        }))
-    } else {
-        None
-    };
-    let summary = tokio::spawn(log_summaries(metrics.clone(), config.interval, shutdown.clone()));
+    let sink = config.roles.contains(&Role::Sink).then(|| start_sink(&bus, &config, &metrics, &sink_stop, &stop));
+    let summary = tokio::spawn(log_summaries(metrics.clone(), config.interval, stop.clone()));
+
     let mut first_error = None;
     while let Some(joined) = producers.join_next().await {
-        let outcome = joined.map_err(anyhow::Error::from).and_then(|result| result);
-        if let Err(error) = outcome {
+        if let Err(error) = joined.map_err(anyhow::Error::from).and_then(|result| result) {
             tracing::error!("{error:#}");
-            shutdown.cancel();
+            stop.cancel();
             first_error.get_or_insert(error);
         }
     }
     // Producers end only when stopped; with none (a sink-only process),
     // wait for the stop here.
-    shutdown.cancelled().await;
+    stop.cancelled().await;
     sink_stop.cancel();
     if let Some(sink) = sink {
         match sink.await {
@@ -143,6 +106,105 @@ pub async fn run_on<B: Bus>(
     summary.abort();
     tracing::info!("stopped: {}", metrics.summary());
     first_error.map_or(Ok(()), Err)
+}
+
+type Producers = JoinSet<anyhow::Result<()>>;
+
+fn start_exchanges<B: Bus>(
+    producers: &mut Producers,
+    bus: &B,
+    config: &Config,
+    metrics: &Metrics,
+    stop: &CancellationToken,
+) {
+    for (index, exchange_config) in config.market.exchanges.iter().enumerate() {
+        let exchange = Exchange::new(exchange_config, &config.market, index);
+        let topic = config.topics.stock_exchange.clone();
+        let task = exchange::run(bus.clone(), topic, exchange, metrics.clone(), stop.clone());
+        producers.spawn(async move {
+            task.await;
+            Ok(())
+        });
+    }
+}
+
+fn start_investors<B: Bus>(
+    producers: &mut Producers,
+    bus: &B,
+    config: &Config,
+    registry: Arc<PluginRegistry>,
+    metrics: &Metrics,
+    stop: &CancellationToken,
+) {
+    let settings = RuntimeSettings {
+        stock_topic: config.topics.stock_exchange.clone(),
+        portfolio_topic: config.topics.portfolios.clone(),
+        data: config.data.clone(),
+        quarantine_after: config.investors.quarantine_after,
+    };
+    let schedule = Schedule::starting_now(config.interval);
+    let task = investor::run(bus.clone(), registry, schedule, settings, metrics.clone(), stop.clone());
+    producers.spawn(async move {
+        task.await;
+        Ok(())
+    });
+}
+
+/// Starts the sink; it stops on `sink_stop`, and stops everything (`stop`)
+/// if it fails.
+fn start_sink<B: Bus>(
+    bus: &B,
+    config: &Config,
+    metrics: &Metrics,
+    sink_stop: &CancellationToken,
+    stop: &CancellationToken,
+) -> tokio::task::JoinHandle<Result<(), sink::SinkError>> {
+    let settings = SinkSettings {
+        topic: config.topics.portfolios.clone(),
+        data: config.data.clone(),
+        open_files: config.sink.open_files,
+        sync: config.sink.sync,
+        batch: config.sink.batch,
+    };
+    let (bus, metrics, sink_stop, stop) = (bus.clone(), metrics.clone(), sink_stop.clone(), stop.clone());
+    tokio::spawn(async move {
+        let result = sink::run(bus, settings, metrics, sink_stop).await;
+        if result.is_err() {
+            stop.cancel();
+        }
+        result
+    })
+}
+
+/// The first lines a user sees: what runs where, and how to query it.
+fn announce(config: &Config, bus: &str, investors: &[String]) {
+    let roles: Vec<String> = config.roles.iter().map(|r| format!("{r:?}").to_lowercase()).collect();
+    let on = match &config.brokers {
+        None => "the embedded memory bus (no broker; add --brokers HOST:PORT for Kafka)".to_string(),
+        Some(brokers) => format!("Kafka at {brokers}"),
+    };
+    tracing::info!("stockd {} running {} on {on} [{bus}]", env!("CARGO_PKG_VERSION"), roles.join(", "));
+    if config.roles.contains(&Role::Investors) {
+        tracing::info!(
+            "{} investor(s) from {}/: {}; valuations every {}",
+            investors.len(),
+            config.plugins.display(),
+            investors.join(", "),
+            crate::config::duration::format(config.interval)
+        );
+    }
+    if config.roles.contains(&Role::Sink) {
+        let now = crate::market::now();
+        let until = now + chrono::Duration::hours(1);
+        let exe = std::env::args().next().unwrap_or_else(|| "stockd".to_string());
+        tracing::info!("portfolio files go to {}/INVESTOR_i_PORTFOLIO_p.csv", config.data.display());
+        tracing::info!(
+            "query them with: {exe} query 1.1 --data {} --from \"{}\" --to \"{}\"",
+            config.data.display(),
+            now.format("%Y-%m-%d %H:%M"),
+            until.format("%Y-%m-%d %H:%M")
+        );
+    }
 }
 
 /// Loads the plugin folder and starts watching it.

@@ -3,27 +3,19 @@
 //! files exactly once, in offset order.
 
 mod common;
+mod daemon;
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+use daemon::Daemon;
 
 use stockd::bus::{Bus, KafkaBus, KafkaSettings, Record, TopicSpec};
 use stockd::market::{InvestorId, PortfolioId, Valuation, parse_timestamp};
 
-fn start_sink(brokers: &str, data: &Path, config: &Path, log: &Path) -> Child {
-    let log = std::fs::OpenOptions::new().create(true).append(true).open(log).unwrap();
-    Command::new(env!("CARGO_BIN_EXE_stockd"))
-        .args(["run", "--roles", "sink", "--brokers", brokers])
-        .arg("--data")
-        .arg(data)
-        .arg("--config")
-        .arg(config)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .unwrap()
+fn start_sink(brokers: &str, data: &Path, config: &Path, log: &Path) -> Daemon {
+    let (data, config) = (data.to_str().unwrap(), config.to_str().unwrap());
+    Daemon::start(&["run", "--roles", "sink", "--brokers", brokers, "--data", data, "--config", config], log)
 }
 
 /// The next offset the sink's checkpoint records (0 before any).
@@ -75,8 +67,8 @@ async fn a_sink_process_killed_at_random_moments_writes_every_row_exactly_once()
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         tokio::time::sleep(Duration::from_millis(kill_after_ms[round])).await;
-        sink.kill().unwrap(); // SIGKILL
-        sink.wait().unwrap();
+        sink.signal("KILL");
+        sink.wait_exit(Duration::from_secs(5));
         eprintln!(
             "round {round}: killed at offset {} of {}",
             checkpointed(&data, &portfolios),
@@ -94,8 +86,8 @@ async fn a_sink_process_killed_at_random_moments_writes_every_row_exactly_once()
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     // A graceful stop (SIGTERM) exits 0.
-    Command::new("kill").arg("-TERM").arg(sink.id().to_string()).status().unwrap();
-    assert!(sink.wait().unwrap().success(), "exit status; log:\n{}", std::fs::read_to_string(&log).unwrap());
+    sink.signal("TERM");
+    assert!(sink.wait_exit(Duration::from_secs(10)).success(), "exit status; log:\n{}", sink.log());
 
     // Every valuation exactly once, in order, per file.
     for investor in 1..=5u32 {

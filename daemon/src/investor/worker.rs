@@ -33,6 +33,8 @@ use crate::plugin::{PluginError, PluginImage, PluginInstance, PluginRegistry, Po
 const POLL_SLICE: Duration = Duration::from_millis(100);
 /// Most ticks taken per poll.
 const POLL_BATCH: usize = 10_000;
+/// How often the consumer lag is measured for the metrics.
+const LAG_PERIOD: Duration = Duration::from_secs(10);
 
 /// What every investor of a process shares.
 pub(crate) struct Shared<B> {
@@ -148,7 +150,14 @@ impl<B: Bus> Worker<B> {
     async fn work(&mut self, shutdown: &CancellationToken) -> anyhow::Result<Exit> {
         let schedule = self.shared.schedule;
         let mut next = schedule.current(Instant::now()) + 1;
+        let mut lag_checked = Instant::now();
         loop {
+            if lag_checked.elapsed() >= LAG_PERIOD {
+                lag_checked = Instant::now();
+                if let Some(lag) = self.consumer.lag().await {
+                    self.shared.metrics.consumer_lag(&format!("investor-{}", self.investor), lag);
+                }
+            }
             if shutdown.is_cancelled() {
                 self.checkpoint_and_commit().await?;
                 return Ok(Exit::Shutdown);

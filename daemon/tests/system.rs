@@ -1,0 +1,144 @@
+//! The daemon as users run it (memory bus): orderly shutdown on a signal,
+//! an immediate exit on a second one, metrics over HTTP, configuration
+//! errors.
+
+mod common;
+mod daemon;
+
+use std::io::{Read, Write};
+use std::time::{Duration, Instant};
+
+use daemon::{Daemon, csv_rows, free_port, seed_plugins, write_fast_config};
+
+/// Starts `stockd run` on the memory bus with the seed investors, a fast
+/// market and a 200 ms interval in `dir`, plus `extra` flags; returns it
+/// and its data folder.
+fn start_daemon(dir: &std::path::Path, extra: &[&str]) -> (Daemon, std::path::PathBuf) {
+    let config = write_fast_config(dir, None);
+    let plugins = seed_plugins(dir);
+    let data = dir.join("data");
+    let mut args = vec!["run", "--config", config.to_str().unwrap(), "--plugins", plugins.to_str().unwrap()];
+    args.extend(["--data", data.to_str().unwrap(), "--interval", "200ms"]);
+    args.extend(extra);
+    (Daemon::start(&args, &dir.join("stockd.log")), data)
+}
+
+/// The counters of the final "stopped: …" log line.
+fn final_counter(log: &str, name: &str) -> u64 {
+    let line = log.lines().rev().find(|l| l.contains("stopped:")).expect("a final summary line");
+    let after = line.split(&format!("{name} ")).nth(1).expect("the counter");
+    after.split(|c: char| !c.is_ascii_digit()).next().unwrap().parse().unwrap()
+}
+
+#[test]
+fn sigterm_stops_in_order_within_five_seconds_and_nothing_published_is_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut daemon, data) = start_daemon(dir.path(), &[]);
+    daemon.wait_for_log("query them with:", Duration::from_secs(60));
+    daemon.wait_for_log("wrote 2 rows", Duration::from_secs(30));
+    std::thread::sleep(Duration::from_millis(1500));
+    let signalled = Instant::now();
+    daemon.signal("TERM");
+    let status = daemon.wait_exit(Duration::from_secs(5));
+    assert!(status.success(), "exit status {status}");
+    assert!(signalled.elapsed() < Duration::from_secs(5));
+    let log = daemon.log();
+    assert!(log.contains("stopping: finishing the work in flight"), "{log}");
+    // Every valuation published made it into a file: the sink drained the
+    // bus before exiting.
+    let published = final_counter(&log, "valuations published");
+    let rows: usize = csv_rows(&data).values().map(Vec::len).sum();
+    assert!(published >= 12, "{published} valuations in about 1.5 s at 200 ms");
+    assert_eq!(rows as u64, published, "rows in the CSV files = valuations published");
+    assert_eq!(final_counter(&log, "sink rows"), published);
+}
+
+#[test]
+fn a_second_signal_exits_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut daemon, _) = start_daemon(dir.path(), &[]);
+    daemon.wait_for_log("wrote 2 rows", Duration::from_secs(60));
+    daemon.signal("INT");
+    daemon.signal("INT");
+    let status = daemon.wait_exit(Duration::from_secs(2));
+    assert_eq!(status.code(), Some(130), "{}", daemon.log());
+}
+
+fn http_get(port: u16, path: &str) -> (u16, String) {
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let status = response.split(' ').nth(1).unwrap().parse().unwrap();
+    let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    (status, body)
+}
+
+fn metric(text: &str, series: &str) -> f64 {
+    text.lines().find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok()).unwrap_or(0.0)
+}
+
+#[test]
+fn metrics_and_health_are_served_and_the_counters_move() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let (mut daemon, _) = start_daemon(dir.path(), &["--http", &addr]);
+    daemon.wait_for_log("wrote 2 rows", Duration::from_secs(60));
+    let (status, first) = http_get(port, "/metrics");
+    assert_eq!(status, 200);
+    std::thread::sleep(Duration::from_millis(1000));
+    let (_, second) = http_get(port, "/metrics");
+    for series in [
+        r#"stockd_ticks_produced_total{exchange="se1"}"#,
+        r#"stockd_ticks_consumed_total{investor="2"}"#,
+        r#"stockd_valuations_published_total{investor="3"}"#,
+        r#"stockd_plugin_calls_total{investor="1"}"#,
+        "stockd_sink_rows_total",
+    ] {
+        assert!(metric(&second, series) > metric(&first, series), "{series} did not move:\n{second}");
+    }
+    assert_eq!(metric(&second, "stockd_investors_loaded"), 3.0);
+    assert!(second.contains("# TYPE stockd_plugin_call_seconds histogram"));
+    let (status, health) = http_get(port, "/health");
+    assert_eq!(status, 200);
+    let health: serde_json::Value = serde_json::from_str(&health).unwrap();
+    assert_eq!(health["status"], "ok");
+    assert_eq!(health["roles"], serde_json::json!(["exchange", "investors", "sink"]));
+    assert_eq!(http_get(port, "/nope").0, 404);
+    daemon.signal("TERM");
+    assert!(daemon.wait_exit(Duration::from_secs(5)).success());
+}
+
+#[test]
+fn a_bad_configuration_is_one_clear_error_naming_the_key_and_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("stockd.toml");
+    let stockd = |args: &[&str]| {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_stockd")).args(args).output().unwrap();
+        (output.status.success(), String::from_utf8(output.stderr).unwrap())
+    };
+    for (text, expected) in [
+        ("intervall = \"20s\"\n", "unknown field `intervall`"),
+        ("[sink]\nsync = \"sometimes\"\n", "unknown variant `sometimes`"),
+        ("[topics]\npartitions = 0\n", "topics.partitions: must be at least 1"),
+    ] {
+        std::fs::write(&config, text).unwrap();
+        let (ok, stderr) = stockd(&["run", "--config", config.to_str().unwrap()]);
+        assert!(!ok);
+        assert!(stderr.contains(expected) && stderr.contains("stockd.toml"), "{text:?}: {stderr}");
+        assert!(stderr.starts_with("error: "), "{stderr}");
+    }
+    let (ok, stderr) = stockd(&["run", "--config", "/nonexistent/stockd.toml"]);
+    assert!(!ok && stderr.contains("cannot read configuration file /nonexistent/stockd.toml"), "{stderr}");
+    let (ok, stderr) = stockd(&["run", "--interval", "soon"]);
+    assert!(!ok && stderr.contains("use e.g. 20s"), "{stderr}");
+}
+
+#[test]
+fn the_example_configuration_is_the_default_configuration() {
+    let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../stockd.example.toml");
+    let (config, table) = stockd::config::load_file(&example, true).unwrap();
+    assert_eq!(config, stockd::config::Config::default(), "stockd.example.toml documents the defaults");
+    assert!(table.contains_key("market") && table.contains_key("sink"), "the example sets every section");
+}
