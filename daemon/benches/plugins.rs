@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use criterion::{Criterion, criterion_group, criterion_main};
+use stockd::config::MarketConfig;
 use stockd::market::InvestorId;
 use stockd::plugin::{PluginHost, PluginLimits, Quote};
 
@@ -17,38 +18,14 @@ fn guest(name: &str) -> PathBuf {
     path
 }
 
-const TICKERS: [(&str, f64); 24] = [
-    ("IBM", 123.20),
-    ("AAPL", 125.35),
-    ("FB", 264.30),
-    ("AMZN", 3159.50),
-    ("GOOG", 2083.80),
-    ("TWTR", 71.90),
-    ("LNKD", 45.00),
-    ("INTC", 63.20),
-    ("AMD", 86.90),
-    ("MSFT", 234.50),
-    ("DELL", 81.70),
-    ("ORKL", 64.70),
-    ("HPQ", 28.00),
-    ("CSCO", 45.70),
-    ("ZM", 385.20),
-    ("QCOM", 141.10),
-    ("ADBE", 476.60),
-    ("VZ", 57.10),
-    ("TXN", 179.40),
-    ("CRM", 240.50),
-    ("AVGO", 480.90),
-    ("NVDA", 580.00),
-    ("VMW", 146.80),
-    ("EBAY", 59.40),
-];
-
+/// The opening price of every ticker held, from the default market.
 fn quotes_for(tickers: &[String]) -> Vec<Quote> {
-    TICKERS
-        .iter()
-        .filter(|(t, _)| tickers.iter().any(|held| held == t))
-        .map(|&(ticker, price)| Quote { ticker: ticker.to_string(), price })
+    MarketConfig::default()
+        .exchanges
+        .into_iter()
+        .flat_map(|exchange| exchange.tickers)
+        .filter(|(ticker, _)| tickers.contains(ticker))
+        .map(|(ticker, price)| Quote { ticker, price })
         .collect()
 }
 

@@ -12,6 +12,7 @@ use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
 use crate::bus::{Bus, Consumer, MemoryBus, TopicSpec};
+use crate::config::MarketConfig;
 use crate::investor::{self, RuntimeSettings, Schedule};
 use crate::market::{Tick, now};
 use crate::metrics::Metrics;
@@ -43,33 +44,6 @@ pub struct ValuationReport {
     pub rss: (u64, u64),
 }
 
-const TICKERS: [(&str, f64); 24] = [
-    ("IBM", 123.20),
-    ("AAPL", 125.35),
-    ("FB", 264.30),
-    ("AMZN", 3159.50),
-    ("GOOG", 2083.80),
-    ("TWTR", 71.90),
-    ("LNKD", 45.00),
-    ("INTC", 63.20),
-    ("AMD", 86.90),
-    ("MSFT", 234.50),
-    ("DELL", 81.70),
-    ("ORKL", 64.70),
-    ("HPQ", 28.00),
-    ("CSCO", 45.70),
-    ("ZM", 385.20),
-    ("QCOM", 141.10),
-    ("ADBE", 476.60),
-    ("VZ", 57.10),
-    ("TXN", 179.40),
-    ("CRM", 240.50),
-    ("AVGO", 480.90),
-    ("NVDA", 580.00),
-    ("VMW", 146.80),
-    ("EBAY", 59.40),
-];
-
 /// Runs the benchmark in `dir` (plugins and state go there).
 pub async fn run(bench: &ValuationBench, dir: &Path) -> anyhow::Result<ValuationReport> {
     let plugins = dir.join("investors");
@@ -99,8 +73,9 @@ pub async fn run(bench: &ValuationBench, dir: &Path) -> anyhow::Result<Valuation
     let (stock, portfolio_topic) = ("StockExchange".to_string(), "Portfolios".to_string());
     let specs = [&stock, &portfolio_topic].map(|name| TopicSpec { name: name.clone(), partitions: 1, replication: 1 });
     bus.create_topics(&specs).await?;
-    for (ticker, price) in TICKERS {
-        bus.produce(&stock, ticker, Tick { ticker: ticker.to_string(), price, at: now() }.encode()).await?;
+    // Every ticker's opening price, so that every investor can value.
+    for (ticker, price) in MarketConfig::default().exchanges.into_iter().flat_map(|e| e.tickers) {
+        bus.produce(&stock, &ticker, Tick { ticker: ticker.clone(), price, at: now() }.encode()).await?;
     }
     let mut follower = bus.consumer("bench-follower", &[&portfolio_topic])?;
     // Room for every worker to start and read the ticks before interval 1.

@@ -21,11 +21,6 @@ impl Schedule {
         Schedule { start: Instant::now(), wall_start: crate::market::now(), interval }
     }
 
-    /// The length of an interval.
-    pub fn interval(&self) -> Duration {
-        self.interval
-    }
-
     /// When interval `k` falls.
     pub fn boundary(&self, k: u64) -> Instant {
         self.start + self.interval.saturating_mul(u32::try_from(k).unwrap_or(u32::MAX))

@@ -66,9 +66,6 @@ pub enum PluginError {
     /// `evaluate` returned values that break the contract.
     #[error("investor {investor}: invalid valuation: {reason}")]
     InvalidValuation { investor: InvestorId, reason: String },
-    /// The plugin was quarantined after repeated failures.
-    #[error("investor {investor}: quarantined after {failures} consecutive failures; replace its file to retry")]
-    Quarantined { investor: InvestorId, failures: u32 },
     /// The host itself could not be set up (engine, linker).
     #[error("plugin host: {0}")]
     Host(String),
@@ -88,8 +85,7 @@ impl PluginError {
             | PluginError::MemoryExceeded { investor, .. }
             | PluginError::Trap { investor, .. }
             | PluginError::Rejected { investor, .. }
-            | PluginError::InvalidValuation { investor, .. }
-            | PluginError::Quarantined { investor, .. } => Some(*investor),
+            | PluginError::InvalidValuation { investor, .. } => Some(*investor),
             PluginError::Host(_) => None,
         }
     }
@@ -108,7 +104,6 @@ impl PluginError {
             PluginError::Trap { .. } => "trap",
             PluginError::Rejected { .. } => "rejected",
             PluginError::InvalidValuation { .. } => "invalid_valuation",
-            PluginError::Quarantined { .. } => "quarantined",
             PluginError::Host(_) => "host",
         }
     }

@@ -125,11 +125,6 @@ impl PluginRegistry {
         &self.dir
     }
 
-    /// The host loading the plugins.
-    pub fn host(&self) -> &PluginHost {
-        &self.host
-    }
-
     /// The plugins loaded now.
     pub fn plugins(&self) -> PluginSet {
         self.set.borrow().clone()

@@ -7,7 +7,7 @@ use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::num::NonZeroUsize;
 use std::os::fd::OwnedFd;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use lru::LruCache;
 use rustix::fs::{AtFlags, Mode, OFlags};
@@ -25,7 +25,6 @@ struct OpenFile {
 /// The files of one data folder.
 pub struct DataFiles {
     dir: OwnedFd,
-    path: PathBuf,
     open: LruCache<String, OpenFile>,
     sync: SyncMode,
     /// A file was created since the last sync (the directory needs one).
@@ -43,12 +42,7 @@ impl DataFiles {
         std::fs::create_dir_all(path)?;
         let dir = rustix::fs::open(path, OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())?;
         let capacity = NonZeroUsize::new(capacity).unwrap_or(NonZeroUsize::MIN);
-        Ok(DataFiles { dir, path: path.to_path_buf(), open: LruCache::new(capacity), sync, created: false })
-    }
-
-    /// The data folder.
-    pub fn path(&self) -> &Path {
-        &self.path
+        Ok(DataFiles { dir, open: LruCache::new(capacity), sync, created: false })
     }
 
     /// The current length of file `name`, or `None` if it does not exist.

@@ -32,7 +32,9 @@ pub fn deploy(guest: &str, dir: &Path, investor: u32) -> PathBuf {
     destination
 }
 
-/// The seed's opening prices, as DESIGN.md lists them.
+/// The seed's opening prices, as DESIGN.md lists them — transcribed here on
+/// purpose rather than taken from the configuration defaults, so that the
+/// tests check the code against the design, not against itself.
 pub const OPENING_PRICES: [(&str, f64); 24] = [
     ("IBM", 123.20),
     ("AAPL", 125.35),
