@@ -175,8 +175,10 @@ fn tighter_limits_apply_to_every_call() {
     let mut looper = load(&host, "looper", 1).unwrap().instantiate();
     let started = Instant::now();
     let error = looper.evaluate(&opening_quotes()).unwrap_err();
-    assert!(matches!(error, PluginError::Timeout { .. }), "{error:?}");
-    assert!(started.elapsed() < Duration::from_millis(500), "took {:?}", started.elapsed());
+    assert!(matches!(error, PluginError::Timeout { budget, .. } if budget == Duration::from_millis(50)), "{error:?}");
+    // Interrupted long before the default 250 ms budget would have ended it
+    // (with room for a loaded machine).
+    assert!(started.elapsed() < Duration::from_millis(240), "took {:?}", started.elapsed());
     let error = load(&host, "memory_bomb", 1).unwrap().instantiate().evaluate(&opening_quotes()).unwrap_err();
     assert!(matches!(error, PluginError::MemoryExceeded { limit, .. } if limit == 8 << 20), "{error:?}");
 }

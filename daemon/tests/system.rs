@@ -55,13 +55,32 @@ fn sigterm_stops_in_order_within_five_seconds_and_nothing_published_is_lost() {
 
 #[test]
 fn a_second_signal_exits_at_once() {
+    // A plugin call that runs for up to 30 s keeps the orderly stop busy, so
+    // the second signal is what ends the process.
     let dir = tempfile::tempdir().unwrap();
-    let (mut daemon, _) = start_daemon(dir.path(), &[]);
+    let config = write_fast_config(dir.path(), None);
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, text.replace("[investors]\n", "[investors]\ncall-timeout = \"30s\"\n")).unwrap();
+    let plugins = seed_plugins(dir.path());
+    common::deploy("looper", &plugins, 4);
+    let data = dir.path().join("data");
+    let args = ["run", "--config", config.to_str().unwrap(), "--plugins", plugins.to_str().unwrap()];
+    let args = [&args[..], &["--data", data.to_str().unwrap(), "--interval", "200ms"]].concat();
+    let mut daemon = Daemon::start(&args, &dir.path().join("stockd.log"));
     daemon.wait_for_log("wrote 2 rows", Duration::from_secs(60));
+    std::thread::sleep(Duration::from_millis(300));
     daemon.signal("INT");
+    // Signals sent back to back may merge into one: send the second only
+    // once the first was handled.
+    daemon.wait_for_log("stopping: finishing the work in flight", Duration::from_secs(5));
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(daemon.try_exit().is_none(), "the looping plugin should hold the orderly stop:\n{}", daemon.log());
+    let signalled = Instant::now();
     daemon.signal("INT");
     let status = daemon.wait_exit(Duration::from_secs(2));
     assert_eq!(status.code(), Some(130), "{}", daemon.log());
+    assert!(signalled.elapsed() < Duration::from_secs(2));
+    assert!(daemon.log().contains("exiting at once"));
 }
 
 fn http_get(port: u16, path: &str) -> (u16, String) {

@@ -124,6 +124,9 @@ impl<B: Bus> Worker<B> {
                 tracing::warn!(investor = %investor, "dropping interval {} of a previous bus ({}): it may not have been published", dropped.interval, state.bus);
             }
         }
+        // What the checkpoint holds is durable: committable at once (which
+        // also catches up after a crash between a checkpoint and its commit).
+        let durable_positions = book.positions().clone();
         let group = format!("investor-{investor}");
         let consumer = shared.bus.consumer(&group, &[&settings.stock_topic])?;
         tracing::info!(investor = %investor, name = image.name(), group, "investor started at interval {}", state.interval);
@@ -142,7 +145,7 @@ impl<B: Bus> Worker<B> {
             quarantined: false,
             missing_logged: BTreeSet::new(),
             dirty: false,
-            durable_positions: Positions::new(),
+            durable_positions,
             committed_positions: Positions::new(),
         })
     }
