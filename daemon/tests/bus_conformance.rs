@@ -7,7 +7,7 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-use stockd::bus::{Bus, Consumer, KafkaBus, KafkaSettings, Message, Positions, Record, TopicSpec};
+use stockd::bus::{Bus, Consumer, Message, Positions, Record, TopicSpec};
 
 /// Generous: a Kafka group join and first fetch take a second or two.
 const PATIENCE: Duration = Duration::from_secs(30);
@@ -144,36 +144,7 @@ async fn three_partitions_keep_per_key_order<B: Bus>(bus: B) {
     assert_eq!(bus.topics().await.unwrap().iter().find(|(name, _)| *name == topic).map(|(_, p)| *p), Some(3));
 }
 
-fn kafka_bus(test: &str) -> Option<KafkaBus> {
-    let brokers = common::test_brokers(test)?;
-    Some(KafkaBus::connect(KafkaSettings::new(brokers, "stockd-tests")).unwrap())
-}
-
-macro_rules! conformance {
-    ($($name:ident),* $(,)?) => {
-        mod memory {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    super::$name(stockd::bus::MemoryBus::default()).await;
-                }
-            )*
-        }
-
-        mod kafka {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    if let Some(bus) = super::kafka_bus(concat!("kafka::", stringify!($name))) {
-                        super::$name(bus).await;
-                    }
-                }
-            )*
-        }
-    };
-}
-
-conformance!(
+on_both_buses!(
     round_trip_with_keys,
     a_new_group_reads_from_the_earliest,
     a_group_resumes_after_its_committed_offset,

@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use common::{cents, holdings, holdings_v2};
-use stockd::bus::{Bus, KafkaBus, KafkaSettings, MemoryBus, Message};
+use stockd::bus::{Bus, MemoryBus, Message};
 use stockd::config::Role;
 use stockd::market::{Tick, Valuation};
 
@@ -242,35 +242,6 @@ async fn a_failing_investor_is_quarantined_without_delaying_the_others() {
     common::deploy("investor1", &config.plugins, 4);
     follower.wait_for(&[4], 4).await;
     running.stop().await;
-}
-
-fn kafka_bus(test: &str) -> Option<KafkaBus> {
-    let brokers = common::test_brokers(test)?;
-    Some(KafkaBus::connect(KafkaSettings::new(brokers, "stockd-tests")).unwrap())
-}
-
-macro_rules! on_both_buses {
-    ($($name:ident),* $(,)?) => {
-        mod memory {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name(super::MemoryBus::default()).await;
-                }
-            )*
-        }
-
-        mod kafka {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    if let Some(bus) = super::kafka_bus(concat!("kafka::", stringify!($name))) {
-                        super::$name(bus).await;
-                    }
-                }
-            )*
-        }
-    };
 }
 
 on_both_buses!(

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
-use stockd::bus::{Bus, MemoryBus, Record, TopicSpec};
+use stockd::bus::{Bus, MemoryBus, MemoryConsumer, Record, TopicSpec};
 use stockd::config::SyncMode;
 use stockd::market::{PortfolioId, Valuation, parse_timestamp};
 use stockd::metrics::Metrics;
@@ -19,6 +19,11 @@ const TOPIC: &str = "Portfolios";
 
 fn settings(data: &Path) -> SinkSettings {
     SinkSettings { topic: TOPIC.into(), data: data.to_path_buf(), open_files: 16, sync: SyncMode::File, batch: 137 }
+}
+
+/// A sink on `bus` writing to `data`, with the test settings.
+fn open_sink(bus: &MemoryBus, data: &Path) -> Sink<MemoryConsumer> {
+    Sink::open(bus, settings(data), Metrics::new()).unwrap()
 }
 
 async fn bus_with_topic() -> MemoryBus {
@@ -107,7 +112,7 @@ async fn rows_read_back_equal_the_messages_with_one_header_per_file() {
     let data = tempfile::tempdir().unwrap();
     let expected = valuations(500, 7);
     publish(&bus, &expected).await;
-    let mut sink = Sink::open(&bus, settings(data.path()), Metrics::new()).unwrap();
+    let mut sink = open_sink(&bus, data.path());
     drain(&mut sink).await.unwrap();
     assert_exactly(data.path(), &expected);
     let text = std::fs::read_to_string(data.path().join("INVESTOR_1_PORTFOLIO_1.csv")).unwrap();
@@ -200,17 +205,17 @@ async fn a_crash_at_any_step_leaves_every_row_exactly_once() {
             let expected = valuations(1200, 23);
             publish(&bus, &expected[..700]).await;
             // Crash, restart, crash again later, restart, finish.
-            let mut sink = Sink::open(&bus, settings(data.path()), Metrics::new()).unwrap();
+            let mut sink = open_sink(&bus, data.path());
             sink.fail_at(crash_batch, point);
             let crashed = drain(&mut sink).await;
             assert!(matches!(crashed, Err(SinkError::Injected(p)) if p == point), "round {round}: {crashed:?}");
             drop(sink);
-            let mut sink = Sink::open(&bus, settings(data.path()), Metrics::new()).unwrap();
+            let mut sink = open_sink(&bus, data.path());
             sink.fail_at(2, point);
             publish(&bus, &expected[700..]).await;
             let _ = drain(&mut sink).await;
             drop(sink);
-            let mut sink = Sink::open(&bus, settings(data.path()), Metrics::new()).unwrap();
+            let mut sink = open_sink(&bus, data.path());
             drain(&mut sink).await.unwrap();
             assert_exactly(data.path(), &expected);
         }
@@ -229,7 +234,7 @@ async fn a_torn_last_line_is_trimmed_on_restart() {
     drop(sink);
     let torn = std::fs::read_to_string(data.path().join("INVESTOR_1_PORTFOLIO_2.csv")).unwrap();
     assert!(!torn.ends_with('\n'), "the crash left half a row: {torn:?}");
-    let mut sink = Sink::open(&bus, settings(data.path()), Metrics::new()).unwrap();
+    let mut sink = open_sink(&bus, data.path());
     drain(&mut sink).await.unwrap();
     assert_exactly(data.path(), &expected);
 }
@@ -245,13 +250,13 @@ async fn a_write_failure_stops_the_sink_and_loses_nothing() {
     // permissions cannot make a folder unwritable).
     let blocker = data.path().join("INVESTOR_1_PORTFOLIO_2.csv");
     std::fs::create_dir(&blocker).unwrap();
-    let mut sink = Sink::open(&bus, settings(data.path()), Metrics::new()).unwrap();
+    let mut sink = open_sink(&bus, data.path());
     let error = drain(&mut sink).await.unwrap_err();
     assert!(matches!(error, SinkError::Write { .. }), "{error:?}");
     assert!(error.to_string().contains("INVESTOR_1_PORTFOLIO_2.csv"), "{error}");
     drop(sink);
     std::fs::remove_dir(&blocker).unwrap();
-    let mut sink = Sink::open(&bus, settings(data.path()), Metrics::new()).unwrap();
+    let mut sink = open_sink(&bus, data.path());
     drain(&mut sink).await.unwrap();
     assert_exactly(data.path(), &expected);
 }

@@ -62,39 +62,17 @@ pub fn main() -> ExitCode {
         Err(error) => error.exit(),
     };
     let sub_matches = matches.subcommand().map(|(_, m)| m.clone()).unwrap_or_default();
+    // The daemon logs its events; every other command only its warnings.
+    init_logging(if matches!(cli.command, Command::Run(_)) { "info" } else { "warn" });
     let result = match cli.command {
-        Command::Run(args) => {
-            init_logging("info");
-            run::run(&args, &sub_matches)
-        }
-        Command::Config(args) => {
-            init_logging("warn");
-            config::run(&args, &sub_matches)
-        }
-        Command::Query(args) => {
-            init_logging("warn");
-            query::run(&args)
-        }
-        Command::GenData(args) => {
-            init_logging("warn");
-            query::gen_data(&args)
-        }
-        Command::Tail(args) => {
-            init_logging("warn");
-            tail::run(&args)
-        }
-        Command::Bench(args) => {
-            init_logging("warn");
-            bench::run(&args)
-        }
-        Command::Investors(args) => {
-            init_logging("warn");
-            investors::run(&args)
-        }
-        Command::Value(args) => {
-            init_logging("warn");
-            value::run(&args)
-        }
+        Command::Run(args) => run::run(&args, &sub_matches),
+        Command::Config(args) => config::run(&args, &sub_matches),
+        Command::Query(args) => query::run(&args),
+        Command::GenData(args) => query::gen_data(&args),
+        Command::Tail(args) => tail::run(&args),
+        Command::Bench(args) => bench::run(&args),
+        Command::Investors(args) => investors::run(&args),
+        Command::Value(args) => value::run(&args),
     };
     match result {
         Ok(code) => code,

@@ -102,6 +102,40 @@ pub fn test_brokers(test: &str) -> Option<String> {
     }
 }
 
+/// A Kafka bus on the test broker, or `None` (and a loud skip) without one.
+pub fn kafka_bus(test: &str) -> Option<stockd::bus::KafkaBus> {
+    let brokers = test_brokers(test)?;
+    Some(stockd::bus::KafkaBus::connect(stockd::bus::KafkaSettings::new(brokers, "stockd-tests")).unwrap())
+}
+
+/// Runs each listed `async fn name<B: Bus>(bus: B)` of the test file twice:
+/// as `memory::name` on a fresh memory bus and as `kafka::name` on the test
+/// broker (skipped without one, see [`test_brokers`]).
+#[macro_export]
+macro_rules! on_both_buses {
+    ($($name:ident),* $(,)?) => {
+        mod memory {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(stockd::bus::MemoryBus::default()).await;
+                }
+            )*
+        }
+
+        mod kafka {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    if let Some(bus) = $crate::common::kafka_bus(concat!("kafka::", stringify!($name))) {
+                        super::$name(bus).await;
+                    }
+                }
+            )*
+        }
+    };
+}
+
 /// A name no other test run uses, for topics and groups on a shared broker.
 pub fn unique(prefix: &str) -> String {
     use std::sync::atomic::{AtomicU32, Ordering};
