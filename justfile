@@ -11,8 +11,17 @@ jobs := env_var_or_default("CARGO_BUILD_JOBS", "2")
 default:
     @just --list
 
+# Install what the build needs and the toolchain may lack: the wasm32-wasip2 target the plugins compile to.
+toolchain:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    if ! rustup target list --installed | grep -qx wasm32-wasip2; then
+        echo "installing the wasm32-wasip2 target (the investor plugins compile to it): rustup target add wasm32-wasip2" >&2
+        rustup target add wasm32-wasip2
+    fi
+
 # Build every plugin; install investorN.wasm into investors/ (atomically) and the test guests into target/test-plugins/.
-plugins:
+plugins: toolchain
     cargo build --manifest-path plugins/Cargo.toml --release --target wasm32-wasip2 --target-dir "{{target_dir}}" -j {{jobs}}
     mkdir -p investors "{{test_plugins}}"
     for n in 1 2 3; do cp "{{wasm_dir}}/investor$n.wasm" "investors/.investor$n.wasm.tmp" && mv "investors/.investor$n.wasm.tmp" "investors/investor$n.wasm"; done
@@ -42,10 +51,10 @@ kafka port="9092":
 
 # Run every test: plugins first, then the workspace tests, the Kafka half against a local broker (tansu, installed if missing).
 test: plugins
-    scripts/broker run cargo test -j {{jobs}}
+    scripts/broker run cargo test --release -j {{jobs}}
 
 # Lints: formatting and clippy on host and guest code.
-lint:
+lint: toolchain
     cargo fmt --all --check
     cargo fmt --manifest-path plugins/Cargo.toml --all --check
     cargo clippy -j {{jobs}} --all-targets -- -D warnings

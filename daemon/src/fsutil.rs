@@ -42,6 +42,22 @@ fn write_and_rename(path: &Path, contents: &[u8], durable: bool) -> io::Result<(
     result
 }
 
+/// Raises the process's soft limit on open files to its hard limit (the
+/// sink keeps many files open) and returns the soft limit now in force, if
+/// it can be read.
+pub fn raise_open_file_limit() -> Option<u64> {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let limit = getrlimit(Resource::Nofile);
+    let soft = limit.current?;
+    if limit.maximum.is_none_or(|hard| hard > soft) {
+        let raised = rustix::process::Rlimit { current: limit.maximum, maximum: limit.maximum };
+        if setrlimit(Resource::Nofile, raised).is_ok() {
+            return limit.maximum.or(Some(u64::MAX));
+        }
+    }
+    Some(soft)
+}
+
 /// Syncs a directory, making renames and creations in it durable.
 pub fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()

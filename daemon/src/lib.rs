@@ -5,16 +5,19 @@
 //! publish the valuations; a sink appends them to one CSV file per
 //! portfolio; `stockd query` answers questions over those files with Arrow.
 //! Data moves one way: exchange → bus → investor → bus → sink → files →
-//! query. Shared types live in [`market`].
+//! query. Shared types live in [`market`]; the data folder's layout, which
+//! the sink writes and the query reads, in [`layout`].
 
 pub mod bench;
 pub mod bus;
 pub mod cli;
 pub mod config;
 pub mod exchange;
+pub mod format;
 pub mod fsutil;
 pub mod http;
 pub mod investor;
+pub mod layout;
 pub mod market;
 pub mod metrics;
 pub mod node;

@@ -1,8 +1,8 @@
 //! Counters of everything that happens, in one registry: served as
 //! Prometheus text on `/metrics` and summarised in the log every interval.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -50,6 +50,7 @@ struct Inner {
     plugin_calls: Family<InvestorLabel, Counter>,
     plugin_errors: Family<PluginErrorLabel, Counter>,
     plugin_call_seconds: Histogram,
+    plugin_wait_seconds: Histogram,
     investors_loaded: Gauge,
     investors_quarantined: Gauge,
     sink_rows: Counter,
@@ -57,7 +58,21 @@ struct Inner {
     sink_rejected: Counter,
     sink_batches: Counter,
     consumer_lag: Family<GroupLabel, Gauge>,
+    messages_missed: Family<GroupLabel, Counter>,
+    produce_wait_seconds: Histogram,
     totals: Totals,
+    /// The slowest plugin call since the last interval summary.
+    slowest_call: Mutex<Option<(u32, Duration)>>,
+    /// The totals at the last interval summary.
+    last_summary: Mutex<Snapshot>,
+}
+
+/// The counters an interval summary reports the change of.
+#[derive(Debug, Clone, Copy, Default)]
+struct Snapshot {
+    valuations: u64,
+    rows: u64,
+    plugin_errors: u64,
 }
 
 /// Sums over all labels, for the log summary.
@@ -67,6 +82,7 @@ struct Totals {
     ticks_consumed: AtomicU64,
     valuations_published: AtomicU64,
     plugin_errors: AtomicU64,
+    messages_missed: AtomicU64,
 }
 
 impl Default for Metrics {
@@ -90,6 +106,7 @@ impl Metrics {
             plugin_errors: Family::default(),
             // 10 µs … ~5 s
             plugin_call_seconds: Histogram::new(exponential_buckets(1e-5, 3.0, 12)),
+            plugin_wait_seconds: Histogram::new(exponential_buckets(1e-5, 3.0, 12)),
             investors_loaded: Gauge::default(),
             investors_quarantined: Gauge::default(),
             sink_rows: Counter::default(),
@@ -97,7 +114,12 @@ impl Metrics {
             sink_rejected: Counter::default(),
             sink_batches: Counter::default(),
             consumer_lag: Family::default(),
+            messages_missed: Family::default(),
+            // 100 µs … ~60 s
+            produce_wait_seconds: Histogram::new(exponential_buckets(1e-4, 3.0, 13)),
             totals: Totals::default(),
+            slowest_call: Mutex::new(None),
+            last_summary: Mutex::new(Snapshot::default()),
             registry: Registry::default(),
         };
         registry.register("ticks_produced", "Ticks published by an exchange", inner.ticks_produced.clone());
@@ -124,7 +146,16 @@ impl Metrics {
             "Failed plugin calls, by kind (timeout, memory, trap…)",
             inner.plugin_errors.clone(),
         );
-        registry.register("plugin_call_seconds", "Latency of evaluate calls", inner.plugin_call_seconds.clone());
+        registry.register(
+            "plugin_call_seconds",
+            "Time an evaluate call ran (on its thread, not counting the wait for one)",
+            inner.plugin_call_seconds.clone(),
+        );
+        registry.register(
+            "plugin_wait_seconds",
+            "Time an evaluate call waited for a free core before it ran",
+            inner.plugin_wait_seconds.clone(),
+        );
         registry.register("investors_loaded", "Investor plugins loaded", inner.investors_loaded.clone());
         registry.register(
             "investors_quarantined",
@@ -140,6 +171,16 @@ impl Metrics {
         );
         registry.register("sink_batches", "Batches the sink made durable and committed", inner.sink_batches.clone());
         registry.register("consumer_lag", "Messages a consumer group has yet to read", inner.consumer_lag.clone());
+        registry.register(
+            "messages_missed",
+            "Messages a consumer group never read because the bus no longer held them",
+            inner.messages_missed.clone(),
+        );
+        registry.register(
+            "produce_wait_seconds",
+            "Time a producer waited for room on the embedded bus (backpressure from a consumer behind)",
+            inner.produce_wait_seconds.clone(),
+        );
         Metrics { inner: Arc::new(Inner { registry, ..inner }) }
     }
 
@@ -182,14 +223,35 @@ impl Metrics {
         self.inner.valuations_missing_price.get_or_create(&InvestorLabel { investor }).inc();
     }
 
-    /// A plugin call finished after `took`; `error` is the failure kind.
+    /// A plugin call ran for `took`; `error` is the failure kind.
     pub fn plugin_call(&self, investor: u32, took: Duration, error: Option<&str>) {
         self.inner.plugin_calls.get_or_create(&InvestorLabel { investor }).inc();
         self.inner.plugin_call_seconds.observe(took.as_secs_f64());
+        let mut slowest = self.inner.slowest_call.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if slowest.is_none_or(|(_, longest)| took > longest) {
+            *slowest = Some((investor, took));
+        }
+        drop(slowest);
         if let Some(kind) = error {
             self.inner.plugin_errors.get_or_create(&PluginErrorLabel { investor, kind: kind.to_string() }).inc();
             self.inner.totals.plugin_errors.fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    /// A plugin call waited `waited` for a free core.
+    pub fn plugin_wait(&self, waited: Duration) {
+        self.inner.plugin_wait_seconds.observe(waited.as_secs_f64());
+    }
+
+    /// A producer waited `waited` for room on the embedded bus.
+    pub fn produce_wait(&self, waited: Duration) {
+        self.inner.produce_wait_seconds.observe(waited.as_secs_f64());
+    }
+
+    /// Consumer group `group` will never read `n` messages.
+    pub fn messages_missed(&self, group: &str, n: u64) {
+        self.inner.messages_missed.get_or_create(&GroupLabel { group: group.to_string() }).inc_by(n);
+        self.inner.totals.messages_missed.fetch_add(n, Ordering::Relaxed);
     }
 
     /// How many investors are loaded.
@@ -213,6 +275,52 @@ impl Metrics {
     /// A consumer group's lag.
     pub fn consumer_lag(&self, group: &str, lag: u64) {
         self.inner.consumer_lag.get_or_create(&GroupLabel { group: group.to_string() }).set(lag as i64);
+    }
+
+    /// One line on what happened since the previous call: valuations
+    /// published, rows written, plugin errors, the lag of `sink_group` (when
+    /// this process runs the sink), the slowest plugin call.
+    pub fn interval_summary(&self, sink_group: Option<&str>) -> String {
+        let totals = &self.inner.totals;
+        let now = Snapshot {
+            valuations: totals.valuations_published.load(Ordering::Relaxed),
+            rows: self.inner.sink_rows.get(),
+            plugin_errors: totals.plugin_errors.load(Ordering::Relaxed),
+        };
+        let before = std::mem::replace(
+            &mut *self.inner.last_summary.lock().unwrap_or_else(|poisoned| poisoned.into_inner()),
+            now,
+        );
+        let slowest = self.inner.slowest_call.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take();
+        let mut line = format!(
+            "{} valuations published, {} rows written, {} plugin errors",
+            now.valuations - before.valuations,
+            now.rows - before.rows,
+            now.plugin_errors - before.plugin_errors
+        );
+        if let Some(group) = sink_group {
+            let lag = self.inner.consumer_lag.get_or_create(&GroupLabel { group: group.to_string() }).get();
+            line.push_str(&format!("; sink lag {lag}"));
+        }
+        if let Some((investor, took)) = slowest {
+            line.push_str(&format!("; slowest evaluate: investor {investor}, {:.1} ms", took.as_secs_f64() * 1e3));
+        }
+        line
+    }
+
+    /// Valuations published so far, by every investor.
+    pub fn valuations_published_total(&self) -> u64 {
+        self.inner.totals.valuations_published.load(Ordering::Relaxed)
+    }
+
+    /// Rows the sink has made durable so far.
+    pub fn sink_rows_total(&self) -> u64 {
+        self.inner.sink_rows.get()
+    }
+
+    /// Messages any consumer group missed so far.
+    pub fn messages_missed_total(&self) -> u64 {
+        self.inner.totals.messages_missed.load(Ordering::Relaxed)
     }
 
     /// A one-line summary of the totals, for the periodic log line.
@@ -247,8 +355,21 @@ mod tests {
         assert!(text.contains("stockd_plugin_errors_total{investor=\"2\",kind=\"timeout\"} 1"), "{text}");
         assert!(text.contains("stockd_sink_rows_total 6"), "{text}");
         assert_eq!(
+            metrics.interval_summary(Some("app1")),
+            "6 valuations published, 6 rows written, 1 plugin errors; sink lag 0; slowest evaluate: investor 2, 0.0 ms"
+        );
+        metrics.valuations_published(1, 4);
+        metrics.plugin_call(1, Duration::from_millis(12), None);
+        metrics.plugin_call(3, Duration::from_millis(3), None);
+        metrics.consumer_lag("app1", 4);
+        assert_eq!(
+            metrics.interval_summary(Some("app1")),
+            "4 valuations published, 0 rows written, 0 plugin errors; sink lag 4; slowest evaluate: investor 1, 12.0 ms"
+        );
+        assert_eq!(metrics.interval_summary(None), "0 valuations published, 0 rows written, 0 plugin errors");
+        assert_eq!(
             metrics.summary(),
-            "ticks produced 2, ticks consumed 0, valuations published 6, plugin errors 1, sink rows 6, sink rejects 1"
+            "ticks produced 2, ticks consumed 0, valuations published 10, plugin errors 1, sink rows 6, sink rejects 1"
         );
     }
 }

@@ -24,7 +24,10 @@ use crate::sink::{self, SinkSettings};
 /// Runs `config`'s roles on the bus it names until `shutdown` is cancelled.
 pub async fn run(config: Config, metrics: Metrics, shutdown: CancellationToken) -> anyhow::Result<()> {
     match &config.brokers {
-        None => run_on(MemoryBus::new(config.memory_bus.retention), config, metrics, shutdown).await,
+        None => {
+            let bus = MemoryBus::with(config.memory_bus.retention, config.memory_bus.produce_timeout, metrics.clone());
+            run_on(bus, config, metrics, shutdown).await
+        }
         Some(brokers) => {
             let settings = KafkaSettings {
                 session_timeout: config.kafka.session_timeout,
@@ -77,7 +80,8 @@ pub async fn run_on<B: Bus>(bus: B, config: Config, metrics: Metrics, stop: Canc
     // The sink stops last, after writing what the producers published.
     let sink_stop = CancellationToken::new();
     let sink = config.roles.contains(&Role::Sink).then(|| start_sink(&bus, &config, &metrics, &sink_stop, &stop));
-    let summary = tokio::spawn(log_summaries(metrics.clone(), config.interval, stop.clone()));
+    let sink_group = config.roles.contains(&Role::Sink).then_some(sink::GROUP);
+    let summary = tokio::spawn(log_summaries(metrics.clone(), config.interval, sink_group, stop.clone()));
 
     let mut first_error = None;
     while let Some(joined) = producers.join_next().await {
@@ -221,16 +225,29 @@ fn open_plugins(config: &Config) -> anyhow::Result<(Arc<PluginRegistry>, Registr
     Ok((registry, watcher))
 }
 
-/// Logs the counters once per interval (at least every 10 s, at most every
-/// minute).
-async fn log_summaries(metrics: Metrics, interval: Duration, shutdown: CancellationToken) {
-    let period = interval.clamp(Duration::from_secs(10), Duration::from_secs(60));
+/// Logs, once per interval (at most once a second), what happened in it
+/// (see [`Metrics::interval_summary`]), and the running totals once a
+/// minute.
+async fn log_summaries(
+    metrics: Metrics,
+    interval: Duration,
+    sink_group: Option<&'static str>,
+    shutdown: CancellationToken,
+) {
+    let period = interval.max(Duration::from_secs(1));
     let mut ticker = tokio::time::interval(period);
     ticker.tick().await;
+    let mut totals_logged = tokio::time::Instant::now();
     loop {
         tokio::select! {
             () = shutdown.cancelled() => return,
-            _ = ticker.tick() => tracing::info!("counters: {}", metrics.summary()),
+            _ = ticker.tick() => {
+                tracing::info!("last {}: {}", crate::config::duration::format(period), metrics.interval_summary(sink_group));
+                if totals_logged.elapsed() >= Duration::from_secs(60) {
+                    totals_logged = tokio::time::Instant::now();
+                    tracing::info!("counters: {}", metrics.summary());
+                }
+            }
         }
     }
 }

@@ -7,8 +7,8 @@ use std::path::Path;
 use std::process::Command;
 
 use stockd::market::{PortfolioId, parse_timestamp};
+use stockd::query::batch::Interval;
 use stockd::query::generate::{Dataset, generate};
-use stockd::query::scan::Interval;
 use stockd::query::{Answer, Query, run};
 
 fn secs(text: &str) -> i64 {
@@ -22,7 +22,7 @@ fn rows_by_portfolio(data: &Path) -> BTreeMap<String, Vec<(i64, f64)>> {
     for entry in std::fs::read_dir(data).unwrap() {
         let path = entry.unwrap().path();
         let name = path.file_name().unwrap().to_string_lossy().into_owned();
-        let Some(id) = stockd::query::files::portfolio_of(&name) else { continue };
+        let Some(id) = stockd::layout::portfolio_of(&name) else { continue };
         let mut reader = csv::ReaderBuilder::new().flexible(true).from_path(&path).unwrap();
         let rows = reader
             .records()
@@ -223,6 +223,12 @@ fn bad_input_gets_a_one_line_error_and_a_failure_status() {
         assert_eq!(stderr.lines().count(), 1, "{args:?}: one line, got {stderr:?}");
         assert!(stderr.starts_with("error: ") && stderr.contains(message), "{args:?}: {stderr:?}");
     }
+    // Each cause said once (it used to be repeated after the message).
+    let (_, _, stderr) = stockd(&["query", "2.1", "--data", "/nonexistent"]);
+    assert_eq!(
+        stderr.trim_end(),
+        "error: cannot read the data folder /nonexistent: No such file or directory (os error 2)"
+    );
 }
 
 #[test]

@@ -118,8 +118,14 @@ async fn rows_read_back_equal_the_messages_with_one_header_per_file() {
     let text = std::fs::read_to_string(data.path().join("INVESTOR_1_PORTFOLIO_1.csv")).unwrap();
     assert_eq!(text.matches("PORTFOLIO,TIMESTAMP").count(), 1, "header written once");
     assert!(text.lines().nth(1).unwrap().starts_with("1.1,2026-11-24 09:00:00,1000,0,0"), "{text}");
-    let names = std::fs::read_to_string(data.path().join("investors.csv")).unwrap();
+    let names = std::fs::read_to_string(data.path().join(".sink/investors.csv")).unwrap();
     assert_eq!(names, "INVESTOR,NAME\n1,Investor 1\n");
+    let csvs: Vec<String> = std::fs::read_dir(data.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.ends_with(".csv"))
+        .collect();
+    assert!(csvs.iter().all(|name| name.starts_with("INVESTOR_")), "only portfolio files match *.csv: {csvs:?}");
     // More messages later append to the same files.
     let more = valuations(520, 7);
     publish(&bus, &more[500..]).await;
@@ -178,7 +184,7 @@ async fn hostile_and_malformed_messages_go_to_rejected_jsonl_and_never_to_a_path
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     names.sort();
-    assert_eq!(names, [".sink", "INVESTOR_1_PORTFOLIO_1.csv", "investors.csv", "rejected.jsonl"]);
+    assert_eq!(names, [".sink", "INVESTOR_1_PORTFOLIO_1.csv", "rejected.jsonl"]);
     assert!(!data.path().parent().unwrap().join("etc").exists());
     assert!(metrics.encode().contains("stockd_sink_rejected_total 8"));
 }
@@ -259,4 +265,43 @@ async fn a_write_failure_stops_the_sink_and_loses_nothing() {
     let mut sink = open_sink(&bus, data.path());
     drain(&mut sink).await.unwrap();
     assert_exactly(data.path(), &expected);
+}
+
+/// A sink far slower than its producer on a small embedded bus: the
+/// producer is held back (backpressure) and every valuation still becomes
+/// its row, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_sink_facing_a_fast_producer_loses_nothing() {
+    let metrics = Metrics::new();
+    let bus = MemoryBus::with(300, Duration::from_secs(60), metrics.clone());
+    bus.create_topics(&[TopicSpec { name: TOPIC.into(), partitions: 1, replication: 1 }]).await.unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let mut sink = Sink::open(&bus, settings(data.path()), metrics.clone()).unwrap();
+    let expected = valuations(3000, 40);
+    let producer = {
+        let (bus, expected) = (bus.clone(), expected.clone());
+        tokio::spawn(async move {
+            for chunk in expected.chunks(100) {
+                publish(&bus, chunk).await;
+            }
+        })
+    };
+    loop {
+        // The injected delay: a pause before every batch.
+        tokio::time::sleep(Duration::from_millis(15)).await;
+        let read = sink.step(Duration::from_millis(50)).await.unwrap();
+        if read == 0 && producer.is_finished() {
+            break;
+        }
+    }
+    producer.await.unwrap();
+    assert_exactly(data.path(), &expected);
+    let exposition = metrics.encode();
+    let waits = exposition
+        .lines()
+        .find_map(|line| line.strip_prefix("stockd_produce_wait_seconds_count "))
+        .and_then(|count| count.parse::<u64>().ok())
+        .unwrap_or(0);
+    assert!(waits > 0, "the producer was held back: {exposition}");
+    assert!(!exposition.contains("stockd_messages_missed_total{"), "nothing missed: {exposition}");
 }

@@ -161,3 +161,45 @@ fn the_example_configuration_is_the_default_configuration() {
     assert_eq!(config, stockd::config::Config::default(), "stockd.example.toml documents the defaults");
     assert!(table.contains_key("market") && table.contains_key("sink"), "the example sets every section");
 }
+
+/// At scale the log stays readable: valuation lines are capped per interval
+/// (exactly the cap when an interval has more), with one line saying so,
+/// and an interval summary; a log written to a file has no colour escapes,
+/// NO_COLOR or not.
+#[test]
+fn valuation_lines_are_capped_per_interval_and_a_log_file_has_no_colour() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_fast_config(dir.path(), None);
+    let plugins = dir.path().join("investors");
+    std::fs::create_dir_all(&plugins).unwrap();
+    common::deploy("wide", &plugins, 1);
+    let data = dir.path().join("data");
+    let log_path = dir.path().join("stockd.log");
+    let log_file = std::fs::File::create(&log_path).unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_stockd"))
+        .args(["run", "--config", config.to_str().unwrap(), "--plugins", plugins.to_str().unwrap()])
+        .args(["--data", data.to_str().unwrap(), "--interval", "1s"])
+        .env("RUST_LOG", "info")
+        .env_remove("NO_COLOR")
+        .stdout(std::process::Stdio::null())
+        .stderr(log_file)
+        .spawn()
+        .unwrap();
+    let cap_line = "more than 100 valuations this interval";
+    let log = || std::fs::read_to_string(&log_path).unwrap_or_default();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while log().matches(cap_line).count() < 2 || !log().contains("rows written") {
+        assert!(Instant::now() < deadline, "two intervals of the 1,000-portfolio investor within 60 s:\n{}", log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::process::Command::new("kill").arg("-TERM").arg(child.id().to_string()).status().unwrap();
+    assert!(child.wait().unwrap().success());
+    let log = log();
+    let intervals = final_counter(&log, "valuations published") / 1000;
+    assert!(intervals >= 2, "{log}");
+    let valuation_lines = log.lines().filter(|line| line.contains(" NAV ") && line.contains(" change ")).count();
+    assert_eq!(valuation_lines as u64, 100 * intervals, "exactly the cap in each interval");
+    assert_eq!(log.matches(cap_line).count() as u64, intervals, "said once per interval");
+    assert!(log.contains("last 1s: ") && log.contains(" rows written, "), "interval summaries: {log}");
+    assert!(!log.contains('\u{1b}'), "no ANSI escapes in a log file");
+}

@@ -3,6 +3,7 @@
 //! cover the per-call latencies.
 
 pub mod bus;
+pub mod pipeline;
 pub mod sink;
 pub mod valuation;
 
@@ -20,6 +21,20 @@ pub fn rss_bytes() -> Option<u64> {
     let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
     let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
     Some(pages * 4096)
+}
+
+/// CPU time (user and system) the process has used so far (Linux; zero
+/// elsewhere).
+pub fn cpu_time() -> std::time::Duration {
+    // utime and stime, fields 14 and 15, in USER_HZ (100 per second on
+    // Linux); the command name before them may hold spaces, so count from
+    // its closing parenthesis.
+    let ticks = std::fs::read_to_string("/proc/self/stat").ok().and_then(|stat| {
+        let fields: Vec<u64> =
+            stat.rsplit_once(')')?.1.split_whitespace().skip(11).take(2).filter_map(|f| f.parse().ok()).collect();
+        Some(fields.iter().sum::<u64>())
+    });
+    std::time::Duration::from_millis(ticks.unwrap_or(0) * 10)
 }
 
 /// The process's peak resident set size so far, in bytes (Linux).

@@ -2,24 +2,44 @@
 //!
 //! Offsets, committed offsets per group, several independent groups per
 //! topic, and waiting consumers woken by producers (no busy polling), as on
-//! Kafka. Each partition keeps at most its share of the topic's retention
-//! (1,000,000 messages per topic by default); a consumer that falls behind
-//! the retained messages skips to the oldest one and the loss is logged.
-//! Unlike Kafka, the consumers of one group do not split the partitions
-//! between them: each reads them all (stockd runs one consumer per group).
+//! Kafka. Unlike Kafka, the consumers of one group do not split the
+//! partitions between them: each reads them all (stockd runs one consumer
+//! per group).
+//!
+//! Nothing a live consumer has not read is ever dropped. Each partition
+//! keeps its share of the topic's retention (1,000,000 messages per topic by
+//! default), read or not, so that a group that starts later still finds the
+//! recent past; when a partition is full and its oldest message is unread
+//! by a live consumer (one that exists now, in any group), the producer
+//! waits for room — backpressure, measured in
+//! `stockd_produce_wait_seconds` — and after `produce_timeout` gets
+//! [`BusError::Full`] naming the group behind. A group stops counting when
+//! its last consumer is dropped (an investor removed, a sink stopped); what
+//! is trimmed before it comes back is counted in `stockd_messages_missed`
+//! and logged when it does.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::hash::Hasher;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::sync::Notify;
+use tokio::time::Instant;
 
 use super::{Bus, BusError, Consumer, Delivered, Message, Positions, Record, TopicSpec};
+use crate::metrics::Metrics;
 
 /// Messages kept per topic by default.
 pub const DEFAULT_RETENTION: usize = 1_000_000;
+
+/// How long a producer waits for room by default before it gets
+/// [`BusError::Full`].
+pub const DEFAULT_PRODUCE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How often a waiting producer says so in the log.
+const WAIT_WARNING_PERIOD: Duration = Duration::from_secs(10);
 
 /// The embedded bus. Cheap to clone; clones share the topics.
 #[derive(Clone)]
@@ -31,11 +51,17 @@ struct Inner {
     /// Unique per bus instance (process and creation time).
     instance: String,
     retention: usize,
+    produce_timeout: Duration,
+    metrics: Metrics,
     topics: RwLock<HashMap<String, Arc<Topic>>>,
     /// Committed offsets: (group, topic, partition) → next offset.
     committed: Mutex<HashMap<(String, String, i32), i64>>,
     /// Signalled whenever messages are appended to any topic.
     appended: Notify,
+    /// Signalled whenever a consumer reads (room may have been made).
+    read: Notify,
+    /// Ids of consumers, to register their positions.
+    consumers: AtomicU64,
 }
 
 struct Topic {
@@ -46,13 +72,29 @@ struct Topic {
 struct PartitionLog {
     /// The offset of `messages[0]`.
     start: i64,
-    messages: std::collections::VecDeque<Stored>,
+    messages: VecDeque<Stored>,
     capacity: usize,
+    /// The live consumers' next offsets, by consumer id.
+    readers: HashMap<u64, Reader>,
+    /// Every live reader is at or past this offset (a lower bound, raised
+    /// lazily): messages below it may be trimmed without asking them again.
+    read_by_all: i64,
+}
+
+struct Reader {
+    group: Arc<str>,
+    next: i64,
 }
 
 struct Stored {
     key: Option<Bytes>,
     value: Bytes,
+}
+
+/// A full partition whose oldest message a live consumer has not read.
+struct Behind {
+    group: Arc<str>,
+    unread: i64,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -65,11 +107,25 @@ impl PartitionLog {
         self.start + self.messages.len() as i64
     }
 
-    fn append(&mut self, key: Option<Bytes>, value: Bytes) -> i64 {
-        if self.messages.len() == self.capacity {
-            self.messages.pop_front();
-            self.start += 1;
+    /// Makes room for one message, trimming the oldest if every live reader
+    /// has read it; else says who is behind.
+    fn make_room(&mut self) -> Result<(), Behind> {
+        if self.messages.len() < self.capacity {
+            return Ok(());
         }
+        if self.read_by_all <= self.start {
+            self.read_by_all = self.readers.values().map(|r| r.next).min().unwrap_or(i64::MAX);
+        }
+        if self.read_by_all <= self.start {
+            let slowest = self.readers.values().min_by_key(|r| r.next).expect("a reader holds the oldest message");
+            return Err(Behind { group: Arc::clone(&slowest.group), unread: self.end() - slowest.next });
+        }
+        self.messages.pop_front();
+        self.start += 1;
+        Ok(())
+    }
+
+    fn push(&mut self, key: Option<Bytes>, value: Bytes) -> i64 {
         self.messages.push_back(Stored { key, value });
         self.end() - 1
     }
@@ -82,15 +138,26 @@ impl Default for MemoryBus {
 }
 
 impl MemoryBus {
-    /// A bus keeping at most `retention` messages per topic.
+    /// A bus keeping `retention` messages per topic, with the default
+    /// produce timeout and metrics of its own.
     pub fn new(retention: usize) -> Self {
+        MemoryBus::with(retention, DEFAULT_PRODUCE_TIMEOUT, Metrics::new())
+    }
+
+    /// A bus keeping `retention` messages per topic, whose producers wait up
+    /// to `produce_timeout` for room, counting into `metrics`.
+    pub fn with(retention: usize, produce_timeout: Duration, metrics: Metrics) -> Self {
         MemoryBus {
             inner: Arc::new(Inner {
                 instance: new_instance_id(),
                 retention: retention.max(1),
+                produce_timeout,
+                metrics,
                 topics: RwLock::new(HashMap::new()),
                 committed: Mutex::new(HashMap::new()),
                 appended: Notify::new(),
+                read: Notify::new(),
+                consumers: AtomicU64::new(0),
             }),
         }
     }
@@ -99,11 +166,75 @@ impl MemoryBus {
         let topics = self.inner.topics.read().unwrap_or_else(|poisoned| poisoned.into_inner());
         topics.get(name).cloned().ok_or_else(|| BusError::UnknownTopic(name.to_string()))
     }
+
+    /// Appends `records` (all of one partition) in order, waiting for room
+    /// while a live consumer is behind; returns the last offset.
+    async fn append(
+        &self,
+        topic: &Topic,
+        partition: usize,
+        records: impl IntoIterator<Item = (Option<Bytes>, Bytes)>,
+    ) -> Result<i64, BusError> {
+        let mut records = records.into_iter().peekable();
+        let mut last = -1;
+        let mut waiting_since: Option<Instant> = None;
+        let mut warned_at = Instant::now();
+        loop {
+            // Register for wake-ups before looking, so that a read in
+            // between is not missed.
+            let read = self.inner.read.notified();
+            tokio::pin!(read);
+            read.as_mut().enable();
+            let (appended, behind) = {
+                let mut log = lock(&topic.partitions[partition]);
+                let mut appended = 0;
+                let mut behind = None;
+                while records.peek().is_some() {
+                    if let Err(slow) = log.make_room() {
+                        behind = Some(slow);
+                        break;
+                    }
+                    let (key, value) = records.next().expect("peeked");
+                    last = log.push(key, value);
+                    appended += 1;
+                }
+                (appended, behind)
+            };
+            if appended > 0 {
+                self.inner.appended.notify_waiters();
+            }
+            let Some(behind) = behind else {
+                if let Some(since) = waiting_since {
+                    self.inner.metrics.produce_wait(since.elapsed());
+                }
+                return Ok(last);
+            };
+            let since = *waiting_since.get_or_insert_with(Instant::now);
+            let waited = since.elapsed();
+            if waited >= self.inner.produce_timeout {
+                self.inner.metrics.produce_wait(waited);
+                return Err(BusError::Full {
+                    topic: topic.name.to_string(),
+                    group: behind.group.to_string(),
+                    unread: behind.unread,
+                    waited,
+                });
+            }
+            if warned_at.elapsed() >= WAIT_WARNING_PERIOD {
+                warned_at = Instant::now();
+                tracing::warn!(
+                    topic = %topic.name, partition, group = %behind.group,
+                    "a producer has waited {:.0} s for room: consumer group {} has {} messages to read",
+                    waited.as_secs_f64(), behind.group, behind.unread
+                );
+            }
+            let _ = tokio::time::timeout((self.inner.produce_timeout - waited).min(WAIT_WARNING_PERIOD), read).await;
+        }
+    }
 }
 
 /// An id no other bus instance has: the process, the time, a counter.
 fn new_instance_id() -> String {
-    use std::sync::atomic::{AtomicU64, Ordering};
     static CREATED: AtomicU64 = AtomicU64::new(0);
     let since_epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
     format!("{}-{}-{}", std::process::id(), since_epoch.as_nanos(), CREATED.fetch_add(1, Ordering::Relaxed))
@@ -154,7 +285,15 @@ impl Bus for MemoryBus {
                 Arc::new(Topic {
                     name: spec.name.as_str().into(),
                     partitions: (0..spec.partitions)
-                        .map(|_| Mutex::new(PartitionLog { start: 0, messages: Default::default(), capacity }))
+                        .map(|_| {
+                            Mutex::new(PartitionLog {
+                                start: 0,
+                                messages: VecDeque::new(),
+                                capacity,
+                                readers: HashMap::new(),
+                                read_by_all: 0,
+                            })
+                        })
                         .collect(),
                 })
             });
@@ -173,61 +312,75 @@ impl Bus for MemoryBus {
     async fn produce(&self, topic: &str, key: &str, value: Vec<u8>) -> Result<Delivered, BusError> {
         let topic = self.topic(topic)?;
         let partition = partition_of(key, topic.partitions.len());
-        let offset =
-            lock(&topic.partitions[partition]).append(Some(Bytes::copy_from_slice(key.as_bytes())), value.into());
-        self.inner.appended.notify_waiters();
+        let record = (Some(Bytes::copy_from_slice(key.as_bytes())), Bytes::from(value));
+        let offset = self.append(&topic, partition, [record]).await?;
         Ok(Delivered { partition: partition as i32, offset })
     }
 
     async fn produce_batch(&self, topic: &str, records: Vec<Record>) -> Result<(), BusError> {
         let topic = self.topic(topic)?;
         let partitions = topic.partitions.len();
+        let mut by_partition: Vec<Vec<Record>> = (0..partitions).map(|_| Vec::new()).collect();
         if partitions == 1 {
-            let mut log = lock(&topic.partitions[0]);
-            for record in records {
-                log.append(Some(Bytes::from(record.key.into_bytes())), record.value.into());
-            }
+            by_partition[0] = records;
         } else {
-            let mut by_partition: Vec<Vec<Record>> = (0..partitions).map(|_| Vec::new()).collect();
             for record in records {
                 by_partition[partition_of(&record.key, partitions)].push(record);
             }
-            for (partition, records) in by_partition.into_iter().enumerate().filter(|(_, r)| !r.is_empty()) {
-                let mut log = lock(&topic.partitions[partition]);
-                for record in records {
-                    log.append(Some(Bytes::from(record.key.into_bytes())), record.value.into());
-                }
-            }
         }
-        self.inner.appended.notify_waiters();
+        for (partition, records) in by_partition.into_iter().enumerate().filter(|(_, r)| !r.is_empty()) {
+            let records = records.into_iter().map(|r| (Some(Bytes::from(r.key.into_bytes())), Bytes::from(r.value)));
+            self.append(&topic, partition, records).await?;
+        }
         Ok(())
     }
 
     fn consumer(&self, group: &str, topics: &[&str]) -> Result<MemoryConsumer, BusError> {
         let topics = topics.iter().map(|name| self.topic(name)).collect::<Result<Vec<_>, _>>()?;
-        let positions = topics.iter().map(|t| vec![None; t.partitions.len()]).collect();
-        Ok(MemoryConsumer { bus: self.clone(), group: group.to_string(), topics, positions, cursor: 0 })
+        let id = self.inner.consumers.fetch_add(1, Ordering::Relaxed);
+        let group: Arc<str> = group.into();
+        let committed = lock(&self.inner.committed).clone();
+        let mut positions = Vec::with_capacity(topics.len());
+        for topic in &topics {
+            let mut starts = Vec::with_capacity(topic.partitions.len());
+            for (p, partition) in topic.partitions.iter().enumerate() {
+                let mut log = lock(partition);
+                let key = (group.to_string(), topic.name.to_string(), p as i32);
+                let mut next = committed.get(&key).copied().unwrap_or(log.start);
+                if next < log.start {
+                    let missed = log.start - next;
+                    self.inner.metrics.messages_missed(&group, missed as u64);
+                    tracing::warn!(
+                        topic = %topic.name, partition = p, group = %group,
+                        "consumer group {group} missed {missed} messages: they were trimmed while it had no consumer"
+                    );
+                    next = log.start;
+                }
+                log.readers.insert(id, Reader { group: Arc::clone(&group), next });
+                log.read_by_all = log.read_by_all.min(next);
+                starts.push(next);
+            }
+            positions.push(starts);
+        }
+        Ok(MemoryConsumer { bus: self.clone(), id, topics, positions, group, cursor: 0 })
     }
 }
 
-/// A consumer of the memory bus.
+/// A consumer of the memory bus. While it exists, its group holds back what
+/// it has not read; dropping it lets go.
 pub struct MemoryConsumer {
     bus: MemoryBus,
-    group: String,
+    /// Its id in the partitions' reader tables.
+    id: u64,
+    group: Arc<str>,
     topics: Vec<Arc<Topic>>,
-    /// Per topic and partition, the next offset to read (None until first
-    /// read: then the committed offset or the earliest).
-    positions: Vec<Vec<Option<i64>>>,
+    /// Per topic and partition, the next offset to read.
+    positions: Vec<Vec<i64>>,
     /// Round-robin start, so that one busy partition cannot starve others.
     cursor: usize,
 }
 
 impl MemoryConsumer {
-    fn start_position(&self, topic: &Topic, partition: usize, log: &PartitionLog) -> i64 {
-        let committed = lock(&self.bus.inner.committed);
-        committed.get(&(self.group.clone(), topic.name.to_string(), partition as i32)).copied().unwrap_or(log.start)
-    }
-
     /// Takes up to `max` available messages, advancing the positions.
     fn take(&mut self, max: usize) -> Vec<Message> {
         let mut batch = Vec::new();
@@ -244,19 +397,9 @@ impl MemoryConsumer {
             }
             let (t, p) = slots[(self.cursor + i) % count];
             let topic = Arc::clone(&self.topics[t]);
-            let log = lock(&topic.partitions[p]);
-            let mut next = match self.positions[t][p] {
-                Some(next) => next,
-                None => self.start_position(&topic, p, &log),
-            };
-            if next < log.start {
-                tracing::warn!(
-                    topic = %topic.name, partition = p, group = %self.group,
-                    "{} messages were dropped by retention before this group read them",
-                    log.start - next
-                );
-                next = log.start;
-            }
+            let mut log = lock(&topic.partitions[p]);
+            // Never behind the log's start: a live reader holds back trimming.
+            let next = self.positions[t][p].max(log.start);
             let from = (next - log.start) as usize;
             let take = (max - batch.len()).min(log.messages.len().saturating_sub(from));
             for (i, stored) in log.messages.range(from..from + take).enumerate() {
@@ -268,16 +411,34 @@ impl MemoryConsumer {
                     value: stored.value.clone(),
                 });
             }
-            self.positions[t][p] = Some(next + take as i64);
+            let next = next + take as i64;
+            self.positions[t][p] = next;
+            if let Some(reader) = log.readers.get_mut(&self.id) {
+                reader.next = next;
+            }
         }
         self.cursor = (self.cursor + 1) % count.max(1);
+        if !batch.is_empty() {
+            self.bus.inner.read.notify_waiters();
+        }
         batch
+    }
+}
+
+impl Drop for MemoryConsumer {
+    fn drop(&mut self) {
+        for topic in &self.topics {
+            for partition in &topic.partitions {
+                lock(partition).readers.remove(&self.id);
+            }
+        }
+        self.bus.inner.read.notify_waiters();
     }
 }
 
 impl Consumer for MemoryConsumer {
     async fn poll(&mut self, max: usize, timeout: Duration) -> Result<Vec<Message>, BusError> {
-        let deadline = tokio::time::Instant::now() + timeout;
+        let deadline = Instant::now() + timeout;
         loop {
             // Register for wake-ups before looking, so that a message
             // appended in between is not missed.
@@ -298,7 +459,7 @@ impl Consumer for MemoryConsumer {
     async fn commit(&mut self, positions: &Positions) -> Result<(), BusError> {
         let mut committed = lock(&self.bus.inner.committed);
         for (topic, partition, next) in positions.iter() {
-            committed.insert((self.group.clone(), topic.to_string(), partition), next);
+            committed.insert((self.group.to_string(), topic.to_string(), partition), next);
         }
         Ok(())
     }
@@ -308,11 +469,7 @@ impl Consumer for MemoryConsumer {
         for (t, topic) in self.topics.iter().enumerate() {
             for (p, partition) in topic.partitions.iter().enumerate() {
                 let log = lock(partition);
-                let next = match self.positions[t][p] {
-                    Some(next) => next,
-                    None => self.start_position(topic, p, &log),
-                };
-                lag += (log.end() - next.max(log.start)).max(0) as u64;
+                lag += (log.end() - self.positions[t][p].max(log.start)).max(0) as u64;
             }
         }
         Some(lag)
@@ -336,6 +493,68 @@ mod tests {
         assert_eq!(offsets, (15..25).collect::<Vec<_>>());
         assert_eq!(batch[0].value.as_ref(), [15]);
         assert_eq!(consumer.lag().await, Some(0));
+    }
+
+    fn records(range: std::ops::Range<u8>) -> Vec<Record> {
+        range.map(|i| Record { key: "k".into(), value: vec![i] }).collect()
+    }
+
+    async fn bus_with_topic(retention: usize, produce_timeout: Duration) -> (MemoryBus, Metrics) {
+        let metrics = Metrics::new();
+        let bus = MemoryBus::with(retention, produce_timeout, metrics.clone());
+        bus.create_topics(&[TopicSpec { name: "T".into(), partitions: 1, replication: 1 }]).await.unwrap();
+        (bus, metrics)
+    }
+
+    #[tokio::test]
+    async fn a_live_consumer_behind_holds_the_producer_back_and_loses_nothing() {
+        let (bus, metrics) = bus_with_topic(10, Duration::from_secs(30)).await;
+        let mut consumer = bus.consumer("slow", &["T"]).unwrap();
+        let producer = bus.clone();
+        let produced = tokio::spawn(async move { producer.produce_batch("T", records(0..25)).await });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(!produced.is_finished(), "the producer waits: the consumer has read nothing");
+        assert_eq!(consumer.lag().await, Some(10));
+        let mut values = Vec::new();
+        while values.len() < 25 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            for message in consumer.poll(3, Duration::from_secs(5)).await.unwrap() {
+                values.push(message.value[0]);
+            }
+        }
+        produced.await.unwrap().unwrap();
+        assert_eq!(values, (0..25).collect::<Vec<u8>>(), "every message, in order");
+        assert!(metrics.encode().contains("stockd_produce_wait_seconds_count 1"), "{}", metrics.encode());
+    }
+
+    #[tokio::test]
+    async fn a_stuck_consumer_makes_the_producer_fail_loudly_after_the_timeout() {
+        let (bus, _metrics) = bus_with_topic(10, Duration::from_millis(200)).await;
+        let _stuck = bus.consumer("app1", &["T"]).unwrap();
+        let error = bus.produce_batch("T", records(0..25)).await.unwrap_err();
+        assert!(matches!(&error, BusError::Full { group, unread: 10, .. } if group == "app1"), "{error}");
+        assert!(error.to_string().contains("consumer group app1 has 10 messages to read"), "{error}");
+    }
+
+    #[tokio::test]
+    async fn a_group_without_consumers_stops_counting_and_its_missed_messages_are_counted() {
+        let (bus, metrics) = bus_with_topic(10, Duration::from_millis(200)).await;
+        let mut consumer = bus.consumer("investor-7", &["T"]).unwrap();
+        bus.produce_batch("T", records(0..5)).await.unwrap();
+        let read = consumer.poll(100, Duration::from_millis(10)).await.unwrap();
+        let mut positions = Positions::new();
+        read.iter().for_each(|m| positions.advance(m));
+        consumer.commit(&positions).await.unwrap();
+        drop(consumer);
+        bus.produce_batch("T", records(5..25)).await.expect("nobody holds the producer back");
+        let mut back = bus.consumer("investor-7", &["T"]).unwrap();
+        let batch = back.poll(100, Duration::from_millis(10)).await.unwrap();
+        assert_eq!(batch.first().map(|m| m.offset), Some(15), "the oldest message still held");
+        assert!(
+            metrics.encode().contains("stockd_messages_missed_total{group=\"investor-7\"} 10"),
+            "{}",
+            metrics.encode()
+        );
     }
 
     #[tokio::test]

@@ -19,7 +19,7 @@ use std::time::Duration;
 use bytes::Bytes;
 
 pub use kafka::{KafkaBus, KafkaConsumer, KafkaSettings};
-pub use memory::{DEFAULT_RETENTION, MemoryBus, MemoryConsumer};
+pub use memory::{DEFAULT_PRODUCE_TIMEOUT, DEFAULT_RETENTION, MemoryBus, MemoryConsumer};
 pub use positions::Positions;
 
 /// A topic to create: its name, partitions and replication factor.
@@ -87,6 +87,22 @@ pub enum BusError {
         operation: String,
         /// The broker's or librdkafka's message.
         message: String,
+    },
+    /// The embedded bus had no room for the message within its produce
+    /// timeout: a live consumer group has not read what it holds.
+    #[error(
+        "the embedded bus has no room on {topic}: consumer group {group} has {unread} messages to read \
+         and made no room in {waited:?} (it is too slow or stuck)"
+    )]
+    Full {
+        /// The topic.
+        topic: String,
+        /// The group furthest behind.
+        group: String,
+        /// The messages it has yet to read in the partition.
+        unread: i64,
+        /// How long the producer waited.
+        waited: Duration,
     },
     /// The request is invalid (e.g. zero partitions).
     #[error("invalid request: {0}")]

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use clap::{Args, Subcommand};
 
 use crate::bench::bus::{self, BusBench};
+use crate::bench::pipeline::{self, PipelineBench, PipelineReport};
 use crate::bench::sink::{self, SinkBench};
 use crate::bench::valuation::{self, ValuationBench};
 use crate::bus::{KafkaBus, KafkaSettings, MemoryBus};
@@ -35,21 +36,31 @@ enum Bench {
         runs: usize,
     },
     /// Rows per second the sink writes into many files (rows already on the memory bus).
+    ///
+    /// With --existing, the steady state: the files exist already and each pass appends one row to
+    /// every one of them, beside a pass of the physical baseline on the same folder (open for
+    /// appending, write one line, close, for every file; then one syncfs; one thread).
     Sink {
         /// Distinct portfolio files.
         #[arg(long, default_value_t = 1000)]
         files: u32,
-        /// Rows in all.
+        /// Rows in all (without --existing).
         #[arg(long, default_value_t = 2_000_000)]
         rows: u32,
+        /// The steady state: append one row to each of --files existing files, --passes times.
+        #[arg(long)]
+        existing: bool,
+        /// Passes of the steady state (each beside a baseline pass).
+        #[arg(long, default_value_t = 2, requires = "existing")]
+        passes: u32,
         /// Messages per batch.
-        #[arg(long, default_value_t = 10_000)]
+        #[arg(long, default_value_t = 100_000)]
         batch: usize,
         /// Open file handles kept.
-        #[arg(long, default_value_t = 512)]
+        #[arg(long, default_value_t = 8192)]
         open_files: usize,
         /// How batches are made durable.
-        #[arg(long, value_enum, default_value = "file")]
+        #[arg(long, value_enum, default_value = "filesystem")]
         sync: SyncArg,
         /// Where the data folder goes (a temporary folder in it).
         #[arg(long, value_name = "DIR", default_value = "/tmp")]
@@ -67,6 +78,36 @@ enum Bench {
         #[arg(long, default_value_t = 3)]
         intervals: u64,
         /// Where the plugin copies and checkpoints go (a temporary folder in it).
+        #[arg(long, value_name = "DIR", default_value = "/tmp")]
+        dir: std::path::PathBuf,
+    },
+    /// The whole pipeline at scale: exchanges, N copies of a plugin, the memory bus and the sink
+    /// writing to disk; per interval what was published, made durable, the lag, CPU and RSS. Exits
+    /// non-zero if a target is missed (every interval valued and durable within 75 % of the
+    /// interval, every valuation a row on disk, nothing missed).
+    Pipeline {
+        /// The plugin copied under every investor id (its portfolios are the portfolios per
+        /// investor; `target/test-plugins/wide.wasm` has 1,000).
+        #[arg(long, value_name = "FILE", default_value = "target/test-plugins/wide.wasm")]
+        plugin: std::path::PathBuf,
+        /// How many investors.
+        #[arg(long, default_value_t = 1000)]
+        investors: u32,
+        /// Portfolios per investor: checked against what the plugin declares.
+        #[arg(long)]
+        portfolios: Option<u64>,
+        /// The valuation interval.
+        #[arg(long, default_value = "20s", value_parser = crate::config::duration::parse)]
+        interval: std::time::Duration,
+        /// Intervals to run.
+        #[arg(long, default_value_t = 10)]
+        intervals: u64,
+        /// Start with an empty data folder, so that the first intervals also create every
+        /// portfolio file (by default they are created before the run, timed apart).
+        #[arg(long)]
+        fresh: bool,
+        /// Where the plugin copies, state and data folder go (a temporary folder in it, removed
+        /// after the run).
         #[arg(long, value_name = "DIR", default_value = "/tmp")]
         dir: std::path::PathBuf,
     },
@@ -112,11 +153,38 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     match &args.what {
         Bench::Query { data, portfolio, no_stats, runs } => query(data, portfolio.as_deref(), *no_stats, *runs)?,
-        Bench::Sink { files, rows, batch, open_files, sync, dir } => {
+        Bench::Sink { files, rows, existing, passes, batch, open_files, sync, dir } => {
             let dir = tempfile::tempdir_in(dir)?;
-            let bench =
-                SinkBench { files: *files, rows: *rows, batch: *batch, open_files: *open_files, sync: sync.mode() };
+            let passes = if *existing { (*passes).max(1) } else { 0 };
+            let bench = SinkBench {
+                files: *files,
+                rows: *rows,
+                batch: *batch,
+                open_files: *open_files,
+                sync: sync.mode(),
+                passes,
+            };
             let report = runtime.block_on(sink::run(&bench, dir.path()))?;
+            if passes > 0 {
+                println!(
+                    "sink steady state: {files} existing files, one row each per pass, batches of {batch}, sync {:?}, {open_files} open handles",
+                    bench.sync
+                );
+                for (pass, (sink, baseline)) in report.passes.iter().enumerate() {
+                    let rate = |took: &std::time::Duration| f64::from(*files) / took.as_secs_f64();
+                    println!(
+                        "  pass {}: sink {:.2} s ({:.0} rows/s); baseline {:.2} s ({:.0} files/s); sink / baseline = {:.2}",
+                        pass + 1,
+                        sink.as_secs_f64(),
+                        rate(sink),
+                        baseline.as_secs_f64(),
+                        rate(baseline),
+                        baseline.as_secs_f64() / sink.as_secs_f64()
+                    );
+                }
+                println!("  peak RSS {:.0} MiB", report.peak_rss as f64 / 1048576.0);
+                return Ok(ExitCode::SUCCESS);
+            }
             println!(
                 "sink: {} rows into {} files, batches of {}, sync {:?}, {} open handles: {:.2} s, {:.0} rows/s, peak RSS {:.0} MiB",
                 report.rows,
@@ -152,6 +220,38 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
                 );
             }
         }
+        Bench::Pipeline { plugin, investors, portfolios, interval, intervals, fresh, dir } => {
+            let dir = tempfile::tempdir_in(dir)?;
+            let bench = PipelineBench {
+                plugin: plugin.clone(),
+                investors: *investors,
+                interval: *interval,
+                intervals: *intervals,
+                fresh: *fresh,
+            };
+            let report = runtime.block_on(pipeline::run(&bench, dir.path()))?;
+            let per_investor = report.portfolios / u64::from((*investors).max(1));
+            if let Some(wanted) = portfolios
+                && *wanted != per_investor
+            {
+                anyhow::bail!(
+                    "--portfolios {wanted}: {} declares {per_investor} portfolios (pass a plugin that declares {wanted})",
+                    plugin.display()
+                );
+            }
+            print_pipeline(&bench, &report);
+            let failures = report.failures(*interval);
+            if failures.is_empty() {
+                println!(
+                    "targets met: every interval valued and durable within {:.0} % of the interval, every valuation a row, nothing missed",
+                    pipeline::SINK_DEADLINE_SHARE * 100.0
+                );
+            } else {
+                println!("targets missed:");
+                failures.iter().for_each(|failure| println!("  {failure}"));
+                return Ok(ExitCode::FAILURE);
+            }
+        }
         Bench::Bus { brokers, messages, size, batch } => {
             let bench = BusBench { messages: *messages, size: *size, batch: *batch };
             let (name, report) = runtime.block_on(async {
@@ -179,6 +279,49 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The pipeline benchmark's table: one line per interval, then the totals.
+fn print_pipeline(bench: &PipelineBench, report: &PipelineReport) {
+    println!(
+        "pipeline: {} investors, {} portfolios, interval {}, {} intervals",
+        bench.investors,
+        report.portfolios,
+        crate::config::duration::format(bench.interval),
+        bench.intervals
+    );
+    if let Some(took) = report.created_files {
+        println!(
+            "  the {} portfolio files created beforehand in {:.1} s (--fresh: by the sink)",
+            report.portfolios,
+            took.as_secs_f64()
+        );
+    }
+    println!("  interval  valuations        rows  lag at end  durable after  CPU (of {} cores)   RSS", num_cores());
+    for (k, interval) in report.intervals.iter().enumerate() {
+        println!(
+            "  {:>8}  {:>10}  {:>10}  {:>10}  {:>13}  {:>17}  {:>4.0} MiB",
+            k + 1,
+            interval.valuations,
+            interval.rows,
+            interval.lag,
+            interval.sink_done.map_or("—".to_string(), |done| format!("{:.2} s", done.as_secs_f64())),
+            format!(
+                "{:.1} s ({:.0} %)",
+                interval.cpu.as_secs_f64(),
+                interval.cpu.as_secs_f64() / bench.interval.as_secs_f64() * 100.0
+            ),
+            interval.rss as f64 / 1048576.0
+        );
+    }
+    println!(
+        "  valuations published {}, rows on disk {}, messages missed {}",
+        report.published, report.rows_on_disk, report.missed
+    );
+}
+
+fn num_cores() -> usize {
+    std::thread::available_parallelism().map_or(1, usize::from)
 }
 
 /// Runs a query `runs` times in this process and prints the wall times.

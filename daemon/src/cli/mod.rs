@@ -16,7 +16,7 @@ use std::process::ExitCode;
 
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
-pub use output::{Format, money};
+pub use output::Format;
 
 /// stockd: stock exchanges, WASM investors and portfolio files over Kafka.
 #[derive(Debug, Parser)]
@@ -83,11 +83,24 @@ pub fn main() -> ExitCode {
     }
 }
 
-/// Logs to stderr, filtered by `RUST_LOG` or else `default`.
+/// Logs to stderr, filtered by `RUST_LOG` or else `default`; in colour only
+/// when stderr is a terminal and `NO_COLOR` is unset or empty.
 fn init_logging(default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
+    let colour = use_colour(std::io::IsTerminal::is_terminal(&std::io::stderr()), std::env::var_os("NO_COLOR"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(colour)
+        .with_target(false)
+        .init();
+}
+
+/// Whether to colour the log: on a terminal, unless `NO_COLOR` is set to a
+/// non-empty value (<https://no-color.org>).
+fn use_colour(terminal: bool, no_colour: Option<std::ffi::OsString>) -> bool {
+    terminal && no_colour.is_none_or(|value| value.is_empty())
 }
 
 /// Files of a plugin folder that failed to load.
@@ -116,4 +129,17 @@ fn open_registry(dir: &PluginDirArg) -> anyhow::Result<(crate::plugin::PluginReg
         .with_context(|| "cannot open the plugin folder (build the seed investors with `just plugins`)")?;
     let failed = changes.iter().filter(|c| matches!(c, crate::plugin::Change::Failed { .. })).count();
     Ok((registry, LoadFailures(failed)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn colour_only_on_a_terminal_without_no_color() {
+        assert!(use_colour(true, None));
+        assert!(use_colour(true, Some("".into())));
+        assert!(!use_colour(true, Some("1".into())));
+        assert!(!use_colour(false, None));
+    }
 }

@@ -3,8 +3,6 @@
 use std::io::{self, Write};
 
 use clap::ValueEnum;
-use comfy_table::presets::UTF8_FULL_CONDENSED;
-use comfy_table::{CellAlignment, Table};
 
 /// How a command prints its results.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -17,20 +15,9 @@ pub enum Format {
     Json,
 }
 
-/// A table for a terminal: a header and rows of cells; columns listed in
-/// `right_aligned` (numbers) are aligned right.
+/// A table for a terminal (see [`crate::format::table`]) to stdout.
 pub fn print_table(header: &[&str], rows: &[Vec<String>], right_aligned: &[usize]) -> io::Result<()> {
-    let mut table = Table::new();
-    table.load_preset(UTF8_FULL_CONDENSED).set_header(header.to_vec());
-    for row in rows {
-        table.add_row(row.clone());
-    }
-    for &index in right_aligned {
-        if let Some(column) = table.column_mut(index) {
-            column.set_cell_alignment(CellAlignment::Right);
-        }
-    }
-    writeln!(io::stdout().lock(), "{table}")
+    writeln!(io::stdout().lock(), "{}", crate::format::table(header, rows.iter().cloned(), right_aligned))
 }
 
 /// CSV with a header row to stdout.
@@ -50,32 +37,4 @@ pub fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
     serde_json::to_writer_pretty(&mut out, value)?;
     writeln!(out)?;
     Ok(())
-}
-
-/// A number with 2 decimals and thousands separators, for tables.
-pub fn money(value: f64) -> String {
-    let text = format!("{value:.2}");
-    let (int, frac) = text.split_once('.').unwrap_or((&text, "00"));
-    let (sign, digits) = int.strip_prefix('-').map_or(("", int), |d| ("-", d));
-    let mut grouped = String::new();
-    for (i, digit) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            grouped.push(',');
-        }
-        grouped.push(digit);
-    }
-    format!("{sign}{grouped}.{frac}")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn money_rounds_and_groups() {
-        assert_eq!(money(5_384_010.0), "5,384,010.00");
-        assert_eq!(money(-1234.567), "-1,234.57");
-        assert_eq!(money(12.0), "12.00");
-        assert_eq!(money(999.999), "1,000.00");
-    }
 }

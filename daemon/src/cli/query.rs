@@ -9,8 +9,8 @@ use clap::Args;
 
 use super::output::Format;
 use crate::market::{ACCEPTED_FORMS, PortfolioId, parse_timestamp};
+use crate::query::batch::Interval;
 use crate::query::generate::{Dataset, generate};
-use crate::query::scan::Interval;
 use crate::query::{Query, plot, plot_series, report, run as answer};
 
 /// Lines drawn at most when plotting every portfolio.

@@ -6,8 +6,9 @@ use std::process::ExitCode;
 use clap::Args;
 use serde::Serialize;
 
-use super::output::{Format, money, print_csv, print_json, print_table};
+use super::output::{Format, print_csv, print_json, print_table};
 use super::{PluginDirArg, open_registry, prices};
+use crate::format::money;
 use crate::plugin::Quote;
 
 #[derive(Debug, Args)]

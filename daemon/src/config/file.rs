@@ -8,12 +8,12 @@ use super::Config;
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// It could not be read.
-    #[error("cannot read configuration file {}: {source}", path.display())]
+    #[error("cannot read configuration file {}: {cause}", path.display())]
     Read {
         /// The file.
         path: PathBuf,
         /// Why.
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// It is not valid TOML, or a key is unknown or of the wrong type.
     #[error("invalid configuration file {}: {message}", path.display())]
@@ -42,7 +42,7 @@ pub fn load_file(path: &Path, required: bool) -> Result<(Config, toml::Table), C
         Err(error) if error.kind() == std::io::ErrorKind::NotFound && !required => {
             return Ok((Config::default(), toml::Table::new()));
         }
-        Err(source) => return Err(ConfigError::Read { path: path.to_path_buf(), source }),
+        Err(source) => return Err(ConfigError::Read { path: path.to_path_buf(), cause: source }),
     };
     let parse_error = |e: toml::de::Error| ConfigError::Parse { path: path.to_path_buf(), message: e.to_string() };
     let table: toml::Table = toml::from_str(&text).map_err(parse_error)?;

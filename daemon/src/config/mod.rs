@@ -111,8 +111,15 @@ impl Default for KafkaConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
 pub struct MemoryBusConfig {
-    /// Messages kept per topic; older ones are dropped. Default 1,000,000.
+    /// Messages kept per topic, read or not, for groups that start later.
+    /// A message a live consumer has not read is never dropped: the
+    /// producer waits for room instead. Default 1,000,000.
     pub retention: usize,
+    /// How long a producer waits for room before its message fails with an
+    /// error naming the consumer group behind (an investor keeps the
+    /// interval and publishes it next time). Default `30s`.
+    #[serde(with = "duration")]
+    pub produce_timeout: Duration,
 }
 
 /// The investor runtime: the `[investors]` section (the plugin folder itself
@@ -142,10 +149,14 @@ pub struct InvestorsConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum SyncMode {
-    /// fsync every file touched by a batch (the default, and the safest).
+    /// fsync every file touched by a batch: one call per file, too slow for
+    /// thousands of files per batch; for a data folder on a file system
+    /// shared with busy writers, whose data `filesystem` would flush too.
     File,
-    /// One `syncfs` of the data folder's file system per batch: the same
-    /// guarantee, one call; it also flushes other writers on that file system.
+    /// One `syncfs` of the data folder's file system per batch (the
+    /// default): the same guarantee as `file` in one call, however many
+    /// files the batch touched; it also flushes other writers on that file
+    /// system.
     Filesystem,
     /// No sync before committing: a power loss (not a process crash) can
     /// lose or tear the last rows. Faster; weaker.
@@ -156,13 +167,15 @@ pub enum SyncMode {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
 pub struct SinkConfig {
-    /// Open file handles kept (least recently used ones are closed).
-    /// Default 512.
+    /// Open file handles kept (least recently used ones are closed); the
+    /// process raises its soft descriptor limit to the hard one, and keeps
+    /// fewer if even that is too low. Default 8192.
     pub open_files: usize,
     /// How a batch is made durable before its offsets are committed.
-    /// Default `file`.
+    /// Default `filesystem` (one syncfs per batch, however many files).
     pub sync: SyncMode,
-    /// Messages read per batch. Default 10,000.
+    /// Messages read per batch: each batch costs one sync and two journal
+    /// writes. Default 100,000.
     pub batch: usize,
 }
 
@@ -198,7 +211,10 @@ impl Default for TopicsConfig {
 
 impl Default for MemoryBusConfig {
     fn default() -> Self {
-        MemoryBusConfig { retention: crate::bus::DEFAULT_RETENTION }
+        MemoryBusConfig {
+            retention: crate::bus::DEFAULT_RETENTION,
+            produce_timeout: crate::bus::DEFAULT_PRODUCE_TIMEOUT,
+        }
     }
 }
 
@@ -228,7 +244,7 @@ impl InvestorsConfig {
 
 impl Default for SinkConfig {
     fn default() -> Self {
-        SinkConfig { open_files: 512, sync: SyncMode::File, batch: 10_000 }
+        SinkConfig { open_files: 8192, sync: SyncMode::Filesystem, batch: 100_000 }
     }
 }
 
@@ -248,6 +264,11 @@ impl Config {
         positive(self.topics.partitions >= 1, "topics.partitions", "must be at least 1")?;
         positive(self.topics.replication >= 1, "topics.replication", "must be at least 1")?;
         positive(self.memory_bus.retention >= 1, "memory-bus.retention", "must be at least 1")?;
+        positive(
+            self.memory_bus.produce_timeout >= Duration::from_millis(1),
+            "memory-bus.produce-timeout",
+            "must be at least 1ms",
+        )?;
         positive(self.investors.max_memory_bytes >= 1 << 20, "investors.max-memory-bytes", "must be at least 1048576")?;
         positive(self.investors.quarantine_after >= 1, "investors.quarantine-after", "must be at least 1")?;
         positive(self.sink.open_files >= 1, "sink.open-files", "must be at least 1")?;

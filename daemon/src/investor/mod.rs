@@ -6,6 +6,7 @@
 //! by its worker at the next interval.
 
 mod book;
+mod log_cap;
 mod schedule;
 mod state;
 mod worker;
@@ -21,6 +22,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 pub use book::{Applied, PriceBook};
+pub use log_cap::VALUATION_LINES_PER_INTERVAL;
 pub use schedule::Schedule;
 pub use state::{InvestorState, Pending, StateError, state_path};
 
@@ -64,6 +66,7 @@ pub async fn run<B: Bus>(
         settings,
         metrics: metrics.clone(),
         plugin_calls: Arc::new(Semaphore::new(cores)),
+        log_cap: log_cap::LogCap::new(VALUATION_LINES_PER_INTERVAL),
         quarantined: Mutex::new(BTreeSet::new()),
     });
     let mut updates = registry.subscribe();

@@ -91,12 +91,12 @@ fn marker_path(state: &Path) -> PathBuf {
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
     /// Reading or writing failed.
-    #[error("checkpoint {}: {source}", path.display())]
+    #[error("checkpoint {}: {cause}", path.display())]
     Io {
         /// The file.
         path: PathBuf,
         /// Why.
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// The file is not a checkpoint.
     #[error("checkpoint {} is corrupt: {message}", path.display())]
@@ -109,7 +109,7 @@ pub enum StateError {
 }
 
 fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> StateError + '_ {
-    move |source| StateError::Io { path: path.to_path_buf(), source }
+    move |source| StateError::Io { path: path.to_path_buf(), cause: source }
 }
 
 impl InvestorState {
@@ -119,7 +119,7 @@ impl InvestorState {
         let bytes = match std::fs::read(path) {
             Ok(bytes) => bytes,
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(source) => return Err(StateError::Io { path: path.to_path_buf(), source }),
+            Err(source) => return Err(StateError::Io { path: path.to_path_buf(), cause: source }),
         };
         let mut state: InvestorState = serde_json::from_slice(&bytes)
             .map_err(|e| StateError::Corrupt { path: path.to_path_buf(), message: e.to_string() })?;

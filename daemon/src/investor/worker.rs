@@ -45,6 +45,8 @@ pub(crate) struct Shared<B> {
     pub(crate) metrics: Metrics,
     /// Bounds concurrent plugin calls to the cores available.
     pub(crate) plugin_calls: Arc<Semaphore>,
+    /// Bounds the valuation lines logged per interval.
+    pub(crate) log_cap: super::log_cap::LogCap,
     /// Investors currently quarantined.
     pub(crate) quarantined: Mutex<BTreeSet<InvestorId>>,
 }
@@ -279,24 +281,28 @@ impl<B: Bus> Worker<B> {
 
     /// Calls `evaluate` on the blocking pool, at most one call per core at
     /// a time across investors.
+    ///
+    /// The call's own time (measured on the thread that runs it) and the
+    /// wait for a free core (a slot, then a blocking-pool thread) are
+    /// recorded apart: at a thousand investors the wait dominates.
     async fn evaluate(&mut self, quotes: Vec<Quote>) -> Result<Vec<PortfolioNav>, PluginError> {
+        let queued = std::time::Instant::now();
         let permit =
             Arc::clone(&self.shared.plugin_calls).acquire_owned().await.expect("the semaphore is never closed");
         let mut instance = self.instance.take().unwrap_or_else(|| self.image.instantiate());
-        let started = std::time::Instant::now();
-        let (instance, result) = tokio::task::spawn_blocking(move || {
+        let (instance, result, waited, took) = tokio::task::spawn_blocking(move || {
+            let waited = queued.elapsed();
+            let started = std::time::Instant::now();
             let result = instance.evaluate(&quotes);
+            let took = started.elapsed();
             drop(permit);
-            (instance, result)
+            (instance, result, waited, took)
         })
         .await
         .expect("a plugin call cannot panic the host");
         self.instance = Some(instance);
-        self.shared.metrics.plugin_call(
-            self.investor.get(),
-            started.elapsed(),
-            result.as_ref().err().map(PluginError::kind),
-        );
+        self.shared.metrics.plugin_wait(waited);
+        self.shared.metrics.plugin_call(self.investor.get(), took, result.as_ref().err().map(PluginError::kind));
         result
     }
 
@@ -304,13 +310,27 @@ impl<B: Bus> Worker<B> {
     /// moves the NAVs and keeps what is needed to publish it.
     fn stage(&mut self, k: u64, navs: &[PortfolioNav]) {
         let previous = std::mem::take(&mut self.navs);
-        for nav in navs {
+        let grant = self.shared.log_cap.grant(k, navs.len());
+        if grant.reached_cap {
+            tracing::info!(
+                "more than {} valuations this interval: the rest are logged at debug level (RUST_LOG=stockd=debug)",
+                super::VALUATION_LINES_PER_INTERVAL
+            );
+        }
+        for (index, nav) in navs.iter().enumerate() {
             let (rounded, change, pct) = nav_changes(nav.nav, previous.get(&nav.portfolio).copied());
             let id = PortfolioId { investor: self.investor, number: nav.portfolio };
-            tracing::info!(
-                investor = %self.investor, portfolio = %id, nav = rounded, change, pct,
-                "{id} NAV {rounded:.2} change {change:.2} ({pct:.2}%)"
-            );
+            if index < grant.lines as usize {
+                tracing::info!(
+                    investor = %self.investor, portfolio = %id, nav = rounded, change, pct,
+                    "{id} NAV {rounded:.2} change {change:.2} ({pct:.2}%)"
+                );
+            } else {
+                tracing::debug!(
+                    investor = %self.investor, portfolio = %id, nav = rounded, change, pct,
+                    "{id} NAV {rounded:.2} change {change:.2} ({pct:.2}%)"
+                );
+            }
             self.navs.insert(nav.portfolio, rounded);
         }
         self.interval += 1;

@@ -34,8 +34,8 @@ impl std::fmt::Display for Call {
 #[derive(Debug, thiserror::Error)]
 pub enum PluginError {
     /// The file could not be read.
-    #[error("investor {investor}: cannot read {}: {source}", path.display())]
-    Io { investor: InvestorId, path: PathBuf, source: std::io::Error },
+    #[error("investor {investor}: cannot read {}: {cause}", path.display())]
+    Io { investor: InvestorId, path: PathBuf, cause: std::io::Error },
     /// The file is not WebAssembly at all.
     #[error("investor {investor}: {} is not a WebAssembly file", path.display())]
     NotWasm { investor: InvestorId, path: PathBuf },

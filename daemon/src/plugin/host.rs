@@ -3,49 +3,17 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::mpsc::{self, RecvTimeoutError};
-use std::time::Duration;
 
 use wasmtime::component::{Component, HasData, Linker, ResourceTable};
 use wasmtime::{Config, Engine};
-use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::bindings::InvestorPre;
 use super::cache::ComponentCache;
 use super::error::PluginError;
 use super::image::PluginImage;
-use super::limiter::PluginLimiter;
 use super::limits::PluginLimits;
+use super::shared::{EpochTicker, GuestState, HostShared};
 use crate::market::InvestorId;
-
-/// The data of one instance's store.
-pub(crate) struct GuestState {
-    wasi: WasiCtx,
-    table: ResourceTable,
-    pub(crate) limiter: PluginLimiter,
-}
-
-impl GuestState {
-    pub(crate) fn new(wasi: WasiCtx, limiter: PluginLimiter) -> Self {
-        GuestState { wasi, table: ResourceTable::new(), limiter }
-    }
-}
-
-impl WasiView for GuestState {
-    fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
-    }
-}
-
-/// What the host shares with every image and instance it made: they keep
-/// it (and so the epoch ticker) alive.
-pub(crate) struct HostShared {
-    pub(crate) engine: Engine,
-    pub(crate) limits: PluginLimits,
-    linker: Linker<GuestState>,
-    cache: Option<ComponentCache>,
-    _ticker: EpochTicker,
-}
 
 /// Loads investor plugins into a sandbox. Cheap to clone.
 #[derive(Clone)]
@@ -77,8 +45,11 @@ impl PluginHost {
 
     /// Reads, compiles, links and validates `path` as investor `investor`.
     pub fn load(&self, investor: InvestorId, path: &Path) -> Result<PluginImage, PluginError> {
-        let bytes =
-            std::fs::read(path).map_err(|source| PluginError::Io { investor, path: path.to_path_buf(), source })?;
+        let bytes = std::fs::read(path).map_err(|source| PluginError::Io {
+            investor,
+            path: path.to_path_buf(),
+            cause: source,
+        })?;
         self.load_bytes(investor, path, &bytes)
     }
 
@@ -154,22 +125,4 @@ fn add_sandbox_interfaces(linker: &mut Linker<GuestState>) -> wasmtime::Result<(
     random::insecure::add_to_linker::<_, WasiRandom>(l, |s| s.wasi.random())?;
     random::insecure_seed::add_to_linker::<_, WasiRandom>(l, |s| s.wasi.random())?;
     Ok(())
-}
-
-/// Advances the engine's epoch every tick, which is what interrupts a call
-/// past its deadline. Stops when dropped (its channel closes).
-struct EpochTicker {
-    _stop: mpsc::Sender<()>,
-}
-
-impl EpochTicker {
-    fn start(engine: Engine, tick: Duration) -> std::io::Result<Self> {
-        let (stop, stopped) = mpsc::channel::<()>();
-        std::thread::Builder::new().name("stockd-epoch".to_string()).spawn(move || {
-            while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(tick) {
-                engine.increment_epoch();
-            }
-        })?;
-        Ok(EpochTicker { _stop: stop })
-    }
 }

@@ -7,8 +7,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::bindings::{InvestorPre, Portfolio};
 use super::error::PluginError;
-use super::host::HostShared;
 use super::instance::PluginInstance;
+use super::shared::{GuestState, HostShared};
 use crate::market::{InvestorId, PortfolioId};
 
 /// Longest investor name accepted.
@@ -27,7 +27,7 @@ pub struct PluginImage {
     tickers: Vec<String>,
     path: PathBuf,
     generation: u64,
-    pub(crate) pre: InvestorPre<super::host::GuestState>,
+    pub(crate) pre: InvestorPre<GuestState>,
     pub(crate) shared: Arc<HostShared>,
 }
 
@@ -51,7 +51,7 @@ impl PluginImage {
     pub(crate) fn validate(
         investor: InvestorId,
         path: &Path,
-        pre: InvestorPre<super::host::GuestState>,
+        pre: InvestorPre<GuestState>,
         shared: Arc<HostShared>,
     ) -> Result<Self, PluginError> {
         let mut probe = PluginInstance::probe(investor, pre.clone(), Arc::clone(&shared));
@@ -74,7 +74,8 @@ impl PluginImage {
 
     /// A fresh instance (instantiated lazily, on its first call).
     pub fn instantiate(self: &Arc<Self>) -> PluginInstance {
-        PluginInstance::new(Arc::clone(self))
+        let declared = self.portfolios().iter().map(|p| p.id).collect::<BTreeSet<u32>>().into_iter().collect();
+        PluginInstance::new(self.investor(), self.pre.clone(), Arc::clone(&self.shared), declared)
     }
 
     /// The investor N this plugin was loaded as.

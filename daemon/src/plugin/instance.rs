@@ -1,7 +1,6 @@
 //! One running instance of a plugin, and every call into it under the
 //! sandbox's limits.
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use wasmtime::{Store, Trap};
@@ -9,10 +8,9 @@ use wasmtime_wasi::WasiCtx;
 
 use super::bindings::{Investor, InvestorPre, Portfolio, Quote, Valuation};
 use super::error::{Call, PluginError};
-use super::host::{GuestState, HostShared};
-use super::image::PluginImage;
 use super::limiter::{MemoryLimitExceeded, PluginLimiter, TableLimitExceeded};
 use super::output::GuestOutput;
+use super::shared::{GuestState, HostShared};
 use crate::market::InvestorId;
 
 /// A live instance: its store and its exports.
@@ -36,19 +34,19 @@ pub struct PluginInstance {
 }
 
 impl PluginInstance {
-    pub(crate) fn new(image: Arc<PluginImage>) -> Self {
-        PluginInstance {
-            investor: image.investor(),
-            pre: image.pre.clone(),
-            shared: Arc::clone(&image.shared),
-            declared: image.portfolios().iter().map(|p| p.id).collect::<BTreeSet<u32>>().into_iter().collect(),
-            live: None,
-        }
+    /// An instance answering for the `declared` portfolio ids (sorted).
+    pub(crate) fn new(
+        investor: InvestorId,
+        pre: InvestorPre<GuestState>,
+        shared: Arc<HostShared>,
+        declared: Vec<u32>,
+    ) -> Self {
+        PluginInstance { investor, pre, shared, declared, live: None }
     }
 
     /// An instance of a file being validated.
     pub(crate) fn probe(investor: InvestorId, pre: InvestorPre<GuestState>, shared: Arc<HostShared>) -> Self {
-        PluginInstance { investor, pre, shared, declared: Vec::new(), live: None }
+        PluginInstance::new(investor, pre, shared, Vec::new())
     }
 
     /// Values the portfolios at `quotes`. The answer is checked: one finite,

@@ -19,6 +19,7 @@ mod limiter;
 mod limits;
 mod output;
 mod registry;
+mod shared;
 mod watch;
 
 pub use bindings::{Holding, Portfolio, Quote, Valuation as PortfolioNav};

@@ -95,10 +95,10 @@ pub struct PluginRegistry {
 
 /// The folder could not be opened.
 #[derive(Debug, thiserror::Error)]
-#[error("plugin folder {}: {source}", dir.display())]
+#[error("plugin folder {}: {cause}", dir.display())]
 pub struct RegistryError {
     dir: PathBuf,
-    source: std::io::Error,
+    cause: std::io::Error,
 }
 
 impl PluginRegistry {
@@ -106,7 +106,7 @@ impl PluginRegistry {
     /// the returned changes (and logged); the others are loaded.
     pub fn open(host: PluginHost, dir: impl Into<PathBuf>) -> Result<(Self, Vec<Change>), RegistryError> {
         let dir = dir.into();
-        let not_a_dir = |source| RegistryError { dir: dir.clone(), source };
+        let not_a_dir = |source| RegistryError { dir: dir.clone(), cause: source };
         if !std::fs::metadata(&dir).map_err(not_a_dir)?.is_dir() {
             return Err(not_a_dir(std::io::Error::new(std::io::ErrorKind::NotADirectory, "not a directory")));
         }
@@ -139,7 +139,8 @@ impl PluginRegistry {
     /// file is gone, up to date. Names that are not plugin files are ignored
     /// with a warning.
     pub fn rescan(&self) -> Result<Vec<Change>, RegistryError> {
-        let entries = std::fs::read_dir(&self.dir).map_err(|source| RegistryError { dir: self.dir.clone(), source })?;
+        let entries =
+            std::fs::read_dir(&self.dir).map_err(|source| RegistryError { dir: self.dir.clone(), cause: source })?;
         let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
         paths.sort();
         let mut changes = Vec::new();
@@ -183,7 +184,7 @@ impl PluginRegistry {
                 }
             }
             Err(source) => Change::Failed {
-                error: PluginError::Io { investor, path: path.to_path_buf(), source },
+                error: PluginError::Io { investor, path: path.to_path_buf(), cause: source },
                 kept_running: running,
             },
             Ok(metadata) => {

@@ -3,13 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::market::{InvestorId, PortfolioId};
-
-/// The portfolio a file name stands for, if it is a portfolio file.
-pub fn portfolio_of(name: &str) -> Option<PortfolioId> {
-    let (investor, portfolio) = name.strip_prefix("INVESTOR_")?.strip_suffix(".csv")?.split_once("_PORTFOLIO_")?;
-    PortfolioId::new(investor.parse::<InvestorId>().ok()?, portfolio.parse::<InvestorId>().ok()?.get()).ok()
-}
+use crate::layout::portfolio_of;
+use crate::market::PortfolioId;
 
 /// Every portfolio file of `data`, sorted by investor then portfolio.
 pub fn discover(data: &Path) -> std::io::Result<Vec<(PortfolioId, PathBuf)>> {
@@ -22,25 +17,4 @@ pub fn discover(data: &Path) -> std::io::Result<Vec<(PortfolioId, PathBuf)>> {
         .collect();
     files.sort_by_key(|(id, _)| *id);
     Ok(files)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn only_canonical_portfolio_file_names_count() {
-        assert_eq!(portfolio_of("INVESTOR_12_PORTFOLIO_3.csv").map(|p| p.to_string()).as_deref(), Some("12.3"));
-        for name in [
-            "INVESTOR_0_PORTFOLIO_1.csv",
-            "INVESTOR_1_PORTFOLIO_01.csv",
-            "INVESTOR_1_PORTFOLIO_1.csv.tmp",
-            "investors.csv",
-            "rejected.jsonl",
-            "INVESTOR_1_PORTFOLIO_.csv",
-            "INVESTOR_x_PORTFOLIO_1.csv",
-        ] {
-            assert_eq!(portfolio_of(name), None, "{name}");
-        }
-    }
 }

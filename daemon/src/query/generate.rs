@@ -11,9 +11,8 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rayon::prelude::*;
 
+use crate::layout::{HEADER, file_name, names_path, write_row};
 use crate::market::{InvestorId, PortfolioId, ValuationView, format_seconds, nav_changes};
-use crate::sink::names::NAMES_FILE;
-use crate::sink::rows::{HEADER, file_name, write_row};
 
 /// What to generate.
 #[derive(Debug, Clone)]
@@ -34,7 +33,7 @@ pub struct Dataset {
 pub const STEP_SECONDS: i64 = 20;
 
 /// Writes the dataset into `dir` (created if needed): one file per
-/// portfolio and `investors.csv`. Returns the number of files written.
+/// portfolio and `.sink/investors.csv`. Returns the number of files written.
 pub fn generate(dataset: &Dataset, dir: &Path) -> std::io::Result<usize> {
     std::fs::create_dir_all(dir)?;
     let ids: Vec<PortfolioId> = (1..=dataset.investors)
@@ -46,7 +45,8 @@ pub fn generate(dataset: &Dataset, dir: &Path) -> std::io::Result<usize> {
     for investor in 1..=dataset.investors {
         names.push_str(&format!("{investor},Investor {investor}\n"));
     }
-    std::fs::write(dir.join(NAMES_FILE), names)?;
+    std::fs::create_dir_all(dir.join(".sink"))?;
+    std::fs::write(names_path(dir), names)?;
     Ok(ids.len())
 }
 
@@ -108,7 +108,7 @@ mod tests {
         generate(&dataset, again.path()).unwrap();
         assert_eq!(std::fs::read(again.path().join("INVESTOR_2_PORTFOLIO_3.csv")).unwrap(), text.as_bytes(), "seeded");
         assert_eq!(
-            std::fs::read_to_string(dir.path().join("investors.csv")).unwrap(),
+            std::fs::read_to_string(names_path(dir.path())).unwrap(),
             "INVESTOR,NAME\n1,Investor 1\n2,Investor 2\n"
         );
     }

@@ -4,6 +4,7 @@
 //! standard deviation and spread — read and computed with Arrow, files in
 //! parallel, memory bounded by the batch size.
 
+pub mod batch;
 pub mod files;
 pub mod generate;
 pub mod plot;
@@ -18,8 +19,8 @@ use arrow::array::{Array, Float64Array, RecordBatch, StringArray, TimestampSecon
 use rayon::prelude::*;
 
 use crate::market::PortfolioId;
-use crate::sink::names::{NAMES_FILE, read_names};
-use scan::{BatchConsumer, Columns, Interval, Skipped, scan};
+use batch::{BatchConsumer, Columns, Interval};
+use scan::{Skipped, scan};
 use stats::Moments;
 
 /// What to answer.
@@ -55,7 +56,7 @@ pub struct Row {
 pub struct PortfolioStats {
     /// The portfolio.
     pub portfolio: PortfolioId,
-    /// Its investor's name (from `investors.csv`, else "Investor N").
+    /// Its investor's name (from `.sink/investors.csv`, else "Investor N").
     pub name: String,
     /// The moments of its NAVs.
     pub moments: Moments,
@@ -79,12 +80,12 @@ pub struct Answer {
 #[derive(Debug, thiserror::Error)]
 pub enum QueryError {
     /// The data folder does not exist or cannot be read.
-    #[error("cannot read the data folder {}: {source}", data.display())]
+    #[error("cannot read the data folder {}: {cause}", data.display())]
     Folder {
         /// The folder.
         data: PathBuf,
         /// Why.
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// It holds no portfolio file.
     #[error("no portfolio files (INVESTOR_i_PORTFOLIO_p.csv) in {}", data.display())]
@@ -101,12 +102,12 @@ pub enum QueryError {
         data: PathBuf,
     },
     /// A file could not be read.
-    #[error("cannot read {}: {source}", path.display())]
+    #[error("cannot read {}: {cause}", path.display())]
     Read {
         /// The file.
         path: PathBuf,
         /// Why.
-        source: std::io::Error,
+        cause: std::io::Error,
     },
 }
 
@@ -150,17 +151,17 @@ impl BatchConsumer for RowsConsumer {
 /// Answers `query`.
 pub fn run(query: &Query) -> Result<Answer, QueryError> {
     let data = &query.data;
-    let folder_error = |source| QueryError::Folder { data: data.clone(), source };
+    let folder_error = |source| QueryError::Folder { data: data.clone(), cause: source };
     let files = files::discover(data).map_err(folder_error)?;
     let mut answer = Answer::default();
     let selected = match query.portfolio {
         Some(portfolio) => {
-            let path = data.join(crate::sink::rows::file_name(portfolio));
+            let path = data.join(crate::layout::file_name(portfolio));
             if !path.is_file() {
                 return Err(QueryError::UnknownPortfolio { portfolio, data: data.clone() });
             }
             let (rows, skipped) = scan(&path, Columns::All, query.interval, RowsConsumer::default)
-                .map_err(|source| QueryError::Read { path: path.clone(), source })?;
+                .map_err(|source| QueryError::Read { path: path.clone(), cause: source })?;
             let mut rows_consumer = rows;
             rows_consumer.rows.sort_by_key(|row| row.timestamp);
             answer.rows = rows_consumer.rows;
@@ -178,11 +179,11 @@ pub fn run(query: &Query) -> Result<Answer, QueryError> {
         .par_iter()
         .map(|(id, path)| {
             let (consumer, skipped) = scan(path, Columns::Stats, query.interval, StatsConsumer::default)
-                .map_err(|source| QueryError::Read { path: path.clone(), source })?;
+                .map_err(|source| QueryError::Read { path: path.clone(), cause: source })?;
             Ok((*id, consumer.0, skipped))
         })
         .collect();
-    let names = read_names(&data.join(NAMES_FILE));
+    let names = crate::layout::load_names(data);
     let mut moments: Vec<(PortfolioId, Moments)> = selected.into_iter().collect();
     for result in scanned {
         let (id, m, skipped) = result?;
@@ -226,7 +227,7 @@ impl BatchConsumer for PointsConsumer {
 /// [`plot::MAX_POINTS`] points and labelled "name · N.P".
 pub fn plot_series(query: &Query, answer: &Answer, limit: usize) -> Result<Vec<plot::Series>, QueryError> {
     let label = |id: PortfolioId, name: &str| format!("{name} · {id}");
-    let names = read_names(&query.data.join(NAMES_FILE));
+    let names = crate::layout::load_names(&query.data);
     let name_of =
         |id: PortfolioId| names.get(&id.investor).cloned().unwrap_or_else(|| format!("Investor {}", id.investor));
     let mut series = Vec::new();
@@ -237,9 +238,9 @@ pub fn plot_series(query: &Query, answer: &Answer, limit: usize) -> Result<Vec<p
         return Ok(series);
     }
     for stats in answer.stats.iter().take(limit) {
-        let path = query.data.join(crate::sink::rows::file_name(stats.portfolio));
+        let path = query.data.join(crate::layout::file_name(stats.portfolio));
         let (mut points, _) = scan(&path, Columns::Stats, query.interval, PointsConsumer::default)
-            .map_err(|source| QueryError::Read { path: path.clone(), source })?;
+            .map_err(|source| QueryError::Read { path: path.clone(), cause: source })?;
         points.0.sort_by_key(|p| p.0);
         plot::thin(&mut points.0);
         series.push((label(stats.portfolio, &stats.name), points.0));

@@ -1,11 +1,10 @@
 //! Rendering an answer: a table for people (2 decimals), CSV and JSON for
 //! scripts (full precision, stable field names).
 
-use comfy_table::presets::UTF8_FULL_CONDENSED;
-use comfy_table::{CellAlignment, Table};
 use serde::Serialize;
 
 use super::{Answer, Query, Row};
+use crate::format::{money, table as text_table};
 use crate::market::format_epoch as time;
 
 /// The answer as one JSON object, streamed to `out`:
@@ -130,48 +129,30 @@ pub fn csv(query: &Query, answer: &Answer) -> String {
     out
 }
 
-fn two(value: f64) -> String {
-    crate::cli::money(value)
-}
-
-fn table_of(header: &[&str], rows: Vec<Vec<String>>, right: &[usize]) -> String {
-    let mut table = Table::new();
-    table.load_preset(UTF8_FULL_CONDENSED).set_header(header.to_vec());
-    for row in rows {
-        table.add_row(row);
-    }
-    for &index in right {
-        if let Some(column) = table.column_mut(index) {
-            column.set_cell_alignment(CellAlignment::Right);
-        }
-    }
-    table.to_string()
-}
-
 /// Tables for people: numbers rounded to 2 decimals, spread in percent.
 pub fn table(query: &Query, answer: &Answer) -> String {
     let mut out = String::new();
     if let Some(portfolio) = query.portfolio {
         out.push_str(&format!("Portfolio {portfolio}: {} row(s)\n", answer.rows.len()));
-        let rows = answer
+        let rows: Vec<Vec<String>> = answer
             .rows
             .iter()
             .map(|r| {
                 vec![
                     r.portfolio.clone(),
                     time(r.timestamp),
-                    two(r.nav),
-                    two(r.nav_change),
+                    money(r.nav),
+                    money(r.nav_change),
                     format!("{:.2}", r.nav_change_pct),
                 ]
             })
             .collect();
-        out.push_str(&table_of(&["PORTFOLIO", "TIMESTAMP", "NAV", "NAV_Change", "NAV_Change_%"], rows, &[2, 3, 4]));
+        out.push_str(&text_table(&["PORTFOLIO", "TIMESTAMP", "NAV", "NAV_Change", "NAV_Change_%"], rows, &[2, 3, 4]));
         out.push('\n');
     }
     if query.stats {
         out.push_str(&format!("{} portfolio(s) with rows in the interval\n", answer.stats.len()));
-        let rows = answer
+        let rows: Vec<Vec<String>> = answer
             .stats
             .iter()
             .map(|s| {
@@ -179,13 +160,13 @@ pub fn table(query: &Query, answer: &Answer) -> String {
                     s.name.clone(),
                     s.portfolio.to_string(),
                     s.moments.count.to_string(),
-                    two(s.moments.mean),
-                    s.moments.stddev().map(two).unwrap_or_default(),
+                    money(s.moments.mean),
+                    s.moments.stddev().map(money).unwrap_or_default(),
                     s.moments.spread().map(|v| format!("{:.2}", v * 100.0)).unwrap_or_default(),
                 ]
             })
             .collect();
-        out.push_str(&table_of(
+        out.push_str(&text_table(
             &["INVESTOR", "PORTFOLIO", "ROWS", "AVG NAV", "STDDEV NAV", "SPREAD %"],
             rows,
             &[2, 3, 4, 5],

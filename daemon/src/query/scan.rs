@@ -14,62 +14,14 @@
 use std::fs::File;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, BooleanArray, Float64Array, RecordBatch, StringArray, TimestampSecondArray};
-use arrow::compute::kernels::cmp;
-use arrow::compute::{and, filter_record_batch, is_not_null};
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use arrow::compute::{and, is_not_null};
 use arrow::error::ArrowError;
 
+use super::batch::{BATCH_ROWS, BatchConsumer, Columns, FILE_SCHEMA, Interval, deliver, usable_nav};
 use crate::market::parse_timestamp;
-
-/// Rows per record batch.
-pub const BATCH_ROWS: usize = 64 * 1024;
-
-/// The columns of a portfolio file, in order.
-pub static FILE_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
-    Arc::new(Schema::new(vec![
-        Field::new("PORTFOLIO", DataType::Utf8, true),
-        Field::new("TIMESTAMP", DataType::Timestamp(TimeUnit::Second, None), true),
-        Field::new("NAV", DataType::Float64, true),
-        Field::new("NAV_Change", DataType::Float64, true),
-        Field::new("NAV_Change_%", DataType::Float64, true),
-    ]))
-});
-
-/// Which columns a scan produces.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Columns {
-    /// TIMESTAMP and NAV: enough for the statistics.
-    Stats,
-    /// All five.
-    All,
-}
-
-impl Columns {
-    fn projection(self) -> Vec<usize> {
-        match self {
-            Columns::Stats => vec![1, 2],
-            Columns::All => vec![0, 1, 2, 3, 4],
-        }
-    }
-}
-
-/// Both ends included; `None`: open.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Interval {
-    /// Seconds since the epoch (UTC), or open.
-    pub from: Option<i64>,
-    /// Seconds since the epoch (UTC), or open.
-    pub to: Option<i64>,
-}
-
-/// Receives the valid rows in the interval, batch by batch.
-pub trait BatchConsumer {
-    /// One batch (columns per the scan's [`Columns`]).
-    fn take(&mut self, batch: &RecordBatch);
-}
 
 /// What a scan skipped.
 #[derive(Debug, Default)]
@@ -150,6 +102,10 @@ fn fast<C: BatchConsumer>(
             ArrowError::IoError(_, io) => ScanFailure::Io(io),
             other => ScanFailure::Parse(other),
         })?;
+        if let Some(why) = unusable_number(&batch) {
+            // Rare (the sink never writes one): the careful path locates it.
+            return Err(ScanFailure::Parse(ArrowError::ParseError(why)));
+        }
         let rows = batch.num_rows();
         let complete = complete_rows(&batch);
         if let Some(complete) = &complete {
@@ -165,6 +121,21 @@ fn fast<C: BatchConsumer>(
     Ok(skipped)
 }
 
+/// Why a batch holds a number no row may hold (a NAV that is not
+/// [`usable_nav`], a NAV_Change or NAV_Change_% that is not finite), if it
+/// does.
+fn unusable_number(batch: &RecordBatch) -> Option<String> {
+    let schema = batch.schema();
+    for (field, column) in schema.fields().iter().zip(batch.columns()) {
+        let Some(numbers) = column.as_any().downcast_ref::<Float64Array>() else { continue };
+        let usable = |n: f64| if field.name() == "NAV" { usable_nav(n) } else { n.is_finite() };
+        if numbers.iter().flatten().any(|n| !usable(n)) {
+            return Some(format!("{} out of range", field.name()));
+        }
+    }
+    None
+}
+
 /// Which rows have every field, or `None` when all have.
 fn complete_rows(batch: &RecordBatch) -> Option<BooleanArray> {
     let incomplete = batch.columns().iter().any(|column| column.null_count() > 0);
@@ -174,38 +145,6 @@ fn complete_rows(batch: &RecordBatch) -> Option<BooleanArray> {
     let masks: Vec<BooleanArray> =
         batch.columns().iter().map(|c| is_not_null(c.as_ref()).expect("any array")).collect();
     Some(masks.iter().skip(1).fold(masks[0].clone(), |all, mask| and(&all, mask).expect("same length")))
-}
-
-/// Filters `batch` to the complete rows in the interval and hands it on.
-pub(crate) fn deliver<C: BatchConsumer>(
-    batch: &RecordBatch,
-    complete: Option<BooleanArray>,
-    interval: Interval,
-    consumer: &mut C,
-) {
-    let timestamps = batch.column(timestamp_index(batch)).clone();
-    let mut mask = complete;
-    for (bound, compare) in [(interval.from, cmp::gt_eq as CmpKernel), (interval.to, cmp::lt_eq as CmpKernel)] {
-        if let Some(bound) = bound {
-            let within = compare(&timestamps, &TimestampSecondArray::new_scalar(bound)).expect("timestamps");
-            mask = Some(match mask {
-                Some(mask) => and(&mask, &within).expect("same length"),
-                None => within,
-            });
-        }
-    }
-    match mask {
-        None => consumer.take(batch),
-        Some(mask) if mask.true_count() == batch.num_rows() => consumer.take(batch),
-        Some(mask) if mask.true_count() == 0 => {}
-        Some(mask) => consumer.take(&filter_record_batch(batch, &mask).expect("mask of the batch's length")),
-    }
-}
-
-type CmpKernel = fn(&dyn arrow::array::Datum, &dyn arrow::array::Datum) -> Result<BooleanArray, ArrowError>;
-
-fn timestamp_index(batch: &RecordBatch) -> usize {
-    batch.schema().index_of("TIMESTAMP").expect("every projection has TIMESTAMP")
 }
 
 /// One parsed line of the careful path.
@@ -227,8 +166,8 @@ fn parse_line(text: &str) -> Result<Line, String> {
             .trim()
             .parse::<f64>()
             .ok()
-            .filter(|n| n.is_finite())
-            .ok_or_else(|| format!("{name} {text:?} is not a number"))?;
+            .filter(|n| if *name == "NAV" { usable_nav(*n) } else { n.is_finite() })
+            .ok_or_else(|| format!("{name} {text:?} is not a finite number"))?;
     }
     Ok(Line { portfolio: fields[0].to_string(), at: at.and_utc().timestamp(), numbers })
 }
@@ -334,12 +273,30 @@ mod tests {
         );
         assert_eq!(skipped.rows, 3);
         assert!(
-            skipped.warnings[0].ends_with("line 3: NAV \"abc\" is not a number; row skipped"),
+            skipped.warnings[0].ends_with("line 3: NAV \"abc\" is not a finite number; row skipped"),
             "{:?}",
             skipped.warnings
         );
         assert!(skipped.warnings[1].contains("line 4: 2 fields instead of 5"), "{:?}", skipped.warnings);
         assert!(skipped.warnings[2].contains("line 5: TIMESTAMP \"yesterday\""), "{:?}", skipped.warnings);
+    }
+
+    #[test]
+    fn non_finite_and_overflowing_navs_are_corrupt_rows() {
+        let text = format!(
+            "{HEADER}1.1,2026-11-24 09:40:20,100.5,0,0\n1.1,2026-11-24 09:40:40,NaN,0,0\n\
+             1.1,2026-11-24 09:41:00,inf,0,0\n1.1,2026-11-24 09:41:20,1e308,0,0\n\
+             1.1,2026-11-24 09:41:40,1e308,0,0\n1.1,2026-11-24 09:42:00,99.5,-1,-1\n"
+        );
+        let (_dir, path) = file(&text);
+        let (collected, skipped) = scan(&path, Columns::Stats, Interval::default(), Collect::default).unwrap();
+        let navs: Vec<f64> = collected.0.iter().map(|(_, nav)| *nav).collect();
+        assert_eq!(navs, [100.5, 99.5], "only the finite, summable NAVs of complete rows");
+        assert_eq!(skipped.rows, 4);
+        for (warning, line) in skipped.warnings.iter().zip([3, 4, 5, 6]) {
+            assert!(warning.contains(&format!("line {line}: ")), "{warning}");
+        }
+        assert!(skipped.warnings[0].contains("NAV \"NaN\" is not a finite number"), "{:?}", skipped.warnings);
     }
 
     #[test]

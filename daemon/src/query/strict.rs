@@ -14,9 +14,9 @@ use std::sync::Arc;
 
 use arrow::array::{ArrayRef, Float64Array, RecordBatch, StringBuilder, TimestampSecondArray};
 
-use super::scan::{BATCH_ROWS, BatchConsumer, Columns, FILE_SCHEMA, Interval, deliver};
+use super::batch::{BATCH_ROWS, BatchConsumer, Columns, FILE_SCHEMA, Interval, deliver, usable_nav};
+use crate::layout::HEADER;
 use crate::market::epoch_seconds;
-use crate::sink::rows::HEADER;
 
 /// Why the fast path gave up.
 pub enum Abandoned {
@@ -146,7 +146,7 @@ fn parse_line(line: &[u8], builder: &mut Builder) -> Option<()> {
     }
     let timestamp = epoch_seconds(&rest[..19])?;
     let mut numbers = rest[20..].split(|&b| b == b',');
-    let nav = number(numbers.next()?)?;
+    let nav = number(numbers.next()?).filter(|nav| usable_nav(*nav))?;
     let (change, pct) = (numbers.next()?, numbers.next()?);
     if numbers.next().is_some() {
         return None;

@@ -1,77 +1,200 @@
 //! The portfolio files of the data folder: a bounded cache of open append
 //! handles (least recently used ones are closed), files created on first
-//! sight with the header, and the syncs of the configured mode. No index of
-//! files is kept: whether a file is new is asked of the file system.
+//! sight with the header, appends spread over all cores, and the sync of the
+//! configured mode as a job that can run on another thread while the next
+//! batch is written. No index of files is kept: whether a file is new is
+//! asked of the file system.
 
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::num::NonZeroUsize;
 use std::os::fd::OwnedFd;
 use std::path::Path;
+use std::sync::Arc;
 
 use lru::LruCache;
+use rayon::prelude::*;
 use rustix::fs::{AtFlags, Mode, OFlags};
 
 use crate::config::SyncMode;
 
-/// An open file and what the sink knows of it.
+/// Descriptors kept free of the cache for everything else (sockets,
+/// plugins, state files, the files being opened beyond the cache).
+const RESERVED_DESCRIPTORS: u64 = 512;
+
+/// Files opened at once (on all cores) beyond the cache, well within the
+/// reserved descriptors.
+const OPEN_CHUNK: usize = 128;
+
+/// An open file and its length.
 struct OpenFile {
     file: File,
     len: u64,
-    /// Written since its last sync.
-    dirty: bool,
 }
 
 /// The files of one data folder.
 pub struct DataFiles {
-    dir: OwnedFd,
+    dir: Arc<OwnedFd>,
     open: LruCache<String, OpenFile>,
     sync: SyncMode,
-    /// A file was created since the last sync (the directory needs one).
+    /// A file was created since the last sync job was taken (the directory
+    /// needs a sync in `file` mode).
     created: bool,
+}
+
+/// What makes every append made before it was taken durable. Independent
+/// of the [`DataFiles`] it came from, so it can run on another thread while
+/// the next batch is appended.
+#[derive(Debug)]
+pub struct SyncJob {
+    dir: Arc<OwnedFd>,
+    mode: SyncMode,
+    /// A file was created: in `file` mode the directory entry needs a sync.
+    created: bool,
+}
+
+impl SyncJob {
+    /// Runs the sync (blocking).
+    pub fn run(self) -> io::Result<()> {
+        match self.mode {
+            // The files themselves were synced as they were written.
+            SyncMode::File if self.created => {
+                rustix::fs::fsync(&*self.dir).map_err(|e| with_name("the data folder")(e.into()))
+            }
+            SyncMode::File | SyncMode::None => Ok(()),
+            SyncMode::Filesystem => {
+                rustix::fs::syncfs(&*self.dir).map_err(|e| with_name("the data folder's file system")(e.into()))
+            }
+        }
+    }
 }
 
 fn with_name(name: &str) -> impl FnOnce(io::Error) -> io::Error + '_ {
     move |error| io::Error::new(error.kind(), format!("{name}: {error}"))
 }
 
+/// `wanted` open files, or fewer if the process may not have that many
+/// (after raising its soft limit to the hard one), with a warning.
+fn open_files_allowed(wanted: usize) -> usize {
+    let Some(limit) = crate::fsutil::raise_open_file_limit() else { return wanted };
+    let allowed = limit.saturating_sub(RESERVED_DESCRIPTORS).max(16);
+    if wanted as u64 <= allowed {
+        return wanted;
+    }
+    tracing::warn!(
+        "sink.open-files = {wanted} is more than this process may open ({limit} descriptors, {RESERVED_DESCRIPTORS} \
+         kept for other uses): keeping {allowed} files open"
+    );
+    allowed as usize
+}
+
+fn open_at(dir: &OwnedFd, name: &str, flags: OFlags) -> io::Result<File> {
+    rustix::fs::openat(dir, name, flags | OFlags::CLOEXEC, Mode::from_raw_mode(0o644))
+        .map(File::from)
+        .map_err(|e| with_name(name)(e.into()))
+}
+
+/// The length of file `name` in `dir`, or `None` if it does not exist.
+fn stat_length(dir: &OwnedFd, name: &str) -> io::Result<Option<u64>> {
+    match rustix::fs::statat(dir, name, AtFlags::empty()) {
+        Ok(stat) => Ok(Some(stat.st_size as u64)),
+        Err(rustix::io::Errno::NOENT) => Ok(None),
+        Err(error) => Err(with_name(name)(error.into())),
+    }
+}
+
+/// Appends `bytes` to an open file, with `header` first when it is empty,
+/// and syncs it in `file` mode; returns whether it was empty.
+fn write_to(open: &mut OpenFile, name: &str, header: &[u8], bytes: &[u8], mode: SyncMode) -> io::Result<bool> {
+    let created = open.len == 0;
+    if created {
+        let mut chunk = Vec::with_capacity(header.len() + bytes.len());
+        chunk.extend_from_slice(header);
+        chunk.extend_from_slice(bytes);
+        open.file.write_all(&chunk).map_err(with_name(name))?;
+        open.len += chunk.len() as u64;
+    } else {
+        open.file.write_all(bytes).map_err(with_name(name))?;
+        open.len += bytes.len() as u64;
+    }
+    if mode == SyncMode::File {
+        open.file.sync_data().map_err(with_name(name))?;
+    }
+    Ok(created)
+}
+
 impl DataFiles {
     /// Opens the data folder `path` (creating it) with room for `capacity`
-    /// open files.
+    /// open files, or as many as the process may open.
     pub fn open(path: &Path, capacity: usize, sync: SyncMode) -> io::Result<Self> {
         std::fs::create_dir_all(path)?;
         let dir = rustix::fs::open(path, OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())?;
-        let capacity = NonZeroUsize::new(capacity).unwrap_or(NonZeroUsize::MIN);
-        Ok(DataFiles { dir, open: LruCache::new(capacity), sync, created: false })
+        let capacity = NonZeroUsize::new(open_files_allowed(capacity)).unwrap_or(NonZeroUsize::MIN);
+        Ok(DataFiles { dir: Arc::new(dir), open: LruCache::new(capacity), sync, created: false })
     }
 
     /// The current length of file `name`, or `None` if it does not exist.
     pub fn length(&mut self, name: &str) -> io::Result<Option<u64>> {
-        if let Some(open) = self.open.peek(name) {
-            return Ok(Some(open.len));
-        }
-        match rustix::fs::statat(&self.dir, name, AtFlags::empty()) {
-            Ok(stat) => Ok(Some(stat.st_size as u64)),
-            Err(rustix::io::Errno::NOENT) => Ok(None),
-            Err(error) => Err(with_name(name)(error.into())),
+        match self.open.peek(name) {
+            Some(open) => Ok(Some(open.len)),
+            None => stat_length(&self.dir, name),
         }
     }
 
-    /// Appends `bytes` to file `name`, creating it (with `header` first)
-    /// when it does not exist or is empty. Returns whether it was created.
-    pub fn append(&mut self, name: &str, header: &[u8], bytes: &[u8]) -> io::Result<bool> {
-        let open = self.handle(name)?;
-        let created = open.len == 0;
-        let mut chunk = Vec::with_capacity(header.len() + bytes.len());
-        if created {
-            chunk.extend_from_slice(header);
+    /// The lengths of `names` (see [`length`](Self::length)), the files not
+    /// open looked up on all cores.
+    pub fn lengths(&mut self, names: &[String]) -> io::Result<Vec<Option<u64>>> {
+        let open: Vec<Option<u64>> = names.iter().map(|name| self.open.peek(name).map(|f| f.len)).collect();
+        let dir = &self.dir;
+        names
+            .par_iter()
+            .zip(open)
+            .map(|(name, open)| match open {
+                Some(len) => Ok(Some(len)),
+                None => stat_length(dir, name),
+            })
+            .collect()
+    }
+
+    /// Appends to every file of `appends` its bytes, creating it (with
+    /// `header` first) when it does not exist or is empty; returns how many
+    /// were created. Files with an open handle are written through it; the
+    /// others are opened and written on all cores, a chunk at a time, and
+    /// their handles join the cache, pushing out the least recently used.
+    pub fn append_all(&mut self, header: &[u8], appends: &[(String, &[u8])]) -> io::Result<u64> {
+        let mode = self.sync;
+        let mut created = 0;
+        let mut closed = Vec::new();
+        for (name, bytes) in appends {
+            match self.open.get_mut(name.as_str()) {
+                Some(open) => created += u64::from(write_to(open, name, header, bytes, mode)?),
+                None => closed.push((name, *bytes)),
+            }
         }
-        chunk.extend_from_slice(bytes);
-        open.file.write_all(&chunk).map_err(with_name(name))?;
-        open.len += chunk.len() as u64;
-        open.dirty = true;
-        self.created |= created;
+        for chunk in closed.chunks(OPEN_CHUNK) {
+            let opened: Vec<(String, OpenFile, bool)> = chunk
+                .par_iter()
+                .map(|(name, bytes)| {
+                    let file = open_at(&self.dir, name, OFlags::WRONLY | OFlags::CREATE | OFlags::APPEND)?;
+                    let len = file.metadata().map_err(with_name(name))?.len();
+                    let mut open = OpenFile { file, len };
+                    let new = write_to(&mut open, name, header, bytes, mode)?;
+                    Ok(((*name).clone(), open, new))
+                })
+                .collect::<io::Result<_>>()?;
+            for (name, open, new) in opened {
+                created += u64::from(new);
+                self.open.push(name, open);
+            }
+        }
+        self.created |= created > 0;
         Ok(created)
+    }
+
+    /// Appends `bytes` to file `name` (see [`append_all`](Self::append_all));
+    /// returns whether it was created.
+    pub fn append(&mut self, name: &str, header: &[u8], bytes: &[u8]) -> io::Result<bool> {
+        Ok(self.append_all(header, &[(name.to_string(), bytes)])? == 1)
     }
 
     /// Writes all of `bytes` but the last three and stops, leaving a torn
@@ -85,27 +208,10 @@ impl DataFiles {
         Ok(())
     }
 
-    /// Makes everything appended so far durable, the way the sync mode says.
-    pub fn sync(&mut self) -> io::Result<()> {
-        match self.sync {
-            SyncMode::File => {
-                for (name, open) in self.open.iter_mut().filter(|(_, open)| open.dirty) {
-                    open.file.sync_data().map_err(with_name(name))?;
-                }
-                if self.created {
-                    rustix::fs::fsync(&self.dir).map_err(|e| with_name("the data folder")(e.into()))?;
-                }
-            }
-            SyncMode::Filesystem => {
-                rustix::fs::syncfs(&self.dir).map_err(|e| with_name("the data folder's file system")(e.into()))?;
-            }
-            SyncMode::None => {}
-        }
-        for (_, open) in self.open.iter_mut() {
-            open.dirty = false;
-        }
-        self.created = false;
-        Ok(())
+    /// The job that makes everything appended so far durable, the way the
+    /// sync mode says.
+    pub fn take_sync(&mut self) -> SyncJob {
+        SyncJob { dir: Arc::clone(&self.dir), mode: self.sync, created: std::mem::take(&mut self.created) }
     }
 
     /// Truncates file `name` back to `length` (removing it when `None`, i.e.
@@ -115,11 +221,11 @@ impl DataFiles {
         let Some(now) = self.length(name)? else { return Ok(0) };
         match length {
             None => {
-                rustix::fs::unlinkat(&self.dir, name, AtFlags::empty()).map_err(|e| with_name(name)(e.into()))?;
+                rustix::fs::unlinkat(&*self.dir, name, AtFlags::empty()).map_err(|e| with_name(name)(e.into()))?;
                 Ok(now)
             }
             Some(length) if length < now => {
-                let file = self.open_raw(name, OFlags::WRONLY)?;
+                let file = open_at(&self.dir, name, OFlags::WRONLY)?;
                 file.set_len(length).map_err(with_name(name))?;
                 file.sync_all().map_err(with_name(name))?;
                 Ok(now - length)
@@ -136,7 +242,7 @@ impl DataFiles {
         if len == 0 {
             return Ok(None);
         }
-        let mut file = self.open_raw(name, OFlags::RDWR)?;
+        let mut file = open_at(&self.dir, name, OFlags::RDWR)?;
         let tail_len = len.min(64 << 10);
         file.seek(SeekFrom::Start(len - tail_len))?;
         let mut tail = Vec::with_capacity(tail_len as usize);
@@ -151,28 +257,14 @@ impl DataFiles {
         Ok(Some(torn))
     }
 
-    /// The open handle of `name`, opening (and creating) it if needed; a
-    /// handle pushed out of the cache is synced first if the mode syncs
-    /// files.
+    /// The open handle of `name`, opening (and creating) it if needed.
     fn handle(&mut self, name: &str) -> io::Result<&mut OpenFile> {
         if !self.open.contains(name) {
-            let file = self.open_raw(name, OFlags::WRONLY | OFlags::CREATE | OFlags::APPEND)?;
+            let file = open_at(&self.dir, name, OFlags::WRONLY | OFlags::CREATE | OFlags::APPEND)?;
             let len = file.metadata().map_err(with_name(name))?.len();
-            let evicted = self.open.push(name.to_string(), OpenFile { file, len, dirty: false });
-            if let Some((evicted_name, evicted)) = evicted
-                && evicted.dirty
-                && self.sync == SyncMode::File
-            {
-                evicted.file.sync_data().map_err(with_name(&evicted_name))?;
-            }
+            self.open.push(name.to_string(), OpenFile { file, len });
         }
-        Ok(self.open.get_mut(name).expect("just inserted"))
-    }
-
-    fn open_raw(&self, name: &str, flags: OFlags) -> io::Result<File> {
-        rustix::fs::openat(&self.dir, name, flags | OFlags::CLOEXEC, Mode::from_raw_mode(0o644))
-            .map(File::from)
-            .map_err(|e| with_name(name)(e.into()))
+        Ok(self.open.get_mut(name).expect("just opened"))
     }
 
     /// How many files are open now.
@@ -196,9 +288,25 @@ mod tests {
         files.append("c.csv", b"H\n", b"4\n").unwrap();
         assert_eq!(files.open_count(), 2, "the least recently used handle was closed");
         files.append("a.csv", b"H\n", b"5\n").unwrap();
-        files.sync().unwrap();
+        files.take_sync().run().unwrap();
         assert_eq!(std::fs::read_to_string(dir.path().join("a.csv")).unwrap(), "H\n1\n2\n5\n");
         assert_eq!(files.length("a.csv").unwrap(), Some(8));
+    }
+
+    #[test]
+    fn appends_to_many_files_at_once_within_the_open_handles() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut files = DataFiles::open(dir.path(), 16, SyncMode::Filesystem).unwrap();
+        let names: Vec<String> = (0..1000).map(|n| format!("f{n}.csv")).collect();
+        let rows: Vec<String> = (0..1000).map(|n| format!("{n}\n")).collect();
+        let appends: Vec<(String, &[u8])> = names.iter().cloned().zip(rows.iter().map(|r| r.as_bytes())).collect();
+        assert_eq!(files.append_all(b"H\n", &appends).unwrap(), 1000);
+        assert_eq!(files.append_all(b"H\n", &appends).unwrap(), 0);
+        files.take_sync().run().unwrap();
+        assert_eq!(files.open_count(), 16);
+        assert_eq!(std::fs::read_to_string(dir.path().join("f7.csv")).unwrap(), "H\n7\n7\n");
+        let lengths = files.lengths(&[names[999].clone(), "absent.csv".to_string()]).unwrap();
+        assert_eq!(lengths, [Some(10), None]);
     }
 
     #[test]

@@ -2,18 +2,20 @@
 //! implement.
 //!
 //! - `intent.json`, written durably *before* a batch touches any file: the
-//!   batch's sequence number and, for every file it will append to, the
-//!   file's length before the batch (absent: the file is new).
+//!   intents of the batches not checkpointed yet (at most two: the batch
+//!   being synced and the one being written), each with its sequence number
+//!   and, for every file it appends to, the file's length before it
+//!   (absent: the file is new).
 //! - `checkpoint.json`, written durably *after* the batch's rows are synced:
 //!   the batch's sequence number and, per partition, the next offset to
 //!   read.
 //!
-//! A restart that finds an intent one step ahead of the checkpoint knows the
-//! batch was not completed: it truncates the files back to their recorded
-//! lengths (which also removes any torn last line) and the messages, not
-//! yet past the checkpoint, are written again. Offsets at or below the
-//! checkpoint are skipped, so a crash between the checkpoint and the commit
-//! writes nothing twice.
+//! A restart that finds intents ahead of the checkpoint knows those batches
+//! were not completed: newest first, it truncates their files back to the
+//! recorded lengths (which also removes any torn last line), and the
+//! messages, not yet past the checkpoint, are written again. Offsets at or
+//! below the checkpoint are skipped, so a crash between the checkpoint and
+//! the commit writes nothing twice.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -46,6 +48,14 @@ pub struct Intent {
     pub files: BTreeMap<String, Option<u64>>,
 }
 
+/// `intent.json` as written now (a list) or by stockd before 0.2 (one).
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Intents {
+    Many(Vec<Intent>),
+    One(Intent),
+}
+
 /// The journal files of a data folder.
 #[derive(Debug, Clone)]
 pub struct Journal {
@@ -60,12 +70,12 @@ pub struct Journal {
 #[derive(Debug, thiserror::Error)]
 pub enum JournalError {
     /// Reading or writing failed.
-    #[error("{}: {source}", path.display())]
+    #[error("{}: {cause}", path.display())]
     Io {
         /// The file.
         path: PathBuf,
         /// Why.
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// The file is not what the sink wrote.
     #[error(
@@ -93,14 +103,18 @@ impl Journal {
         read(&self.checkpoint).map(Option::unwrap_or_default)
     }
 
-    /// The last intent, if any.
-    pub fn intent(&self) -> Result<Option<Intent>, JournalError> {
-        read(&self.intent)
+    /// The intents last recorded (none before the first batch).
+    pub fn intents(&self) -> Result<Vec<Intent>, JournalError> {
+        Ok(match read(&self.intent)? {
+            None => Vec::new(),
+            Some(Intents::One(intent)) => vec![intent],
+            Some(Intents::Many(intents)) => intents,
+        })
     }
 
-    /// Records a batch's intent.
-    pub fn write_intent(&self, intent: &Intent) -> Result<(), JournalError> {
-        write(&self.intent, intent, self.durable)
+    /// Records the intents of the batches not checkpointed yet.
+    pub fn write_intents(&self, intents: &[Intent]) -> Result<(), JournalError> {
+        write(&self.intent, &intents, self.durable)
     }
 
     /// Records a completed batch.
@@ -115,14 +129,14 @@ fn read<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<Option<T>, JournalE
             .map(Some)
             .map_err(|e| JournalError::Corrupt { path: path.to_path_buf(), message: e.to_string() }),
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(source) => Err(JournalError::Io { path: path.to_path_buf(), source }),
+        Err(source) => Err(JournalError::Io { path: path.to_path_buf(), cause: source }),
     }
 }
 
 fn write<T: Serialize>(path: &Path, value: &T, durable: bool) -> Result<(), JournalError> {
     let bytes = serde_json::to_vec(value).expect("journal records always serialise");
     let written = if durable { fsutil::write_atomically(path, &bytes) } else { fsutil::replace(path, &bytes) };
-    written.map_err(|source| JournalError::Io { path: path.to_path_buf(), source })
+    written.map_err(|source| JournalError::Io { path: path.to_path_buf(), cause: source })
 }
 
 #[cfg(test)]
@@ -134,7 +148,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let journal = Journal::new(dir.path(), true);
         assert_eq!(journal.checkpoint().unwrap(), Checkpoint::default());
-        assert_eq!(journal.intent().unwrap(), None);
+        assert!(journal.intents().unwrap().is_empty());
         let mut positions = Positions::new();
         positions.set("Portfolios", 0, 10);
         let checkpoint = Checkpoint { bus: "kafka:x".into(), batch: 3, positions };
@@ -147,9 +161,13 @@ mod tests {
                 ("new.csv".to_string(), None),
             ]),
         };
-        journal.write_intent(&intent).unwrap();
+        let next = Intent { batch: 5, files: BTreeMap::from([("new.csv".to_string(), Some(48))]), ..intent.clone() };
+        journal.write_intents(&[intent.clone(), next.clone()]).unwrap();
         assert_eq!(journal.checkpoint().unwrap(), checkpoint);
-        assert_eq!(journal.intent().unwrap(), Some(intent));
+        assert_eq!(journal.intents().unwrap(), [intent.clone(), next]);
+        // The single intent an older stockd wrote still reads.
+        std::fs::write(dir.path().join(".sink/intent.json"), serde_json::to_vec(&intent).unwrap()).unwrap();
+        assert_eq!(journal.intents().unwrap(), [intent]);
         std::fs::write(dir.path().join(".sink/checkpoint.json"), "{").unwrap();
         let error = journal.checkpoint().unwrap_err().to_string();
         assert!(error.contains("checkpoint.json is corrupt"), "{error}");

@@ -3,23 +3,27 @@
 //!
 //! One batch, step by step (each a function below), and what a crash after
 //! it leaves (see [`journal`] for the contract):
-//! 1. [`Sink::prepare`]: read a batch, skip what the checkpoint covers,
+//! 1. [`Sink::prepare`]: read a batch, skip what is written already,
 //!    decode, reject the invalid into `rejected.jsonl` — nothing written.
 //! 2. [`Sink::write_intent`]: the files to touch and their lengths, durably.
 //! 3. [`Sink::append`]: the rows, grouped by file, in offset order.
-//! 4. [`Sink::sync`]: fsync (or syncfs) — the rows are durable.
+//! 4. the sync (fsync or syncfs), on a blocking thread — the rows are
+//!    durable. It runs while the next batch takes steps 1–3: the device
+//!    writes one batch while the cores append the next.
 //! 5. [`Sink::checkpoint`]: names file, then the offsets, durably — the
 //!    batch is done; a restart skips it.
 //! 6. [`Sink::commit`]: the offsets to the bus (a restart before this reads
 //!    the batch again and skips it).
 //!
-//! Recovery ([`Sink::open`]) rolls back the files of a batch that has an
-//! intent but no checkpoint, trimming torn lines with it.
+//! Steps 4–6 of a batch ([`Sink::settle`]) come after steps 1–3 of the
+//! next one, or when no message comes. Recovery ([`Sink::open`]) rolls back
+//! the files of every batch that has an intent but no checkpoint (at most
+//! two), trimming torn lines with them.
 
 pub mod files;
 pub mod journal;
 pub mod names;
-pub mod rows;
+pub mod rejected;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -29,15 +33,20 @@ use tokio_util::sync::CancellationToken;
 
 use crate::bus::{Bus, BusError, Consumer, Message, Positions};
 use crate::config::SyncMode;
+use crate::layout::{HEADER, REJECTED_FILE, file_name, write_row};
 use crate::market::{InvestorId, PortfolioId, Valuation, ValuationView};
 use crate::metrics::Metrics;
 use files::DataFiles;
 use journal::{Checkpoint, Intent, Journal, JournalError};
 use names::Names;
-use rows::{HEADER, REJECTED_FILE, file_name, write_rejected, write_row};
+use rejected::write_rejected;
 
 /// The consumer group of the sink.
 pub const GROUP: &str = "app1";
+
+/// How often the sink measures its lag (`stockd_consumer_lag{group="app1"}`):
+/// often enough that the interval summary shows it current.
+const LAG_PERIOD: Duration = Duration::from_secs(1);
 
 /// What the sink needs from the configuration.
 #[derive(Debug, Clone)]
@@ -79,22 +88,36 @@ pub enum FailPoint {
 pub enum SinkError {
     /// A file could not be written (full disk, read-only folder…): nothing
     /// beyond what was written is committed.
-    #[error("sink cannot write to {}: {source}", data.display())]
+    #[error("sink cannot write to {}: {cause}", data.display())]
     Write {
         /// The data folder.
         data: PathBuf,
         /// Why.
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// The journal could not be read or written.
     #[error("sink journal: {0}")]
-    Journal(#[from] JournalError),
+    Journal(JournalError),
     /// The bus failed.
     #[error("sink: {0}")]
-    Bus(#[from] BusError),
+    Bus(BusError),
     /// A failure injected by a test.
     #[error("injected failure at {0:?}")]
     Injected(FailPoint),
+}
+
+// By hand rather than `#[from]`: the message already includes the cause, so
+// it is not also reported as the error's source (each cause said once).
+impl From<JournalError> for SinkError {
+    fn from(error: JournalError) -> Self {
+        SinkError::Journal(error)
+    }
+}
+
+impl From<BusError> for SinkError {
+    fn from(error: BusError) -> Self {
+        SinkError::Bus(error)
+    }
 }
 
 /// A batch read and decoded, not written yet.
@@ -158,40 +181,63 @@ pub struct Sink<C: Consumer> {
     bus: String,
     journal: Journal,
     files: DataFiles,
+    /// What is durable: the last batch checkpointed.
     checkpoint: Checkpoint,
+    /// Per partition, the next offset after the last batch written (at or
+    /// past the checkpoint's).
+    written: Positions,
+    /// The batch written and being synced, if any.
+    syncing: Option<Syncing>,
     names: Names,
     metrics: Metrics,
     fail_at: Option<(u64, FailPoint)>,
+    /// Steps that read messages, for the failure injection.
     batches: u64,
 }
 
+/// A batch written whose sync runs on a blocking thread.
+struct Syncing {
+    intent: Intent,
+    /// The step that wrote it (see [`Sink::fail_at`]).
+    step: u64,
+    positions: Positions,
+    rows: u64,
+    files: usize,
+    created: u64,
+    rejected: u64,
+    job: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
 impl<C: Consumer> Sink<C> {
-    /// Opens the data folder, recovers from an interrupted batch, and joins
+    /// Opens the data folder, recovers from interrupted batches, and joins
     /// the sink's consumer group on `bus`.
     pub fn open<B: Bus<Consumer = C>>(bus: &B, settings: SinkSettings, metrics: Metrics) -> Result<Self, SinkError> {
-        let write_error = |source| SinkError::Write { data: settings.data.clone(), source };
+        let write_error = |cause| SinkError::Write { data: settings.data.clone(), cause };
         let mut files = DataFiles::open(&settings.data, settings.open_files, settings.sync).map_err(write_error)?;
         let journal = Journal::new(&settings.data, settings.sync != SyncMode::None);
         let mut checkpoint = journal.checkpoint()?;
         let identity = bus.identity();
-        if let Some(intent) = journal.intent()?
-            && intent.batch > checkpoint.batch
-        {
-            recover(&mut files, &intent, intent.bus == identity).map_err(write_error)?;
+        let mut interrupted: Vec<Intent> =
+            journal.intents()?.into_iter().filter(|intent| intent.batch > checkpoint.batch).collect();
+        interrupted.sort_by_key(|intent| std::cmp::Reverse(intent.batch));
+        for intent in &interrupted {
+            recover(&mut files, intent, intent.bus == identity).map_err(write_error)?;
         }
         if !checkpoint.bus.is_empty() && checkpoint.bus != identity {
             tracing::info!(previous = %checkpoint.bus, "the sink's offsets belong to another bus: reading from the group's committed offsets");
             checkpoint.positions = Positions::new();
         }
         let consumer = bus.consumer(GROUP, &[&settings.topic])?;
-        let names = Names::load(&settings.data);
+        let names = Names::load(&settings.data).map_err(write_error)?;
         Ok(Sink {
             consumer,
             settings,
             bus: identity,
             journal,
             files,
+            written: checkpoint.positions.clone(),
             checkpoint,
+            syncing: None,
             names,
             metrics,
             fail_at: None,
@@ -216,7 +262,7 @@ impl<C: Consumer> Sink<C> {
             if stopping && written == 0 {
                 return Ok(());
             }
-            if lag_checked.elapsed() >= Duration::from_secs(10) {
+            if lag_checked.elapsed() >= LAG_PERIOD {
                 lag_checked = Instant::now();
                 if let Some(lag) = self.consumer.lag().await {
                     self.metrics.consumer_lag(GROUP, lag);
@@ -225,46 +271,76 @@ impl<C: Consumer> Sink<C> {
         }
     }
 
-    /// One batch, all steps; returns the messages read.
+    /// One batch, steps 1–3, then steps 4–6 of the batch before it; when
+    /// nothing comes within `wait`, steps 4–6 of the last batch. Returns
+    /// the messages read.
     pub async fn step(&mut self, wait: Duration) -> Result<usize, SinkError> {
         let messages = match self.consumer.poll(self.settings.batch, wait).await {
             Ok(messages) => messages,
             Err(error) => {
                 tracing::warn!("sink: reading valuations: {error}");
+                self.settle().await?;
                 tokio::time::sleep(wait).await;
                 return Ok(0);
             }
         };
         if messages.is_empty() {
+            self.settle().await?;
             return Ok(0);
         }
         self.batches += 1;
+        let step = self.batches;
         let prepared = self.prepare(&messages);
         if prepared.row_count + prepared.reject_count == 0 {
             return Ok(messages.len());
         }
-        let batch = self.checkpoint.batch + 1;
-        self.write_intent(batch, &prepared)?;
-        self.fail(FailPoint::AfterIntent)?;
+        let batch = self.syncing.as_ref().map_or(self.checkpoint.batch, |syncing| syncing.intent.batch) + 1;
+        let mut timer = StepTimer::start();
+        let intent = self.write_intent(batch, &prepared)?;
+        let intent_took = timer.lap();
+        self.fail(step, FailPoint::AfterIntent)?;
         let created = self.append(&prepared)?;
-        self.fail(FailPoint::AfterWrite)?;
-        self.sync()?;
-        self.fail(FailPoint::AfterSync)?;
-        self.checkpoint(batch, prepared.positions)?;
-        self.fail(FailPoint::AfterCheckpoint)?;
-        self.commit().await;
-        self.fail(FailPoint::AfterCommit)?;
-        self.metrics.sink_batch(prepared.row_count, created, prepared.reject_count);
-        tracing::info!(
-            batch,
-            rows = prepared.row_count,
-            files = prepared.rows.len(),
-            rejected = prepared.reject_count,
-            "wrote {} rows to {} files",
-            prepared.row_count,
-            prepared.rows.len()
-        );
+        let append_took = timer.lap();
+        self.fail(step, FailPoint::AfterWrite)?;
+        self.settle().await?;
+        let settle_took = timer.lap();
+        tracing::debug!(batch, intent = ?intent_took, append = ?append_took, previous_sync = ?settle_took, "batch written");
+        self.written = prepared.positions.clone();
+        let job = self.files.take_sync();
+        self.syncing = Some(Syncing {
+            intent,
+            step,
+            positions: prepared.positions,
+            rows: prepared.row_count,
+            files: prepared.rows.len(),
+            created,
+            rejected: prepared.reject_count,
+            job: tokio::task::spawn_blocking(move || job.run()),
+        });
         Ok(messages.len())
+    }
+
+    /// Steps 4–6 of the batch being synced, if any: wait for its sync, then
+    /// checkpoint and commit it.
+    async fn settle(&mut self) -> Result<(), SinkError> {
+        let Some(syncing) = self.syncing.take() else { return Ok(()) };
+        syncing.job.await.expect("a sync cannot panic").map_err(|e| self.write_error(e))?;
+        self.fail(syncing.step, FailPoint::AfterSync)?;
+        self.checkpoint(syncing.intent.batch, syncing.positions)?;
+        self.fail(syncing.step, FailPoint::AfterCheckpoint)?;
+        self.commit().await;
+        self.fail(syncing.step, FailPoint::AfterCommit)?;
+        self.metrics.sink_batch(syncing.rows, syncing.created, syncing.rejected);
+        tracing::info!(
+            batch = syncing.intent.batch,
+            rows = syncing.rows,
+            files = syncing.files,
+            rejected = syncing.rejected,
+            "wrote {} rows to {} files",
+            syncing.rows,
+            syncing.files
+        );
+        Ok(())
     }
 
     /// Step 1: decode, group rows by file, reject the invalid. Decoding and
@@ -272,8 +348,8 @@ impl<C: Consumer> Sink<C> {
     fn prepare(&mut self, messages: &[Message]) -> Prepared {
         use rayon::prelude::*;
 
-        let mut positions = self.checkpoint.positions.clone();
-        let fresh: Vec<&Message> = messages.iter().filter(|m| !self.checkpoint.positions.covers(m)).collect();
+        let mut positions = self.written.clone();
+        let fresh: Vec<&Message> = messages.iter().filter(|m| !self.written.covers(m)).collect();
         fresh.iter().for_each(|m| positions.advance(m));
         let chunk = fresh.len().div_ceil(rayon::current_num_threads()).max(1000);
         let parts: Vec<Part> = fresh.par_chunks(chunk).map(Part::of).collect();
@@ -292,47 +368,43 @@ impl<C: Consumer> Sink<C> {
         prepared
     }
 
-    /// Step 2: the lengths of the files the batch touches, durably.
-    fn write_intent(&mut self, batch: u64, prepared: &Prepared) -> Result<(), SinkError> {
-        let mut files = BTreeMap::new();
-        let touched = prepared
+    /// Step 2: the lengths of the files the batch touches, durably (with
+    /// the intent of the batch still syncing, if any).
+    fn write_intent(&mut self, batch: u64, prepared: &Prepared) -> Result<Intent, SinkError> {
+        let names: Vec<String> = prepared
             .rows
             .keys()
             .map(|id| file_name(*id))
-            .chain((!prepared.rejected.is_empty()).then(|| REJECTED_FILE.to_string()));
-        for name in touched {
-            let length = self.files.length(&name).map_err(|e| self.write_error(e))?;
-            files.insert(name, length);
-        }
-        self.journal.write_intent(&Intent { bus: self.bus.clone(), batch, files })?;
-        Ok(())
+            .chain((!prepared.rejected.is_empty()).then(|| REJECTED_FILE.to_string()))
+            .collect();
+        let lengths = self.files.lengths(&names).map_err(|e| self.write_error(e))?;
+        let intent = Intent { bus: self.bus.clone(), batch, files: names.into_iter().zip(lengths).collect() };
+        let outstanding: Vec<Intent> =
+            self.syncing.iter().map(|syncing| syncing.intent.clone()).chain([intent.clone()]).collect();
+        self.journal.write_intents(&outstanding)?;
+        Ok(intent)
     }
 
     /// Step 3: append the rows (and rejects); returns the files created.
     fn append(&mut self, prepared: &Prepared) -> Result<u64, SinkError> {
-        let mut created = 0;
-        for (index, (id, rows)) in prepared.rows.iter().enumerate() {
-            let name = file_name(*id);
-            if let Some((n, FailPoint::MidWrite { files, torn })) = self.fail_at
-                && n == self.batches
-                && index == files
-            {
-                if torn {
-                    self.files.append_torn(&name, rows).map_err(|e| self.write_error(e))?;
-                }
-                return Err(SinkError::Injected(FailPoint::MidWrite { files, torn }));
+        let appends: Vec<(String, &[u8])> =
+            prepared.rows.iter().map(|(id, rows)| (file_name(*id), rows.as_slice())).collect();
+        if let Some((n, FailPoint::MidWrite { files, torn })) = self.fail_at
+            && n == self.batches
+            && files < appends.len()
+        {
+            self.files.append_all(HEADER, &appends[..files]).map_err(|e| self.write_error(e))?;
+            if torn {
+                let (name, rows) = &appends[files];
+                self.files.append_torn(name, rows).map_err(|e| self.write_error(e))?;
             }
-            created += u64::from(self.files.append(&name, HEADER, rows).map_err(|e| self.write_error(e))?);
+            return Err(SinkError::Injected(FailPoint::MidWrite { files, torn }));
         }
+        let created = self.files.append_all(HEADER, &appends).map_err(|e| self.write_error(e))?;
         if !prepared.rejected.is_empty() {
             self.files.append(REJECTED_FILE, b"", &prepared.rejected).map_err(|e| self.write_error(e))?;
         }
         Ok(created)
-    }
-
-    /// Step 4: make the rows durable.
-    fn sync(&mut self) -> Result<(), SinkError> {
-        self.files.sync().map_err(|e| self.write_error(e))
     }
 
     /// Step 5: the names file, then the checkpoint.
@@ -352,15 +424,33 @@ impl<C: Consumer> Sink<C> {
         }
     }
 
-    fn fail(&self, point: FailPoint) -> Result<(), SinkError> {
+    /// The injected failure at `point` of the batch read by step `step`.
+    fn fail(&self, step: u64, point: FailPoint) -> Result<(), SinkError> {
         match self.fail_at {
-            Some((batch, at)) if batch == self.batches && at == point => Err(SinkError::Injected(point)),
+            Some((batch, at)) if batch == step && at == point => Err(SinkError::Injected(point)),
             _ => Ok(()),
         }
     }
 
-    fn write_error(&self, source: std::io::Error) -> SinkError {
-        SinkError::Write { data: self.settings.data.clone(), source }
+    fn write_error(&self, cause: std::io::Error) -> SinkError {
+        SinkError::Write { data: self.settings.data.clone(), cause }
+    }
+}
+
+/// Times the steps of a batch, for the debug log.
+struct StepTimer(Instant);
+
+impl StepTimer {
+    fn start() -> Self {
+        StepTimer(Instant::now())
+    }
+
+    /// The time since the previous lap.
+    fn lap(&mut self) -> Duration {
+        let now = Instant::now();
+        let took = now - self.0;
+        self.0 = now;
+        took
     }
 }
 

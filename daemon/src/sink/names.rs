@@ -1,15 +1,13 @@
-//! `DATA/investors.csv` (`INVESTOR,NAME`): the investors' display names as
-//! the valuations give them, for the query. Rewritten atomically when a
-//! name is new or changes.
+//! The investors' display names as the valuations give them, kept for the
+//! query in `DATA/.sink/investors.csv` (see [`crate::layout`]). Rewritten
+//! atomically when a name is new or changes.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use crate::fsutil;
+use crate::layout::{LEGACY_NAMES_FILE, names_path, read_names};
 use crate::market::InvestorId;
-
-/// The names file's name in the data folder.
-pub const NAMES_FILE: &str = "investors.csv";
 
 /// Investor names, as last seen.
 pub struct Names {
@@ -19,12 +17,27 @@ pub struct Names {
 }
 
 impl Names {
-    /// Loads the names file of the data folder `data` (rows that cannot be
-    /// read are skipped with a warning).
-    pub fn load(data: &Path) -> Self {
-        let path = data.join(NAMES_FILE);
-        let names = read_names(&path);
-        Names { path, names, changed: false }
+    /// Loads the names of the data folder `data`, first moving a legacy
+    /// `DATA/investors.csv` (where a reader of the folder's `*.csv` took it
+    /// for a portfolio file) into `.sink/`; names already there win.
+    pub fn load(data: &Path) -> std::io::Result<Self> {
+        let path = names_path(data);
+        let mut names = Names { names: read_names(&path), path, changed: false };
+        let legacy = data.join(LEGACY_NAMES_FILE);
+        if legacy.exists() {
+            for (investor, name) in read_names(&legacy) {
+                names.names.entry(investor).or_insert(name);
+            }
+            names.changed = true;
+            names.save()?;
+            std::fs::remove_file(&legacy)?;
+            fsutil::sync_dir(data)?;
+            tracing::info!(
+                from = %legacy.display(), to = %names.path.display(),
+                "moved the investors' names out of the data folder's *.csv files"
+            );
+        }
+        Ok(names)
     }
 
     /// Records `name` for `investor`.
@@ -53,22 +66,6 @@ impl Names {
     }
 }
 
-/// Reads an `INVESTOR,NAME` file; a missing file is empty.
-pub fn read_names(path: &Path) -> BTreeMap<InvestorId, String> {
-    let mut names = BTreeMap::new();
-    let Ok(mut reader) = csv::Reader::from_path(path) else { return names };
-    for (line, record) in reader.records().enumerate() {
-        let parsed = record.ok().and_then(|r| Some((r.get(0)?.parse::<InvestorId>().ok()?, r.get(1)?.to_string())));
-        match parsed {
-            Some((id, name)) => {
-                names.insert(id, name);
-            }
-            None => tracing::warn!(file = %path.display(), line = line + 2, "unreadable row skipped"),
-        }
-    }
-    names
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -76,17 +73,31 @@ mod tests {
     #[test]
     fn keeps_names_and_rewrites_only_on_change() {
         let dir = tempfile::tempdir().unwrap();
-        let mut names = Names::load(dir.path());
+        let mut names = Names::load(dir.path()).unwrap();
         names.observe(InvestorId::new(2).unwrap(), "Investor 2");
         names.observe(InvestorId::new(10).unwrap(), "Smith, Jones & Co");
         names.save().unwrap();
-        let text = std::fs::read_to_string(dir.path().join(NAMES_FILE)).unwrap();
+        let text = std::fs::read_to_string(names_path(dir.path())).unwrap();
         assert_eq!(text, "INVESTOR,NAME\n2,Investor 2\n10,\"Smith, Jones & Co\"\n");
-        let mut again = Names::load(dir.path());
+        let mut again = Names::load(dir.path()).unwrap();
         again.observe(InvestorId::new(2).unwrap(), "Investor 2");
         assert!(!again.changed);
         again.observe(InvestorId::new(2).unwrap(), "Renamed");
         again.save().unwrap();
-        assert_eq!(read_names(&dir.path().join(NAMES_FILE))[&InvestorId::new(2).unwrap()], "Renamed");
+        assert_eq!(read_names(&names_path(dir.path()))[&InvestorId::new(2).unwrap()], "Renamed");
+    }
+
+    #[test]
+    fn a_legacy_names_file_moves_out_of_the_csv_namespace() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(LEGACY_NAMES_FILE), "INVESTOR,NAME\n1,Old One\n2,Old Two\n").unwrap();
+        std::fs::create_dir_all(dir.path().join(".sink")).unwrap();
+        std::fs::write(names_path(dir.path()), "INVESTOR,NAME\n2,New Two\n").unwrap();
+        let names = Names::load(dir.path()).unwrap();
+        assert!(!dir.path().join(LEGACY_NAMES_FILE).exists(), "the legacy file is gone");
+        assert!(!names.changed);
+        let on_disk = read_names(&names_path(dir.path()));
+        assert_eq!(on_disk[&InvestorId::new(1).unwrap()], "Old One", "kept from the legacy file");
+        assert_eq!(on_disk[&InvestorId::new(2).unwrap()], "New Two", "the newer file wins");
     }
 }

@@ -1,0 +1,35 @@
+//! The benchmarks' own correctness: what `stockd bench pipeline` reports is
+//! what reached the disk (its large-scale runs live in the benchmark, not
+//! here).
+
+mod common;
+
+use std::time::Duration;
+
+use stockd::bench::pipeline::{self, PipelineBench};
+
+/// Three copies of the seed's Investor 1 (2 portfolios each) through the
+/// whole pipeline: every interval's 6 valuations published, every valuation
+/// a row on disk, nothing missed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_pipeline_benchmark_counts_what_reached_the_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let bench = PipelineBench {
+        plugin: common::test_plugin("investor1"),
+        investors: 3,
+        interval: Duration::from_millis(700),
+        intervals: 3,
+        fresh: false,
+    };
+    let report = pipeline::run(&bench, dir.path()).await.unwrap();
+    assert_eq!(report.portfolios, 6);
+    assert_eq!(report.intervals.len(), 3);
+    assert!(report.intervals.iter().all(|i| i.valuations == 6), "{:?}", report.intervals);
+    assert!(report.published >= 18, "{} valuations", report.published);
+    assert_eq!(report.rows_on_disk, report.published, "every valuation published is a row");
+    assert_eq!(report.missed, 0);
+    assert!(report.created_files.is_some());
+    // The report's own verdict agrees with the figures it holds.
+    let failures = report.failures(bench.interval);
+    assert!(failures.iter().all(|f| f.contains("durable after") || f.contains("not durable")), "{failures:?}");
+}
