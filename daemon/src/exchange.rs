@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use chrono::NaiveDateTime;
 use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
+use rand::{RngExt, SeedableRng};
 use tokio_util::sync::CancellationToken;
 
 use crate::bus::Bus;
@@ -39,7 +39,7 @@ impl Exchange {
     pub fn new(config: &ExchangeConfig, market: &MarketConfig, index: usize) -> Self {
         let rng = match market.seed {
             Some(seed) => StdRng::seed_from_u64(seed.wrapping_add((index as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15))),
-            None => StdRng::from_os_rng(),
+            None => rand::make_rng(),
         };
         let span = market.trade_delay_max.saturating_sub(market.trade_delay_min);
         let delay_steps = (span.as_nanos() / market.trade_delay_step.as_nanos().max(1)) as u32;

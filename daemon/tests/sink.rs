@@ -305,3 +305,26 @@ async fn a_slow_sink_facing_a_fast_producer_loses_nothing() {
     assert!(waits > 0, "the producer was held back: {exposition}");
     assert!(!exposition.contains("stockd_messages_missed_total{"), "nothing missed: {exposition}");
 }
+
+/// Messages gone from the bus before the sink read them (on Kafka: the
+/// topic's retention deleted them while the sink was behind) are an error
+/// in the log and a count in `stockd_messages_missed_total`, never silent.
+#[tokio::test]
+async fn valuations_gone_before_the_sink_read_them_are_counted_as_missed() {
+    let bus = MemoryBus::new(10);
+    bus.create_topics(&[TopicSpec { name: TOPIC.into(), partitions: 1, replication: 1 }]).await.unwrap();
+    let data = tempfile::tempdir().unwrap();
+    // The sink had written up to offset 5 of this bus, then fell behind:
+    // with nobody holding them, offsets 5..20 were trimmed.
+    let checkpoint = serde_json::json!({ "bus": bus.identity(), "batch": 1, "positions": { TOPIC: { "0": 5 } } });
+    std::fs::create_dir_all(data.path().join(".sink")).unwrap();
+    std::fs::write(data.path().join(".sink/checkpoint.json"), checkpoint.to_string()).unwrap();
+    let sent = valuations(30, 3);
+    publish(&bus, &sent).await;
+    let metrics = Metrics::new();
+    let mut sink = Sink::open(&bus, settings(data.path()), metrics.clone()).unwrap();
+    drain(&mut sink).await.unwrap();
+    assert!(metrics.encode().contains("stockd_messages_missed_total{group=\"app1\"} 15"), "{}", metrics.encode());
+    let rows: usize = read_back(data.path()).values().map(Vec::len).sum();
+    assert_eq!(rows, 10, "the 10 messages still on the bus are rows");
+}

@@ -71,6 +71,12 @@ pub struct PipelineReport {
     pub missed: u64,
     /// Time to create the portfolio files before the run (not `fresh`).
     pub created_files: Option<Duration>,
+    /// Mean time an `evaluate` call ran, and mean time it waited for a
+    /// free core before (from `stockd_plugin_call_seconds` and
+    /// `stockd_plugin_wait_seconds`).
+    pub plugin_call_mean: Duration,
+    /// See `plugin_call_mean`.
+    pub plugin_wait_mean: Duration,
 }
 
 /// The share of the interval within which the sink must have made an
@@ -169,7 +175,30 @@ pub async fn run(bench: &PipelineBench, dir: &Path) -> anyhow::Result<PipelineRe
     let published = metrics.valuations_published_total();
     let rows_on_disk = count_rows(&data)?;
     let missed = metrics.messages_missed_total();
-    Ok(PipelineReport { portfolios, intervals, published, rows_on_disk, missed, created_files })
+    let exposition = metrics.encode();
+    Ok(PipelineReport {
+        portfolios,
+        intervals,
+        published,
+        rows_on_disk,
+        missed,
+        created_files,
+        plugin_call_mean: histogram_mean(&exposition, "stockd_plugin_call_seconds"),
+        plugin_wait_mean: histogram_mean(&exposition, "stockd_plugin_wait_seconds"),
+    })
+}
+
+/// The mean of histogram `name` in a Prometheus text exposition.
+fn histogram_mean(exposition: &str, name: &str) -> Duration {
+    let value = |suffix: &str| {
+        exposition
+            .lines()
+            .find_map(|line| line.strip_prefix(&format!("{name}_{suffix} ")))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    let count = value("count");
+    if count == 0.0 { Duration::ZERO } else { Duration::from_secs_f64(value("sum") / count) }
 }
 
 /// Creates every portfolio file with its header, durably; the time taken.

@@ -318,6 +318,11 @@ fn print_pipeline(bench: &PipelineBench, report: &PipelineReport) {
         "  valuations published {}, rows on disk {}, messages missed {}",
         report.published, report.rows_on_disk, report.missed
     );
+    println!(
+        "  evaluate: {:.1} µs per call on average, after {:.1} ms waiting for a free core",
+        report.plugin_call_mean.as_secs_f64() * 1e6,
+        report.plugin_wait_mean.as_secs_f64() * 1e3
+    );
 }
 
 fn num_cores() -> usize {

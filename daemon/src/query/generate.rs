@@ -8,7 +8,7 @@ use std::path::Path;
 
 use chrono::NaiveDateTime;
 use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
+use rand::{RngExt, SeedableRng};
 use rayon::prelude::*;
 
 use crate::layout::{HEADER, file_name, names_path, write_row};

@@ -350,7 +350,10 @@ impl<C: Consumer> Sink<C> {
 
         let mut positions = self.written.clone();
         let fresh: Vec<&Message> = messages.iter().filter(|m| !self.written.covers(m)).collect();
-        fresh.iter().for_each(|m| positions.advance(m));
+        for message in &fresh {
+            self.check_gap(&positions, message);
+            positions.advance(message);
+        }
         let chunk = fresh.len().div_ceil(rayon::current_num_threads()).max(1000);
         let parts: Vec<Part> = fresh.par_chunks(chunk).map(Part::of).collect();
         let mut prepared = Prepared { positions, ..Prepared::default() };
@@ -366,6 +369,25 @@ impl<C: Consumer> Sink<C> {
             prepared.reject_count += part.reject_count;
         }
         prepared
+    }
+
+    /// Says so, loudly, when `message` is past the next offset the sink
+    /// expected in its partition: the messages between are gone from the
+    /// bus (on Kafka, deleted by the broker's retention while the sink was
+    /// behind), so those valuations will have no row.
+    fn check_gap(&self, positions: &Positions, message: &Message) {
+        let Some(expected) = positions.get(&message.topic, message.partition) else { return };
+        if message.offset <= expected {
+            return;
+        }
+        let missed = message.offset - expected;
+        self.metrics.messages_missed(GROUP, missed as u64);
+        tracing::error!(
+            topic = %message.topic, partition = message.partition,
+            "the sink never read {missed} valuations (offsets {expected}..{}): they were gone from the bus \
+             (on Kafka: deleted by the topic's retention while the sink was behind)",
+            message.offset - 1
+        );
     }
 
     /// Step 2: the lengths of the files the batch touches, durably (with
