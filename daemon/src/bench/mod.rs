@@ -7,6 +7,24 @@ pub mod pipeline;
 pub mod sink;
 pub mod valuation;
 
+/// A plugin folder `dir` holding `plugin` as `investor1.wasm` …
+/// `investorN.wasm` (hard links where the file system allows).
+pub fn deploy_copies(
+    plugin: &std::path::Path,
+    investors: u32,
+    dir: &std::path::Path,
+) -> anyhow::Result<std::path::PathBuf> {
+    use anyhow::Context;
+    std::fs::create_dir_all(dir)?;
+    for n in 1..=investors {
+        let target = dir.join(format!("investor{n}.wasm"));
+        if std::fs::hard_link(plugin, &target).is_err() {
+            std::fs::copy(plugin, &target).with_context(|| format!("copying {}", plugin.display()))?;
+        }
+    }
+    Ok(dir.to_path_buf())
+}
+
 /// Percentile `p` (0–100) of sorted `values`.
 pub fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {

@@ -114,14 +114,7 @@ impl PipelineReport {
 
 /// Runs the benchmark in `dir` (plugins, data and state go there).
 pub async fn run(bench: &PipelineBench, dir: &Path) -> anyhow::Result<PipelineReport> {
-    let plugins = dir.join("investors");
-    std::fs::create_dir_all(&plugins)?;
-    for n in 1..=bench.investors {
-        let target = plugins.join(format!("investor{n}.wasm"));
-        if std::fs::hard_link(&bench.plugin, &target).is_err() {
-            std::fs::copy(&bench.plugin, &target).with_context(|| format!("copying {}", bench.plugin.display()))?;
-        }
-    }
+    let plugins = super::deploy_copies(&bench.plugin, bench.investors, &dir.join("investors"))?;
     let numbers: Vec<u32> = {
         let host =
             crate::plugin::PluginHost::new(crate::plugin::PluginLimits::default(), Some(plugins.join(".cache")))?;

@@ -8,7 +8,6 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
 use crate::bus::{Bus, Consumer, MemoryBus, TopicSpec};
@@ -46,14 +45,7 @@ pub struct ValuationReport {
 
 /// Runs the benchmark in `dir` (plugins and state go there).
 pub async fn run(bench: &ValuationBench, dir: &Path) -> anyhow::Result<ValuationReport> {
-    let plugins = dir.join("investors");
-    std::fs::create_dir_all(&plugins)?;
-    for n in 1..=bench.investors {
-        let target = plugins.join(format!("investor{n}.wasm"));
-        if std::fs::hard_link(&bench.plugin, &target).is_err() {
-            std::fs::copy(&bench.plugin, &target).with_context(|| format!("copying {}", bench.plugin.display()))?;
-        }
-    }
+    let plugins = super::deploy_copies(&bench.plugin, bench.investors, &dir.join("investors"))?;
     let rss_before = super::rss_bytes().unwrap_or(0);
     let loading = Instant::now();
     let host = PluginHost::new(PluginLimits::default(), Some(dir.join("cache")))?;
