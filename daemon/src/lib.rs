@@ -24,3 +24,4 @@ pub mod node;
 pub mod plugin;
 pub mod query;
 pub mod sink;
+pub mod topics;

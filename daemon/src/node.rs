@@ -13,7 +13,7 @@ use anyhow::Context;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::bus::{Bus, KafkaBus, KafkaSettings, MemoryBus, TopicSpec};
+use crate::bus::{Bus, KafkaBus, KafkaSettings, MemoryBus};
 use crate::config::{Config, Role};
 use crate::exchange::{self, Exchange};
 use crate::investor::{self, RuntimeSettings, Schedule};
@@ -39,24 +39,11 @@ pub async fn run(config: Config, metrics: Metrics, shutdown: CancellationToken) 
     }
 }
 
-/// The topics stockd uses, as configured.
-pub fn topic_specs(config: &Config) -> Vec<TopicSpec> {
-    [&config.topics.stock_exchange, &config.topics.portfolios]
-        .into_iter()
-        .map(|name| TopicSpec {
-            name: name.clone(),
-            partitions: config.topics.partitions,
-            replication: config.topics.replication,
-        })
-        .collect()
-}
-
 /// Runs the roles on `bus`.
 pub async fn run_on<B: Bus>(bus: B, config: Config, metrics: Metrics, stop: CancellationToken) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
-    bus.create_topics(&topic_specs(&config))
-        .await
-        .with_context(|| format!("creating the topics on {}", bus.identity()))?;
+    let partitions = crate::topics::create(&bus, &config, &stop).await?;
+    tokio::spawn(crate::topics::watch_partitions(bus.clone(), partitions, stop.clone()));
     if let Some(addr) = config.http {
         let roles = config.roles.iter().map(|r| format!("{r:?}").to_lowercase()).collect();
         let health = crate::http::Health { roles, bus: bus.identity(), started };

@@ -133,3 +133,109 @@ fn three_processes_on_kafka_lose_and_duplicate_nothing_across_an_investors_resta
     }
     eprintln!("{total} valuations checked, {repeats} republished after the kill");
 }
+
+/// A broker that does not answer: start-up retries with a log line each
+/// time, then gives up at `kafka.startup-timeout` with one clear error.
+#[test]
+fn start_up_gives_up_with_one_clear_error_when_no_broker_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_fast_config(dir.path(), None);
+    let text = std::fs::read_to_string(&config).unwrap().replace("[kafka]\n", "[kafka]\nstartup-timeout = \"8s\"\n");
+    std::fs::write(&config, text).unwrap();
+    let brokers = format!("127.0.0.1:{}", daemon::free_port());
+    let data = dir.path().join("data");
+    let args = ["run", "--brokers", &brokers, "--roles", "exchange", "--config", config.to_str().unwrap()];
+    let mut daemon = Daemon::start(&[&args[..], &["--data", data.to_str().unwrap()]].concat(), &dir.path().join("log"));
+    let status = daemon.wait_exit(Duration::from_secs(30));
+    assert!(!status.success());
+    let log = daemon.log();
+    assert!(log.contains(&format!("waiting for kafka:{brokers} to create the topics")), "{log}");
+    let error = log.lines().find(|line| line.starts_with("error: ")).expect("an error line");
+    assert!(
+        error.starts_with(&format!(
+            "error: cannot create the topics on kafka:{brokers} within 8s (kafka.startup-timeout): "
+        )),
+        "{error}"
+    );
+}
+
+/// Start-up waits for a broker that comes up after the daemon, then runs.
+#[test]
+fn start_up_waits_for_a_broker_that_comes_up_late() {
+    if common::test_brokers("start_up_waits_for_a_broker_that_comes_up_late").is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_fast_config(dir.path(), Some((&common::unique("Ticks"), &common::unique("Valuations"))));
+    let port = daemon::free_port();
+    let brokers = format!("127.0.0.1:{port}");
+    let data = dir.path().join("data");
+    let args = ["run", "--brokers", &brokers, "--roles", "exchange", "--config", config.to_str().unwrap()];
+    let mut daemon = Daemon::start(&[&args[..], &["--data", data.to_str().unwrap()]].concat(), &dir.path().join("log"));
+    daemon.wait_for_log(&format!("waiting for kafka:{brokers}"), Duration::from_secs(30));
+    let broker = LateBroker::start(&dir.path().join("broker"), port);
+    daemon.wait_for_log("opened 12 tickers", Duration::from_secs(90));
+    daemon.signal("TERM");
+    assert!(daemon.wait_exit(Duration::from_secs(20)).success());
+    drop(broker);
+}
+
+/// A broker of the test's own (scripts/broker), stopped when dropped.
+struct LateBroker(std::path::PathBuf);
+
+impl LateBroker {
+    fn script() -> std::path::PathBuf {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/broker")
+    }
+
+    fn start(dir: &std::path::Path, port: u16) -> LateBroker {
+        let status = std::process::Command::new(Self::script())
+            .arg("start")
+            .arg(dir)
+            .arg(port.to_string())
+            .stdout(std::process::Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success(), "scripts/broker start");
+        LateBroker(dir.to_path_buf())
+    }
+}
+
+impl Drop for LateBroker {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new(Self::script()).arg("stop").arg(&self.0).status();
+    }
+}
+
+/// Existing topics are left as they are: a partition count other than
+/// `topics.partitions` is reported at start-up.
+#[test]
+fn a_partition_count_other_than_configured_is_reported_at_start_up() {
+    let Some(brokers) = common::test_brokers("a_partition_count_other_than_configured_is_reported_at_start_up") else {
+        return;
+    };
+    let (stock, portfolios) = (common::unique("Ticks"), common::unique("Valuations"));
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let bus = KafkaBus::connect(KafkaSettings::new(brokers.as_str(), "stockd-tests")).unwrap();
+        let specs = [&stock, &portfolios].map(|name| stockd::bus::TopicSpec {
+            name: name.clone(),
+            partitions: 1,
+            replication: 1,
+        });
+        bus.create_topics(&specs).await.unwrap();
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_fast_config(dir.path(), Some((&stock, &portfolios)));
+    let text = std::fs::read_to_string(&config).unwrap().replace("[topics]\n", "[topics]\npartitions = 2\n");
+    std::fs::write(&config, text).unwrap();
+    let data = dir.path().join("data");
+    let args = ["run", "--brokers", &brokers, "--roles", "exchange", "--config", config.to_str().unwrap()];
+    let mut daemon = Daemon::start(&[&args[..], &["--data", data.to_str().unwrap()]].concat(), &dir.path().join("log"));
+    daemon.wait_for_log(
+        &format!("topic {portfolios} has 1 partition(s), not topics.partitions = 2"),
+        Duration::from_secs(60),
+    );
+    daemon.signal("TERM");
+    assert!(daemon.wait_exit(Duration::from_secs(20)).success());
+}

@@ -99,11 +99,15 @@ pub struct KafkaConfig {
     /// Default `10s`.
     #[serde(with = "duration")]
     pub session_timeout: Duration,
+    /// How long start-up waits for the brokers (retrying with backoff, a
+    /// log line each time) before it gives up with an error. Default `2m`.
+    #[serde(with = "duration")]
+    pub startup_timeout: Duration,
 }
 
 impl Default for KafkaConfig {
     fn default() -> Self {
-        KafkaConfig { session_timeout: Duration::from_secs(10) }
+        KafkaConfig { session_timeout: Duration::from_secs(10), startup_timeout: Duration::from_secs(120) }
     }
 }
 

@@ -58,7 +58,7 @@ pub fn init_test_logging() {
 
 /// Creates the config's topics on `bus` (before following them).
 pub async fn create_topics<B: Bus>(bus: &B, config: &Config) {
-    bus.create_topics(&stockd::node::topic_specs(config)).await.unwrap();
+    bus.create_topics(&stockd::topics::specs(config)).await.unwrap();
 }
 
 /// Starts `config`'s roles on `bus`.
