@@ -17,6 +17,7 @@ async fn the_pipeline_benchmark_counts_what_reached_the_disk() {
     let bench = PipelineBench {
         plugin: common::test_plugin("investor1"),
         investors: 3,
+        portfolios: Some(2),
         interval: Duration::from_millis(700),
         intervals: 3,
         fresh: false,
@@ -32,4 +33,22 @@ async fn the_pipeline_benchmark_counts_what_reached_the_disk() {
     // The report's own verdict agrees with the figures it holds.
     let failures = report.failures(bench.interval);
     assert!(failures.iter().all(|f| f.contains("durable after") || f.contains("not durable")), "{failures:?}");
+}
+
+/// A plugin that does not declare --portfolios is refused before anything runs.
+#[tokio::test]
+async fn the_pipeline_benchmark_refuses_a_plugin_of_another_size_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let bench = PipelineBench {
+        plugin: common::test_plugin("investor1"),
+        investors: 2,
+        portfolios: Some(1000),
+        interval: Duration::from_secs(20),
+        intervals: 10,
+        fresh: false,
+    };
+    let started = std::time::Instant::now();
+    let error = pipeline::run(&bench, dir.path()).await.unwrap_err().to_string();
+    assert!(error.contains("--portfolios 1000:") && error.contains("declares 2 portfolios"), "{error}");
+    assert!(started.elapsed() < Duration::from_secs(10), "refused before the run");
 }

@@ -27,6 +27,8 @@ pub struct PipelineBench {
     pub plugin: PathBuf,
     /// How many investors.
     pub investors: u32,
+    /// Portfolios per investor the plugin must declare, if given.
+    pub portfolios: Option<u64>,
     /// The valuation interval.
     pub interval: Duration,
     /// Intervals to run.
@@ -121,6 +123,15 @@ pub async fn run(bench: &PipelineBench, dir: &Path) -> anyhow::Result<PipelineRe
         let image = host.load(InvestorId::new(1)?, &bench.plugin)?;
         image.portfolios().iter().map(|p| p.id).collect()
     };
+    if let Some(wanted) = bench.portfolios
+        && wanted != numbers.len() as u64
+    {
+        anyhow::bail!(
+            "--portfolios {wanted}: {} declares {} portfolios (pass a plugin that declares {wanted})",
+            bench.plugin.display(),
+            numbers.len()
+        );
+    }
     let portfolios = numbers.len() as u64 * u64::from(bench.investors);
     let config =
         Config { interval: bench.interval, plugins: plugins.clone(), data: dir.join("data"), ..Config::default() };
