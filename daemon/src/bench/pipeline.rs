@@ -16,7 +16,6 @@ use tokio_util::sync::CancellationToken;
 
 use crate::bus::MemoryBus;
 use crate::config::Config;
-use crate::layout::{HEADER, file_name};
 use crate::market::{InvestorId, PortfolioId};
 use crate::metrics::Metrics;
 
@@ -136,7 +135,11 @@ pub async fn run(bench: &PipelineBench, dir: &Path) -> anyhow::Result<PipelineRe
     let config =
         Config { interval: bench.interval, plugins: plugins.clone(), data: dir.join("data"), ..Config::default() };
     let data = config.data.clone();
-    let created_files = if bench.fresh { None } else { Some(create_files(&data, bench.investors, &numbers)?) };
+    let created_files = if bench.fresh {
+        None
+    } else {
+        Some(super::create_portfolio_files(&data, &portfolio_ids(bench.investors, &numbers)?)?)
+    };
     let metrics = Metrics::new();
     let bus = MemoryBus::with(config.memory_bus.retention, config.memory_bus.produce_timeout, metrics.clone());
     let stop = CancellationToken::new();
@@ -205,17 +208,12 @@ fn histogram_mean(exposition: &str, name: &str) -> Duration {
     if count == 0.0 { Duration::ZERO } else { Duration::from_secs_f64(value("sum") / count) }
 }
 
-/// Creates every portfolio file with its header, durably; the time taken.
-fn create_files(data: &Path, investors: u32, numbers: &[u32]) -> anyhow::Result<Duration> {
-    let started = Instant::now();
-    std::fs::create_dir_all(data)?;
-    let ids: Vec<PortfolioId> = (1..=investors)
+/// The portfolios `numbers` of investors 1..=`investors`.
+fn portfolio_ids(investors: u32, numbers: &[u32]) -> anyhow::Result<Vec<PortfolioId>> {
+    (1..=investors)
         .flat_map(|i| numbers.iter().map(move |&p| (i, p)))
         .map(|(i, p)| Ok(PortfolioId::new(InvestorId::new(i)?, p)?))
-        .collect::<anyhow::Result<_>>()?;
-    ids.par_iter().try_for_each(|id| std::fs::write(data.join(file_name(*id)), HEADER))?;
-    rustix::fs::syncfs(std::fs::File::open(data)?)?;
-    Ok(started.elapsed())
+        .collect()
 }
 
 /// The data rows (lines after the header) of every portfolio file.

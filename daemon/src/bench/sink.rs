@@ -4,7 +4,8 @@
 //! - fresh (the default): `rows` valuations spread round-robin over `files`
 //!   portfolios, already on the memory bus, written by the sink in batches
 //!   until none is left (the files are created on the way);
-//! - steady state (`existing`): `files` portfolio files exist already; each
+//! - steady state (`existing`): `files` portfolio files exist already (with
+//!   their header, created before the first pass, not timed); each
 //!   pass appends one row to every one of them, as an interval of the seed's
 //!   scale does. Each sink pass is measured beside a pass of the physical
 //!   baseline on the same folder: a plain loop that opens each file for
@@ -16,11 +17,9 @@ use std::io::Write;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use rayon::prelude::*;
-
 use crate::bus::{Bus, MemoryBus, Record, TopicSpec};
 use crate::config::SyncMode;
-use crate::layout::{HEADER, file_name};
+use crate::layout::file_name;
 use crate::market::{InvestorId, PortfolioId, ValuationFields};
 use crate::metrics::Metrics;
 use crate::sink::{Sink, SinkSettings};
@@ -83,9 +82,10 @@ pub async fn run(bench: &SinkBench, dir: &Path) -> anyhow::Result<SinkReport> {
     let per_pass = if bench.passes > 0 { bench.files as usize } else { bench.rows as usize };
     let bus = MemoryBus::new(per_pass + 1);
     bus.create_topics(&[TopicSpec { name: topic.into(), partitions: 1, replication: 1 }]).await?;
-    let names: Vec<String> = (0..bench.files).map(|n| portfolio(n).map(file_name)).collect::<anyhow::Result<_>>()?;
+    let ids: Vec<PortfolioId> = (0..bench.files).map(portfolio).collect::<anyhow::Result<_>>()?;
+    let names: Vec<String> = ids.iter().map(|id| file_name(*id)).collect();
     if bench.passes > 0 {
-        create_files(&data, &names)?;
+        super::create_portfolio_files(&data, &ids)?;
     }
     let settings = SinkSettings {
         topic: topic.into(),
@@ -141,18 +141,6 @@ async fn drain(sink: &mut Sink<crate::bus::MemoryConsumer>) -> anyhow::Result<(u
         }
         rows += read as u64;
     }
-}
-
-/// Creates every file with the header and one row (not timed), durably.
-fn create_files(data: &Path, names: &[String]) -> anyhow::Result<()> {
-    std::fs::create_dir_all(data)?;
-    names.par_iter().enumerate().try_for_each(|(n, name)| {
-        let mut file = File::create(data.join(name))?;
-        file.write_all(HEADER)?;
-        writeln!(file, "{},2026-11-24 09:00:00,1000000,0,0", portfolio(n as u32).map_err(std::io::Error::other)?)
-    })?;
-    rustix::fs::syncfs(File::open(data)?)?;
-    Ok(())
 }
 
 /// The physical baseline: for every file, open it for appending, write one

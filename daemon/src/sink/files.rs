@@ -94,6 +94,14 @@ fn open_at(dir: &OwnedFd, name: &str, flags: OFlags) -> io::Result<File> {
         .map_err(|e| with_name(name)(e.into()))
 }
 
+/// File `name` in `dir` opened for appending (created if missing), with its
+/// length.
+fn open_for_append(dir: &OwnedFd, name: &str) -> io::Result<OpenFile> {
+    let file = open_at(dir, name, OFlags::WRONLY | OFlags::CREATE | OFlags::APPEND)?;
+    let len = file.metadata().map_err(with_name(name))?.len();
+    Ok(OpenFile { file, len })
+}
+
 /// The length of file `name` in `dir`, or `None` if it does not exist.
 fn stat_length(dir: &OwnedFd, name: &str) -> io::Result<Option<u64>> {
     match rustix::fs::statat(dir, name, AtFlags::empty()) {
@@ -175,9 +183,7 @@ impl DataFiles {
             let opened: Vec<(String, OpenFile, bool)> = chunk
                 .par_iter()
                 .map(|(name, bytes)| {
-                    let file = open_at(&self.dir, name, OFlags::WRONLY | OFlags::CREATE | OFlags::APPEND)?;
-                    let len = file.metadata().map_err(with_name(name))?.len();
-                    let mut open = OpenFile { file, len };
+                    let mut open = open_for_append(&self.dir, name)?;
                     let new = write_to(&mut open, name, header, bytes, mode)?;
                     Ok(((*name).clone(), open, new))
                 })
@@ -260,9 +266,7 @@ impl DataFiles {
     /// The open handle of `name`, opening (and creating) it if needed.
     fn handle(&mut self, name: &str) -> io::Result<&mut OpenFile> {
         if !self.open.contains(name) {
-            let file = open_at(&self.dir, name, OFlags::WRONLY | OFlags::CREATE | OFlags::APPEND)?;
-            let len = file.metadata().map_err(with_name(name))?.len();
-            self.open.push(name.to_string(), OpenFile { file, len });
+            self.open.push(name.to_string(), open_for_append(&self.dir, name)?);
         }
         Ok(self.open.get_mut(name).expect("just opened"))
     }

@@ -183,9 +183,6 @@ pub struct Sink<C: Consumer> {
     files: DataFiles,
     /// What is durable: the last batch checkpointed.
     checkpoint: Checkpoint,
-    /// Per partition, the next offset after the last batch written (at or
-    /// past the checkpoint's).
-    written: Positions,
     /// The batch written and being synced, if any.
     syncing: Option<Syncing>,
     names: Names,
@@ -235,7 +232,6 @@ impl<C: Consumer> Sink<C> {
             bus: identity,
             journal,
             files,
-            written: checkpoint.positions.clone(),
             checkpoint,
             syncing: None,
             names,
@@ -305,7 +301,6 @@ impl<C: Consumer> Sink<C> {
         self.settle().await?;
         let settle_took = timer.lap();
         tracing::debug!(batch, intent = ?intent_took, append = ?append_took, previous_sync = ?settle_took, "batch written");
-        self.written = prepared.positions.clone();
         let job = self.files.take_sync();
         self.syncing = Some(Syncing {
             intent,
@@ -348,8 +343,9 @@ impl<C: Consumer> Sink<C> {
     fn prepare(&mut self, messages: &[Message]) -> Prepared {
         use rayon::prelude::*;
 
-        let mut positions = self.written.clone();
-        let fresh: Vec<&Message> = messages.iter().filter(|m| !self.written.covers(m)).collect();
+        let written = self.written();
+        let mut positions = written.clone();
+        let fresh: Vec<&Message> = messages.iter().filter(|m| !written.covers(m)).collect();
         for message in &fresh {
             self.check_gap(&positions, message);
             positions.advance(message);
@@ -369,6 +365,12 @@ impl<C: Consumer> Sink<C> {
             prepared.reject_count += part.reject_count;
         }
         prepared
+    }
+
+    /// Per partition, the next offset after the last batch written: the
+    /// syncing batch's, else the checkpoint's.
+    fn written(&self) -> &Positions {
+        self.syncing.as_ref().map_or(&self.checkpoint.positions, |syncing| &syncing.positions)
     }
 
     /// Says so, loudly, when `message` is past the next offset the sink
