@@ -25,7 +25,27 @@ plugins: toolchain
     cargo build --manifest-path plugins/Cargo.toml --release --target wasm32-wasip2 --target-dir "{{target_dir}}" -j {{jobs}}
     mkdir -p investors "{{test_plugins}}"
     for n in 1 2 3; do cp "{{wasm_dir}}/investor$n.wasm" "investors/.investor$n.wasm.tmp" && mv "investors/.investor$n.wasm.tmp" "investors/investor$n.wasm"; done
-    for guest in looper memory_bomb panicker bad_nav snooper bad_portfolios wide investor2_v2 wrong_world investor1 investor2 investor3; do cp "{{wasm_dir}}/$guest.wasm" "{{test_plugins}}/$guest.wasm"; done
+    for guest in looper memory_bomb panicker bad_nav snooper backdoor http_client bad_portfolios wide investor2_v2 wrong_world investor1 investor2 investor3; do cp "{{wasm_dir}}/$guest.wasm" "{{test_plugins}}/$guest.wasm"; done
+
+# Create investor N from the example when it does not exist yet, and build it into investors/investorN.wasm (a running stockd loads it live). LANG: rust (plugins/investorN/), python (plugins/python/investorN.py) or js (plugins/js/investorN.js); the Python and JavaScript tools are installed under target/tools when missing.
+investor n lang="rust":
+    scripts/investor {{n}} {{lang}}
+
+# Build the Python and JavaScript examples and test guests into target/test-plugins/ (installs componentize-py and componentize-js when missing).
+guest-languages:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    scripts/investor tools python
+    scripts/investor tools js
+    # Two builds at a time: each takes 10-15 s of one core and about 400 MB.
+    pids=()
+    scripts/investor build python plugins/python/investor1.py "{{test_plugins}}/python_investor1.wasm" & pids+=($!)
+    scripts/investor build js plugins/js/investor1.js "{{test_plugins}}/js_investor1.wasm" & pids+=($!)
+    for pid in "${pids[@]}"; do wait "$pid"; done
+    pids=()
+    scripts/investor build python plugins/python/test-guests/hostile.py "{{test_plugins}}/python_hostile.wasm" & pids+=($!)
+    scripts/investor build js plugins/js/test-guests/hostile.js "{{test_plugins}}/js_hostile.wasm" & pids+=($!)
+    for pid in "${pids[@]}"; do wait "$pid"; done
 
 # Build the daemon (release).
 build:
@@ -49,8 +69,8 @@ query portfolio from="" to="": build
 kafka port="9092":
     scripts/broker serve "{{target_dir}}/kafka" {{port}}
 
-# Run every test: plugins first, then the workspace tests, the Kafka half against a local broker (tansu, installed if missing).
-test: plugins
+# Run every test: plugins first (Rust, Python and JavaScript), then the workspace tests, the Kafka half against a local broker (tansu, installed if missing).
+test: plugins guest-languages
     scripts/broker run cargo test --release -j {{jobs}}
 
 # Lints: formatting and clippy on host and guest code.
@@ -61,5 +81,5 @@ lint: toolchain
     cargo clippy --manifest-path plugins/Cargo.toml --target wasm32-wasip2 --target-dir "{{target_dir}}" -j {{jobs}} -- -D warnings
 
 # Benchmarks (criterion).
-bench: plugins
+bench: plugins guest-languages
     cargo bench -j {{jobs}}

@@ -1,8 +1,9 @@
 //! Resident memory per loaded investor, beyond the engine's fixed cost:
-//! loads investor1 under 200 ids, instantiates and evaluates each once (as
-//! the daemon does), and reports the RSS growth per investor.
+//! loads a guest under many ids, instantiates and evaluates each once (as
+//! the daemon does), and reports the RSS growth per investor. Investor 1 in
+//! Rust (200 copies), Python and JavaScript (50 copies each).
 //!
-//! `cargo bench --bench plugin_memory` (after `just plugins`).
+//! `cargo bench --bench plugin_memory` (after `just plugins guest-languages`).
 
 use std::sync::Arc;
 
@@ -19,10 +20,16 @@ fn main() {
     if std::env::args().any(|a| a == "--list") {
         return; // `cargo bench -- --list` asks every bench target for its benchmarks
     }
-    const INVESTORS: u32 = 200;
+    for (guest, investors) in [("investor1", 200), ("python_investor1", 50), ("js_investor1", 50)] {
+        measure(guest, investors);
+    }
+}
+
+/// Loads `guest` as investors 1..=`investors` and prints the RSS growth.
+fn measure(guest: &str, investors: u32) {
     let exe = std::env::current_exe().unwrap();
-    let path = exe.ancestors().nth(3).unwrap().join("test-plugins").join("investor1.wasm");
-    let bytes = std::fs::read(&path).expect("run `just plugins` first");
+    let path = exe.ancestors().nth(3).unwrap().join("test-plugins").join(format!("{guest}.wasm"));
+    let bytes = std::fs::read(&path).expect("run `just plugins guest-languages` first");
     let cache = tempfile::tempdir().unwrap();
     let host = PluginHost::new(PluginLimits::default(), Some(cache.path().to_path_buf())).unwrap();
     let quotes: Vec<Quote> =
@@ -35,16 +42,16 @@ fn main() {
     first.instantiate().evaluate(&quotes).unwrap();
     let before = rss_bytes();
     let mut running = Vec::new();
-    for n in 1..=INVESTORS {
+    for n in 1..=investors {
         let image = Arc::new(host.load_bytes(InvestorId::new(n).unwrap(), &path, &bytes).unwrap());
         let mut instance = image.instantiate();
         instance.evaluate(&quotes).unwrap();
         running.push((image, instance));
     }
     let after = rss_bytes();
-    let per_investor = (after.saturating_sub(before)) as f64 / f64::from(INVESTORS);
+    let per_investor = (after.saturating_sub(before)) as f64 / f64::from(investors);
     println!(
-        "plugin memory: {INVESTORS} investors loaded and instantiated: RSS {:.1} MiB -> {:.1} MiB, {:.0} KiB per investor",
+        "plugin memory, {guest}: {investors} investors loaded and instantiated: RSS {:.1} MiB -> {:.1} MiB, {:.0} KiB per investor",
         before as f64 / 1048576.0,
         after as f64 / 1048576.0,
         per_investor / 1024.0

@@ -1,7 +1,8 @@
 //! Plugin host benchmarks: `evaluate` latency with the limits on, and the
-//! cost of loading a component cold (compiling) and from the cache.
+//! cost of loading a component cold (compiling) and from the cache, for the
+//! seed's investor 1 written in Rust, Python and JavaScript.
 //!
-//! Needs the guests: `just plugins` (or `just bench`) first.
+//! Needs the guests: `just plugins guest-languages` (or `just bench`) first.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -32,7 +33,13 @@ fn quotes_for(tickers: &[String]) -> Vec<Quote> {
 fn evaluate(c: &mut Criterion) {
     let host = PluginHost::new(PluginLimits::default(), None).unwrap();
     let mut group = c.benchmark_group("evaluate");
-    for (name, label) in [("investor1", "seed investor (2 portfolios x 6)"), ("wide", "1,000 portfolios x 10")] {
+    let guests = [
+        ("investor1", "investor 1 in Rust (2 portfolios x 6)"),
+        ("python_investor1", "investor 1 in Python"),
+        ("js_investor1", "investor 1 in JavaScript"),
+        ("wide", "1,000 portfolios x 10 in Rust"),
+    ];
+    for (name, label) in guests {
         let image = Arc::new(host.load(InvestorId::new(1).unwrap(), &guest(name)).unwrap());
         let quotes = quotes_for(image.tickers());
         let mut instance = image.instantiate();
@@ -43,20 +50,25 @@ fn evaluate(c: &mut Criterion) {
 }
 
 fn load(c: &mut Criterion) {
-    let bytes = std::fs::read(guest("investor1")).unwrap();
-    let path = guest("investor1");
     let investor = InvestorId::new(1).unwrap();
-    let mut group = c.benchmark_group("load investor1");
-    group.sample_size(20);
-    let cold = PluginHost::new(PluginLimits::default(), None).unwrap();
-    group.bench_function("cold (compile + validate)", |b| b.iter(|| cold.load_bytes(investor, &path, &bytes).unwrap()));
-    let cache = tempfile::tempdir().unwrap();
-    let cached = PluginHost::new(PluginLimits::default(), Some(cache.path().to_path_buf())).unwrap();
-    cached.load_bytes(investor, &path, &bytes).unwrap();
-    group.bench_function("from cache (deserialize + validate)", |b| {
-        b.iter(|| cached.load_bytes(investor, &path, &bytes).unwrap())
-    });
-    group.finish();
+    for (name, language) in [("investor1", "Rust"), ("python_investor1", "Python"), ("js_investor1", "JavaScript")] {
+        let path = guest(name);
+        let bytes = std::fs::read(&path).unwrap();
+        let mut group = c.benchmark_group(format!("load investor 1 in {language}"));
+        // A Python or JavaScript compile takes seconds: the fewest samples.
+        group.sample_size(10);
+        let cold = PluginHost::new(PluginLimits::default(), None).unwrap();
+        group.bench_function("cold (compile + validate)", |b| {
+            b.iter(|| cold.load_bytes(investor, &path, &bytes).unwrap())
+        });
+        let cache = tempfile::tempdir().unwrap();
+        let cached = PluginHost::new(PluginLimits::default(), Some(cache.path().to_path_buf())).unwrap();
+        cached.load_bytes(investor, &path, &bytes).unwrap();
+        group.bench_function("from cache (deserialize + validate)", |b| {
+            b.iter(|| cached.load_bytes(investor, &path, &bytes).unwrap())
+        });
+        group.finish();
+    }
 }
 
 criterion_group!(benches, evaluate, load);

@@ -49,7 +49,18 @@ pub async fn run_on<B: Bus>(bus: B, config: Config, metrics: Metrics, stop: Canc
         let health = crate::http::Health { roles, bus: bus.identity(), started };
         crate::http::serve(addr, metrics.clone(), health, stop.clone()).await?;
     }
-    let plugins = if config.roles.contains(&Role::Investors) { Some(open_plugins(&config)?) } else { None };
+    let plugins = if config.roles.contains(&Role::Investors) {
+        // Compiling a large plugin (a Python one: seconds) blocks: not on
+        // the runtime's threads.
+        let config = config.clone();
+        Some(
+            tokio::task::spawn_blocking(move || open_plugins(&config))
+                .await
+                .context("loading the plugins panicked")??,
+        )
+    } else {
+        None
+    };
     let names: Vec<String> = plugins
         .iter()
         .flat_map(|(registry, _)| registry.plugins().values().map(|i| i.name().to_string()).collect::<Vec<_>>())

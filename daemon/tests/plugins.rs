@@ -132,6 +132,13 @@ fn a_panic_is_a_trap_that_carries_the_panic_message() {
 }
 
 #[test]
+fn a_plugin_reading_a_host_file_loads_and_finds_no_file() {
+    let (error, _) = evaluate_hostile("snooper");
+    assert!(matches!(error, PluginError::Rejected { .. }), "{error:?}");
+    assert!(error.to_string().starts_with("investor 9: evaluate returned an error: "), "{error}");
+}
+
+#[test]
 fn nan_and_negative_navs_are_rejected() {
     let (error, _) = evaluate_hostile("bad_nav");
     assert!(matches!(error, PluginError::InvalidValuation { .. }), "{error:?}");
@@ -160,9 +167,9 @@ fn files_that_are_not_investor_components_fail_to_load_with_their_reason() {
 
     let error = load(&host, "wrong_world", 4).unwrap_err();
     assert!(matches!(error, PluginError::WrongWorld { .. }), "{error:?}");
-    let error = load(&host, "snooper", 4).unwrap_err();
+    let error = load(&host, "backdoor", 4).unwrap_err();
     assert!(matches!(error, PluginError::ForbiddenImport { .. }), "{error:?}");
-    assert!(error.to_string().contains("wasi:filesystem"), "{error}");
+    assert!(error.to_string().contains("test:backdoor/shell"), "{error}");
     let error = load(&host, "bad_portfolios", 4).unwrap_err();
     assert_eq!(error.to_string(), "investor 4: invalid portfolios: portfolio id 0 (ids start at 1)");
 }

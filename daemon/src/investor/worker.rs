@@ -14,7 +14,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
 use tokio::sync::Semaphore;
@@ -224,7 +224,8 @@ impl<B: Bus> Worker<B> {
             && !self.quarantined
             && let Some(quotes) = self.quotes()
         {
-            match self.evaluate(quotes).await {
+            let as_of = self.shared.schedule.timestamp(k).and_utc().into();
+            match self.evaluate(quotes, as_of).await {
                 Ok(navs) => {
                     self.failures = 0;
                     self.stage(k, &navs);
@@ -285,7 +286,8 @@ impl<B: Bus> Worker<B> {
     /// The call's own time (measured on the thread that runs it) and the
     /// wait for a free core (a slot, then a blocking-pool thread) are
     /// recorded apart: at a thousand investors the wait dominates.
-    async fn evaluate(&mut self, quotes: Vec<Quote>) -> Result<Vec<PortfolioNav>, PluginError> {
+    /// The plugin's wall clock shows `as_of`, the interval's timestamp.
+    async fn evaluate(&mut self, quotes: Vec<Quote>, as_of: SystemTime) -> Result<Vec<PortfolioNav>, PluginError> {
         let queued = std::time::Instant::now();
         let permit =
             Arc::clone(&self.shared.plugin_calls).acquire_owned().await.expect("the semaphore is never closed");
@@ -293,7 +295,7 @@ impl<B: Bus> Worker<B> {
         let (instance, result, waited, took) = tokio::task::spawn_blocking(move || {
             let waited = queued.elapsed();
             let started = std::time::Instant::now();
-            let result = instance.evaluate(&quotes);
+            let result = instance.evaluate_at(&quotes, as_of);
             let took = started.elapsed();
             drop(permit);
             (instance, result, waited, took)

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use wasmtime::component::{Component, HasData, Linker, ResourceTable};
+use wasmtime::component::{Component, Linker};
 use wasmtime::{Config, Engine};
 
 use super::bindings::InvestorPre;
@@ -12,7 +12,8 @@ use super::cache::ComponentCache;
 use super::error::PluginError;
 use super::image::PluginImage;
 use super::limits::PluginLimits;
-use super::shared::{EpochTicker, GuestState, HostShared};
+use super::sandbox::add_sandbox_interfaces;
+use super::shared::{EpochTicker, HostShared};
 use crate::market::InvestorId;
 
 /// Loads investor plugins into a sandbox. Cheap to clone.
@@ -89,40 +90,4 @@ impl PluginHost {
         };
         compiled.map_err(|e| compile_error(format!("{e:#}")))
     }
-}
-
-/// `HasData` for interfaces whose host state is the resource table.
-struct HasTable;
-
-impl HasData for HasTable {
-    type Data<'a> = &'a mut ResourceTable;
-}
-
-/// Registers the WASI interfaces a plugin may import: streams (io), the cli
-/// world's stdio/environment/exit (with an empty environment and stdout and
-/// stderr going to the log) and random numbers. No filesystem, sockets or
-/// clocks: a component importing them fails to link, at load time.
-fn add_sandbox_interfaces(linker: &mut Linker<GuestState>) -> wasmtime::Result<()> {
-    use wasmtime_wasi::cli::{WasiCli, WasiCliView};
-    use wasmtime_wasi::p2::bindings::{cli, random, sync::io};
-    use wasmtime_wasi::random::WasiRandom;
-
-    let l = linker;
-    wasmtime_wasi_io::bindings::wasi::io::error::add_to_linker::<_, HasTable>(l, |s| &mut s.table)?;
-    io::poll::add_to_linker::<_, HasTable>(l, |s| &mut s.table)?;
-    io::streams::add_to_linker::<_, HasTable>(l, |s| &mut s.table)?;
-    cli::exit::add_to_linker::<_, WasiCli>(l, GuestState::cli)?;
-    cli::environment::add_to_linker::<_, WasiCli>(l, GuestState::cli)?;
-    cli::stdin::add_to_linker::<_, WasiCli>(l, GuestState::cli)?;
-    cli::stdout::add_to_linker::<_, WasiCli>(l, GuestState::cli)?;
-    cli::stderr::add_to_linker::<_, WasiCli>(l, GuestState::cli)?;
-    cli::terminal_input::add_to_linker::<_, WasiCli>(l, GuestState::cli)?;
-    cli::terminal_output::add_to_linker::<_, WasiCli>(l, GuestState::cli)?;
-    cli::terminal_stdin::add_to_linker::<_, WasiCli>(l, GuestState::cli)?;
-    cli::terminal_stdout::add_to_linker::<_, WasiCli>(l, GuestState::cli)?;
-    cli::terminal_stderr::add_to_linker::<_, WasiCli>(l, GuestState::cli)?;
-    random::random::add_to_linker::<_, WasiRandom>(l, |s| s.wasi.random())?;
-    random::insecure::add_to_linker::<_, WasiRandom>(l, |s| s.wasi.random())?;
-    random::insecure_seed::add_to_linker::<_, WasiRandom>(l, |s| s.wasi.random())?;
-    Ok(())
 }

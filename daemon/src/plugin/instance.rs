@@ -2,14 +2,16 @@
 //! sandbox's limits.
 
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use wasmtime::{Store, Trap};
-use wasmtime_wasi::WasiCtx;
 
 use super::bindings::{Investor, InvestorPre, Portfolio, Quote, Valuation};
+use super::clock::WallTime;
 use super::error::{Call, PluginError};
 use super::limiter::{MemoryLimitExceeded, PluginLimiter, TableLimitExceeded};
 use super::output::GuestOutput;
+use super::sandbox::guest_context;
 use super::shared::{GuestState, HostShared};
 use crate::market::InvestorId;
 
@@ -30,6 +32,8 @@ pub struct PluginInstance {
     /// The declared portfolio ids `evaluate` must answer for, sorted; empty
     /// while probing a file that is not validated yet.
     declared: Vec<u32>,
+    /// What the plugin's wall clock shows; set before each call.
+    wall_time: WallTime,
     live: Option<Live>,
 }
 
@@ -41,7 +45,7 @@ impl PluginInstance {
         shared: Arc<HostShared>,
         declared: Vec<u32>,
     ) -> Self {
-        PluginInstance { investor, pre, shared, declared, live: None }
+        PluginInstance { investor, pre, shared, declared, wall_time: WallTime::default(), live: None }
     }
 
     /// An instance of a file being validated.
@@ -49,9 +53,22 @@ impl PluginInstance {
         PluginInstance::new(investor, pre, shared, Vec::new())
     }
 
-    /// Values the portfolios at `quotes`. The answer is checked: one finite,
+    /// Values the portfolios at `quotes`, the plugin's wall clock showing
+    /// the current time in whole seconds. The answer is checked: one finite,
     /// non-negative NAV per declared portfolio, nothing else.
     pub fn evaluate(&mut self, quotes: &[Quote]) -> Result<Vec<Valuation>, PluginError> {
+        self.wall_time.set_to_now_in_seconds();
+        self.evaluate_with_clock_set(quotes)
+    }
+
+    /// Like [`evaluate`](Self::evaluate), the plugin's wall clock showing
+    /// `as_of` (the interval's timestamp).
+    pub fn evaluate_at(&mut self, quotes: &[Quote], as_of: SystemTime) -> Result<Vec<Valuation>, PluginError> {
+        self.wall_time.set(as_of);
+        self.evaluate_with_clock_set(quotes)
+    }
+
+    fn evaluate_with_clock_set(&mut self, quotes: &[Quote]) -> Result<Vec<Valuation>, PluginError> {
         let investor = self.investor;
         let answer = self.call(Call::Evaluate, |store, exports| exports.call_evaluate(store, quotes))?;
         let valuations = answer.map_err(|message| PluginError::Rejected { investor, message })?;
@@ -60,10 +77,12 @@ impl PluginInstance {
     }
 
     pub(crate) fn call_name(&mut self) -> Result<String, PluginError> {
+        self.wall_time.set_to_now_in_seconds();
         self.call(Call::Name, |store, exports| exports.call_name(store))
     }
 
     pub(crate) fn call_portfolios(&mut self) -> Result<Vec<Portfolio>, PluginError> {
+        self.wall_time.set_to_now_in_seconds();
         self.call(Call::Portfolios, |store, exports| exports.call_portfolios(store))
     }
 
@@ -121,9 +140,7 @@ impl PluginInstance {
     fn instantiate(&self, ticks: u64) -> Result<Live, PluginError> {
         let limits = &self.shared.limits;
         let output = GuestOutput::new(self.investor, limits.max_output_bytes_per_call);
-        // Nothing granted: no args, no environment, no preopened dirs, no
-        // network; stdin is empty; stdout and stderr go to the log.
-        let wasi = WasiCtx::builder().stdout(output.stdout()).stderr(output.stderr()).build();
+        let wasi = guest_context(&output, &self.wall_time);
         let limiter =
             PluginLimiter { max_memory_bytes: limits.max_memory_bytes, max_table_elements: limits.max_table_elements };
         let mut store = Store::new(&self.shared.engine, GuestState::new(wasi, limiter));

@@ -11,6 +11,7 @@
 
 mod bindings;
 mod cache;
+mod clock;
 mod error;
 mod host;
 mod image;
@@ -19,6 +20,7 @@ mod limiter;
 mod limits;
 mod output;
 mod registry;
+mod sandbox;
 mod shared;
 mod watch;
 

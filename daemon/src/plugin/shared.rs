@@ -9,20 +9,34 @@ use wasmtime::Engine;
 use wasmtime::component::{Linker, ResourceTable};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
+use wasmtime_wasi_http::WasiHttpCtx;
+
 use super::cache::ComponentCache;
+use super::clock::VirtualMonotonic;
 use super::limiter::PluginLimiter;
 use super::limits::PluginLimits;
+use super::sandbox::RefuseOutgoingHttp;
 
 /// The data of one instance's store.
 pub(crate) struct GuestState {
     pub(super) wasi: WasiCtx,
     pub(super) table: ResourceTable,
     pub(crate) limiter: PluginLimiter,
+    pub(super) monotonic: VirtualMonotonic,
+    pub(super) http: WasiHttpCtx,
+    pub(super) http_hooks: RefuseOutgoingHttp,
 }
 
 impl GuestState {
     pub(crate) fn new(wasi: WasiCtx, limiter: PluginLimiter) -> Self {
-        GuestState { wasi, table: ResourceTable::new(), limiter }
+        GuestState {
+            wasi,
+            table: ResourceTable::new(),
+            limiter,
+            monotonic: VirtualMonotonic::default(),
+            http: WasiHttpCtx::new(),
+            http_hooks: RefuseOutgoingHttp,
+        }
     }
 }
 

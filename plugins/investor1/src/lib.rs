@@ -1,8 +1,8 @@
 //! Investor 1 of the seed.
 //!
-//! To write your own investor, copy this crate to `plugins/investor4`, rename
-//! it in its `Cargo.toml`, change the name and the book below, add it to
-//! `plugins/Cargo.toml` and run `just plugins`.
+//! `just investor 4 rust` copies this crate to `plugins/investor4` and builds
+//! `investors/investor4.wasm` from it: change the name and the book below,
+//! then run the command again.
 
 investor_sdk::book_investor! {
     name: "Investor 1",

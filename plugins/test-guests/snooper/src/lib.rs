@@ -1,5 +1,5 @@
-//! Tries to read a host file, so it imports `wasi:filesystem`, which stockd
-//! does not grant: it must fail to load.
+//! Tries to read a host file: it imports `wasi:filesystem`, which stockd
+//! grants with nothing preopened, so it loads and its read fails.
 
 use investor_sdk::{Guest, Portfolio, Quote, Valuation};
 
