@@ -25,7 +25,7 @@ plugins: toolchain
     cargo build --manifest-path plugins/Cargo.toml --release --target wasm32-wasip2 --target-dir "{{target_dir}}" -j {{jobs}}
     mkdir -p investors "{{test_plugins}}"
     for n in 1 2 3; do cp "{{wasm_dir}}/investor$n.wasm" "investors/.investor$n.wasm.tmp" && mv "investors/.investor$n.wasm.tmp" "investors/investor$n.wasm"; done
-    for guest in looper memory_bomb panicker bad_nav snooper backdoor http_client bad_portfolios wide investor2_v2 wrong_world investor1 investor2 investor3; do cp "{{wasm_dir}}/$guest.wasm" "{{test_plugins}}/$guest.wasm"; done
+    for guest in looper memory_bomb panicker bad_nav snooper backdoor http_client markup_name bad_portfolios wide investor2_v2 wrong_world investor1 investor2 investor3; do cp "{{wasm_dir}}/$guest.wasm" "{{test_plugins}}/$guest.wasm"; done
 
 # Create investor N from the example when it does not exist yet, and build it into investors/investorN.wasm (a running stockd loads it live). LANG: rust (plugins/investorN/), python (plugins/python/investorN.py) or js (plugins/js/investorN.js); the Python and JavaScript tools are installed under target/tools when missing.
 investor n lang="rust":
@@ -51,9 +51,9 @@ guest-languages:
 build:
     cargo build --release -j {{jobs}}
 
-# Start everything on the embedded bus: two exchanges, the seed investors from investors/, the sink writing data/. Extra flags go to `stockd run`.
+# Start everything on the embedded bus: two exchanges, the seed investors from investors/, the sink writing data/, the web view on http://127.0.0.1:9464/ (STOCKD_HTTP or --http to move it). Extra flags go to `stockd run`.
 run *flags: plugins build
-    "{{target_dir}}/release/stockd" run {{flags}}
+    STOCKD_HTTP="${STOCKD_HTTP:-127.0.0.1:9464}" "{{target_dir}}/release/stockd" run {{flags}}
 
 # Query the portfolio files, e.g. `just query 2.1 "2026-11-24 09:00" "2026-11-24 10:00"` (the times are optional).
 [positional-arguments]

@@ -1,18 +1,15 @@
-//! `--http ADDR`: `/metrics` (Prometheus text format) and `/health` (JSON),
-//! for scrapers and load balancers. Anything else is a 404.
+//! `--http ADDR`: `/metrics` (Prometheus text format), `/health` (JSON) and,
+//! when given, the web view's routes. Anything else is a 404.
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::time::Instant;
 
 use anyhow::Context;
-use bytes::Bytes;
-use http_body_util::Full;
-use hyper::body::Incoming;
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -29,61 +26,54 @@ pub struct Health {
     pub started: Instant,
 }
 
-/// Binds `addr` (failing at once if it cannot) and serves until `shutdown`.
+/// Binds `addr` (failing at once if it cannot) and serves until `shutdown`:
+/// `/metrics`, `/health`, and `web`'s routes.
 pub async fn serve(
     addr: SocketAddr,
     metrics: Metrics,
     health: Health,
+    web: Option<Router>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let listener = TcpListener::bind(addr).await.with_context(|| format!("cannot serve metrics on {addr}"))?;
-    tracing::info!("metrics on http://{addr}/metrics, health on http://{addr}/health");
+    let listener = TcpListener::bind(addr).await.with_context(|| format!("cannot serve HTTP on {addr}"))?;
+    if !addr.ip().is_loopback() {
+        tracing::warn!(
+            "serving HTTP on {addr}, beyond this machine: the metrics and the read-only web view are open to anyone who can reach it"
+        );
+    }
+    let mut app = Router::new()
+        .route("/metrics", get(metrics_text))
+        .with_state(metrics)
+        .route("/health", get(move || health_json(health.clone())))
+        .fallback(not_found);
+    match web {
+        Some(web) => {
+            app = app.merge(web);
+            tracing::info!("web view on http://{addr}/ (metrics on /metrics, health on /health)");
+        }
+        None => tracing::info!("metrics on http://{addr}/metrics, health on http://{addr}/health"),
+    }
     tokio::spawn(async move {
-        loop {
-            let stream = tokio::select! {
-                () = shutdown.cancelled() => return,
-                accepted = listener.accept() => match accepted {
-                    Ok((stream, _)) => stream,
-                    Err(error) => {
-                        tracing::warn!("metrics endpoint: {error}");
-                        continue;
-                    }
-                },
-            };
-            let (metrics, health) = (metrics.clone(), health.clone());
-            let service = service_fn(move |request| respond(request, metrics.clone(), health.clone()));
-            tokio::spawn(async move {
-                if let Err(error) = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await {
-                    tracing::debug!("metrics connection: {error}");
-                }
-            });
+        if let Err(error) = axum::serve(listener, app).with_graceful_shutdown(shutdown.cancelled_owned()).await {
+            tracing::warn!("HTTP server: {error}");
         }
     });
     Ok(())
 }
 
-async fn respond(
-    request: Request<Incoming>,
-    metrics: Metrics,
-    health: Health,
-) -> Result<Response<Full<Bytes>>, Infallible> {
-    let (status, content_type, body) = match (request.method(), request.uri().path()) {
-        (&Method::GET, "/metrics") => (StatusCode::OK, "text/plain; version=0.0.4; charset=utf-8", metrics.encode()),
-        (&Method::GET, "/health") => {
-            let body = serde_json::json!({
-                "status": "ok",
-                "roles": health.roles,
-                "bus": health.bus,
-                "uptime_seconds": health.started.elapsed().as_secs(),
-            });
-            (StatusCode::OK, "application/json", body.to_string())
-        }
-        _ => (StatusCode::NOT_FOUND, "text/plain; charset=utf-8", "not found: try /metrics or /health\n".to_string()),
-    };
-    let response = Response::builder()
-        .status(status)
-        .header("content-type", content_type)
-        .body(Full::new(Bytes::from(body)))
-        .expect("a valid response");
-    Ok(response)
+async fn metrics_text(State(metrics): State<Metrics>) -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], metrics.encode())
+}
+
+async fn health_json(health: Health) -> impl IntoResponse {
+    axum::Json(serde_json::json!({
+        "status": "ok",
+        "roles": health.roles,
+        "bus": health.bus,
+        "uptime_seconds": health.started.elapsed().as_secs(),
+    }))
+}
+
+async fn not_found() -> impl IntoResponse {
+    (StatusCode::NOT_FOUND, "not found: try /, /metrics or /health\n")
 }

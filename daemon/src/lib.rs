@@ -25,3 +25,4 @@ pub mod plugin;
 pub mod query;
 pub mod sink;
 pub mod topics;
+pub mod web;

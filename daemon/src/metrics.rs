@@ -59,6 +59,7 @@ struct Inner {
     sink_batches: Counter,
     consumer_lag: Family<GroupLabel, Gauge>,
     messages_missed: Family<GroupLabel, Counter>,
+    web_events_dropped: Counter,
     produce_wait_seconds: Histogram,
     totals: Totals,
     /// The slowest plugin call since the last interval summary.
@@ -115,6 +116,7 @@ impl Metrics {
             sink_batches: Counter::default(),
             consumer_lag: Family::default(),
             messages_missed: Family::default(),
+            web_events_dropped: Counter::default(),
             // 100 µs … ~60 s
             produce_wait_seconds: Histogram::new(exponential_buckets(1e-4, 3.0, 13)),
             totals: Totals::default(),
@@ -175,6 +177,11 @@ impl Metrics {
             "messages_missed",
             "Messages a consumer group never read because the bus no longer held them",
             inner.messages_missed.clone(),
+        );
+        registry.register(
+            "web_events_dropped",
+            "Live events a browser of the web view missed because it read too slowly (it skips to the latest)",
+            inner.web_events_dropped.clone(),
         );
         registry.register(
             "produce_wait_seconds",
@@ -246,6 +253,11 @@ impl Metrics {
     /// A producer waited `waited` for room on the embedded bus.
     pub fn produce_wait(&self, waited: Duration) {
         self.inner.produce_wait_seconds.observe(waited.as_secs_f64());
+    }
+
+    /// A browser of the web view skipped `n` live events.
+    pub fn web_events_dropped(&self, n: u64) {
+        self.inner.web_events_dropped.inc_by(n);
     }
 
     /// Consumer group `group` will never read `n` messages.

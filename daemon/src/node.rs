@@ -44,11 +44,6 @@ pub async fn run_on<B: Bus>(bus: B, config: Config, metrics: Metrics, stop: Canc
     let started = std::time::Instant::now();
     let partitions = crate::topics::create(&bus, &config, &stop).await?;
     tokio::spawn(crate::topics::watch_partitions(bus.clone(), partitions, stop.clone()));
-    if let Some(addr) = config.http {
-        let roles = config.roles.iter().map(|r| format!("{r:?}").to_lowercase()).collect();
-        let health = crate::http::Health { roles, bus: bus.identity(), started };
-        crate::http::serve(addr, metrics.clone(), health, stop.clone()).await?;
-    }
     let plugins = if config.roles.contains(&Role::Investors) {
         // Compiling a large plugin (a Python one: seconds) blocks: not on
         // the runtime's threads.
@@ -61,6 +56,14 @@ pub async fn run_on<B: Bus>(bus: B, config: Config, metrics: Metrics, stop: Canc
     } else {
         None
     };
+    if let Some(addr) = config.http {
+        let roles = config.roles.iter().map(|r| format!("{r:?}").to_lowercase()).collect();
+        let health = crate::http::Health { roles, bus: bus.identity(), started };
+        let registry = plugins.as_ref().map(|(registry, _)| Arc::clone(registry));
+        let topics = (config.topics.stock_exchange.as_str(), config.topics.portfolios.as_str());
+        let view = crate::web::WebView::start(&bus, topics, config.data.clone(), registry, metrics.clone(), &stop);
+        crate::http::serve(addr, metrics.clone(), health, Some(crate::web::routes(view)), stop.clone()).await?;
+    }
     let names: Vec<String> = plugins
         .iter()
         .flat_map(|(registry, _)| registry.plugins().values().map(|i| i.name().to_string()).collect::<Vec<_>>())

@@ -170,10 +170,23 @@ impl Bus for KafkaBus {
     }
 
     fn consumer(&self, group: &str, topics: &[&str]) -> Result<KafkaConsumer, BusError> {
+        self.consumer_from(group, topics, "earliest")
+    }
+
+    fn tail_consumer(&self, group: &str, topics: &[&str]) -> Result<KafkaConsumer, BusError> {
+        // A new group has no committed offsets: "latest" applies.
+        self.consumer_from(group, topics, "latest")
+    }
+}
+
+impl KafkaBus {
+    /// A consumer in `group`, starting at `reset` ("earliest" or "latest")
+    /// where the group has no committed offset.
+    fn consumer_from(&self, group: &str, topics: &[&str], reset: &str) -> Result<KafkaConsumer, BusError> {
         let consumer: StreamConsumer<QuietContext> = base_config(&self.settings)
             .set("group.id", group)
             .set("enable.auto.commit", "false")
-            .set("auto.offset.reset", "earliest")
+            .set("auto.offset.reset", reset)
             .set("enable.partition.eof", "false")
             // A topic created after subscribing is seen within 10 s, not 5 min.
             .set("topic.metadata.refresh.interval.ms", "10000")

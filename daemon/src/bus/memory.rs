@@ -336,6 +336,19 @@ impl Bus for MemoryBus {
     }
 
     fn consumer(&self, group: &str, topics: &[&str]) -> Result<MemoryConsumer, BusError> {
+        self.consumer_from(group, topics, false)
+    }
+
+    fn tail_consumer(&self, group: &str, topics: &[&str]) -> Result<MemoryConsumer, BusError> {
+        self.consumer_from(group, topics, true)
+    }
+}
+
+impl MemoryBus {
+    /// A consumer in `group`, from the group's committed offsets (or the
+    /// oldest message kept), or from the end of each partition when
+    /// `from_end`.
+    fn consumer_from(&self, group: &str, topics: &[&str], from_end: bool) -> Result<MemoryConsumer, BusError> {
         let topics = topics.iter().map(|name| self.topic(name)).collect::<Result<Vec<_>, _>>()?;
         let id = self.inner.consumers.fetch_add(1, Ordering::Relaxed);
         let group: Arc<str> = group.into();
@@ -346,7 +359,8 @@ impl Bus for MemoryBus {
             for (p, partition) in topic.partitions.iter().enumerate() {
                 let mut log = lock(partition);
                 let key = (group.to_string(), topic.name.to_string(), p as i32);
-                let mut next = committed.get(&key).copied().unwrap_or(log.start);
+                let end = log.start + log.messages.len() as i64;
+                let mut next = if from_end { end } else { committed.get(&key).copied().unwrap_or(log.start) };
                 if next < log.start {
                     let missed = log.start - next;
                     self.inner.metrics.messages_missed(&group, missed as u64);

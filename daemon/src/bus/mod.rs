@@ -141,6 +141,11 @@ pub trait Bus: Clone + Send + Sync + 'static {
     /// A consumer of `topics` in `group`, starting from the group's committed
     /// offsets, or from the earliest messages where it has none.
     fn consumer(&self, group: &str, topics: &[&str]) -> Result<Self::Consumer, BusError>;
+
+    /// A consumer of `topics` in `group` (a group of its own, that never
+    /// commits) that starts at the end of every partition: it reads what is
+    /// published from now on. For live views.
+    fn tail_consumer(&self, group: &str, topics: &[&str]) -> Result<Self::Consumer, BusError>;
 }
 
 /// Reads topics in a consumer group.

@@ -31,7 +31,7 @@ pub struct SettingsArgs {
     /// Data folder: portfolio CSVs and state [default: data].
     #[arg(long, env = "STOCKD_DATA", value_name = "DIR")]
     pub data: Option<PathBuf>,
-    /// Serve /metrics and /health on this address, e.g. 127.0.0.1:9464 [default: off].
+    /// Serve the web view (/), /metrics and /health on this address, e.g. 127.0.0.1:9464 [default: off].
     #[arg(long, env = "STOCKD_HTTP", value_name = "ADDR")]
     pub http: Option<SocketAddr>,
 }

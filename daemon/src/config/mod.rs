@@ -56,8 +56,9 @@ pub struct Config {
     /// The data folder: the CSV files, and the state under `.state/` and
     /// `.sink/`. Default `data`. Flag `--data`, env `STOCKD_DATA`.
     pub data: PathBuf,
-    /// Serve `/metrics` and `/health` on this address, e.g.
-    /// `127.0.0.1:9464`. Default: off. Flag `--http`, env `STOCKD_HTTP`.
+    /// Serve the web view (`/`), `/metrics` and `/health` on this address,
+    /// e.g. `127.0.0.1:9464`. Default: off (`just run` turns it on there).
+    /// Flag `--http`, env `STOCKD_HTTP`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub http: Option<SocketAddr>,
     /// Topic names and layout.

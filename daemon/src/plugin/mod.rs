@@ -30,5 +30,5 @@ pub use host::PluginHost;
 pub use image::PluginImage;
 pub use instance::PluginInstance;
 pub use limits::PluginLimits;
-pub use registry::{Change, PluginRegistry, PluginSet, RegistryError, investor_id_of};
+pub use registry::{Change, LoadFailure, PluginRegistry, PluginSet, RegistryError, investor_id_of};
 pub use watch::RegistryWatcher;

@@ -14,6 +14,15 @@ use super::host::PluginHost;
 use super::image::PluginImage;
 use crate::market::InvestorId;
 
+/// A plugin file that failed to load.
+#[derive(Debug, Clone)]
+pub struct LoadFailure {
+    /// The file.
+    pub path: PathBuf,
+    /// Why, naming the investor.
+    pub error: String,
+}
+
 /// The loaded plugins at one moment, by investor id.
 pub type PluginSet = Arc<BTreeMap<InvestorId, Arc<PluginImage>>>;
 
@@ -91,6 +100,9 @@ pub struct PluginRegistry {
     /// Serialises refreshes and remembers which file version each investor
     /// runs.
     loaded: Mutex<BTreeMap<InvestorId, Fingerprint>>,
+    /// The last file of each investor that failed to load, until one loads
+    /// or the file goes.
+    failures: Mutex<BTreeMap<InvestorId, LoadFailure>>,
 }
 
 /// The folder could not be opened.
@@ -115,6 +127,7 @@ impl PluginRegistry {
             dir,
             set: watch::Sender::new(Arc::new(BTreeMap::new())),
             loaded: Mutex::new(BTreeMap::new()),
+            failures: Mutex::new(BTreeMap::new()),
         };
         let changes = registry.rescan()?;
         Ok((registry, changes))
@@ -128,6 +141,11 @@ impl PluginRegistry {
     /// The plugins loaded now.
     pub fn plugins(&self) -> PluginSet {
         self.set.borrow().clone()
+    }
+
+    /// The investors whose latest file failed to load, with the error.
+    pub fn failures(&self) -> BTreeMap<InvestorId, LoadFailure> {
+        self.failures.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
     }
 
     /// Follows the loaded set: the receiver sees every new snapshot.
@@ -206,6 +224,20 @@ impl PluginRegistry {
                 }
             }
         };
+        let mut failures = self.failures.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        match &change {
+            Change::Failed { error, .. } => {
+                failures.insert(investor, LoadFailure { path: path.to_path_buf(), error: error.to_string() });
+            }
+            Change::Loaded(_) | Change::Replaced(_) | Change::Removed(_) => {
+                failures.remove(&investor);
+            }
+            Change::Unchanged if !path.exists() => {
+                failures.remove(&investor);
+            }
+            Change::Unchanged | Change::Ignored(_) => {}
+        }
+        drop(failures);
         match &change {
             Change::Loaded(_) | Change::Replaced(_) | Change::Removed(_) => tracing::info!("{change}"),
             Change::Failed { .. } => tracing::warn!("{change}"),

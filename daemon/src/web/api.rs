@@ -1,0 +1,271 @@
+//! The JSON API and the live event stream behind the pages. Every query
+//! parameter is checked: a bad one is a 400 with the reason.
+
+use std::convert::Infallible;
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use tokio::sync::broadcast::error::RecvError;
+
+use super::WebView;
+use super::board::{PageRequest, SortKey};
+use crate::market::PortfolioId;
+use crate::query::batch::Interval;
+
+/// Rows per page at most.
+pub const MAX_PAGE: usize = 1_000;
+/// Rows per page unless asked.
+const DEFAULT_PAGE: usize = 50;
+
+/// A 400 with its reason, as JSON `{"error": …}`.
+#[derive(Debug)]
+pub struct BadRequest(String);
+
+impl IntoResponse for BadRequest {
+    fn into_response(self) -> Response {
+        (StatusCode::BAD_REQUEST, Json(serde_json::json!({ "error": self.0 }))).into_response()
+    }
+}
+
+/// `GET /api/portfolios` parameters, all optional.
+#[derive(Debug, Deserialize)]
+pub struct PortfoliosParams {
+    sort: Option<String>,
+    order: Option<String>,
+    filter: Option<String>,
+    offset: Option<String>,
+    limit: Option<String>,
+}
+
+fn number(name: &str, value: Option<&str>, default: usize) -> Result<usize, BadRequest> {
+    match value {
+        None | Some("") => Ok(default),
+        Some(text) => text.parse().map_err(|_| BadRequest(format!("{name} must be a whole number >= 0, not {text:?}"))),
+    }
+}
+
+impl PortfoliosParams {
+    fn request(&self) -> Result<PageRequest, BadRequest> {
+        let sort = match self.sort.as_deref().unwrap_or("portfolio") {
+            "portfolio" => SortKey::Portfolio,
+            "investor" => SortKey::Investor,
+            "nav" => SortKey::Nav,
+            "nav_change" => SortKey::NavChange,
+            "nav_change_pct" => SortKey::NavChangePct,
+            "movers" => SortKey::Movers,
+            other => {
+                return Err(BadRequest(format!(
+                    "sort must be portfolio, investor, nav, nav_change, nav_change_pct or movers, not {other:?}"
+                )));
+            }
+        };
+        let descending = match self.order.as_deref().unwrap_or("asc") {
+            "asc" => false,
+            "desc" => true,
+            other => return Err(BadRequest(format!("order must be asc or desc, not {other:?}"))),
+        };
+        let limit = number("limit", self.limit.as_deref(), DEFAULT_PAGE)?;
+        if limit == 0 || limit > MAX_PAGE {
+            return Err(BadRequest(format!("limit must be between 1 and {MAX_PAGE}, not {limit}")));
+        }
+        let filter = self.filter.clone().unwrap_or_default();
+        if filter.len() > 100 {
+            return Err(BadRequest("filter is longer than 100 bytes".to_string()));
+        }
+        Ok(PageRequest { sort, descending, filter, offset: number("offset", self.offset.as_deref(), 0)?, limit })
+    }
+}
+
+/// `GET /api/portfolios?sort=&order=&filter=&offset=&limit=`: one page.
+pub async fn portfolios(
+    State(view): State<WebView>,
+    Query(params): Query<PortfoliosParams>,
+) -> Result<impl IntoResponse, BadRequest> {
+    let request = params.request()?;
+    let page = view.board.read().unwrap_or_else(|poisoned| poisoned.into_inner()).page(&request);
+    Ok(Json(page))
+}
+
+/// `GET /api/portfolios/{N.P}` parameters.
+#[derive(Debug, Deserialize)]
+pub struct RangeParams {
+    from: Option<String>,
+    to: Option<String>,
+    format: Option<String>,
+}
+
+/// One row of a portfolio's history.
+#[derive(Debug, Serialize)]
+struct HistoryRow {
+    timestamp: String,
+    nav: f64,
+    nav_change: f64,
+    nav_change_pct: f64,
+}
+
+/// A portfolio's statistics over the range.
+#[derive(Debug, Serialize)]
+struct HistoryStats {
+    count: u64,
+    average: f64,
+    stddev: Option<f64>,
+    spread: Option<f64>,
+}
+
+fn time(name: &str, value: Option<&str>) -> Result<Option<i64>, BadRequest> {
+    match value {
+        None | Some("") => Ok(None),
+        Some(text) => crate::market::parse_timestamp(text)
+            .map(|at| Some(at.and_utc().timestamp()))
+            .map_err(|error| BadRequest(format!("{name}: {error}"))),
+    }
+}
+
+/// `GET /api/portfolios/{N.P}?from=&to=[&format=csv]`: the portfolio's rows
+/// in the range and their statistics (App2), through the query code.
+pub async fn portfolio(
+    State(view): State<WebView>,
+    Path(id): Path<String>,
+    Query(params): Query<RangeParams>,
+) -> Result<Response, BadRequest> {
+    let portfolio: PortfolioId =
+        id.parse().map_err(|error| BadRequest(format!("{:?} is not a portfolio id N.P: {error}", truncate(&id))))?;
+    let interval = Interval { from: time("from", params.from.as_deref())?, to: time("to", params.to.as_deref())? };
+    let csv = match params.format.as_deref() {
+        None | Some("json") => false,
+        Some("csv") => true,
+        Some(other) => return Err(BadRequest(format!("format must be json or csv, not {:?}", truncate(other)))),
+    };
+    let query = crate::query::Query { data: view.data.clone(), portfolio: Some(portfolio), interval, stats: true };
+    let answer = tokio::task::spawn_blocking(move || crate::query::run(&query))
+        .await
+        .map_err(|error| BadRequest(format!("the query failed: {error}")))?
+        .map_err(|error| BadRequest(error.to_string()))?;
+    let rows: Vec<HistoryRow> = answer
+        .rows
+        .iter()
+        .map(|row| HistoryRow {
+            timestamp: chrono::DateTime::from_timestamp(row.timestamp, 0)
+                .map(|at| crate::market::format_seconds(at.naive_utc()))
+                .unwrap_or_default(),
+            nav: row.nav,
+            nav_change: row.nav_change,
+            nav_change_pct: row.nav_change_pct,
+        })
+        .collect();
+    if csv {
+        let mut text = String::from_utf8_lossy(crate::layout::HEADER).into_owned();
+        for row in &rows {
+            text.push_str(&format!(
+                "{portfolio},{},{:.2},{:.2},{:.2}\n",
+                row.timestamp, row.nav, row.nav_change, row.nav_change_pct
+            ));
+        }
+        let disposition = format!("attachment; filename=\"{}\"", crate::layout::file_name(portfolio));
+        return Ok((
+            [(header::CONTENT_TYPE, "text/csv".to_string()), (header::CONTENT_DISPOSITION, disposition)],
+            text,
+        )
+            .into_response());
+    }
+    let stats = answer.stats.iter().find(|s| s.portfolio == portfolio);
+    let body = serde_json::json!({
+        "portfolio": portfolio.to_string(),
+        "investor": stats.map(|s| s.name.clone()),
+        "rows": rows,
+        "stats": stats.map(|s| HistoryStats {
+            count: s.moments.count,
+            average: s.moments.mean,
+            stddev: s.moments.stddev(),
+            spread: s.moments.spread(),
+        }),
+        "skipped_rows": answer.skipped_rows,
+    });
+    Ok(Json(body).into_response())
+}
+
+/// At most 40 characters of user input, for error messages.
+fn truncate(text: &str) -> String {
+    text.chars().take(40).collect()
+}
+
+/// One plugin file on the investors page.
+#[derive(Debug, Serialize)]
+struct InvestorRow {
+    investor: u32,
+    file: String,
+    /// Plugin-controlled: render as text.
+    name: Option<String>,
+    status: &'static str,
+    error: Option<String>,
+    portfolios: Vec<u32>,
+}
+
+/// `GET /api/investors`: every plugin file of the folder this process
+/// runs, loaded or failed. Empty when it does not run the investors.
+pub async fn investors(State(view): State<WebView>) -> impl IntoResponse {
+    let Some(registry) = &view.plugins else {
+        return Json(serde_json::json!({ "investors": [], "running_here": false }));
+    };
+    let mut rows: Vec<InvestorRow> = registry
+        .plugins()
+        .values()
+        .map(|image| InvestorRow {
+            investor: image.investor().get(),
+            file: image.path().display().to_string(),
+            name: Some(image.name().to_string()),
+            status: "running",
+            error: None,
+            portfolios: image.portfolios().iter().map(|p| p.id).collect(),
+        })
+        .collect();
+    for (investor, failure) in registry.failures() {
+        match rows.iter_mut().find(|row| row.investor == investor.get()) {
+            Some(row) => row.error = Some(format!("a newer file failed to load: {}", failure.error)),
+            None => rows.push(InvestorRow {
+                investor: investor.get(),
+                file: failure.path.display().to_string(),
+                name: None,
+                status: "failed to load",
+                error: Some(failure.error),
+                portfolios: Vec::new(),
+            }),
+        }
+    }
+    rows.sort_by_key(|row| row.investor);
+    Json(serde_json::json!({ "investors": rows, "running_here": true }))
+}
+
+/// `GET /api/market`: the latest price of every ticker.
+pub async fn market(State(view): State<WebView>) -> impl IntoResponse {
+    let quotes = view.board.read().unwrap_or_else(|poisoned| poisoned.into_inner()).market();
+    Json(serde_json::json!({ "quotes": quotes }))
+}
+
+/// `GET /api/events`: server-sent events, `valuations` or `market`, each
+/// meaning "fetch again". A browser that falls behind skips to the latest
+/// (counted); one that goes away is dropped with its connection.
+pub async fn events(State(view): State<WebView>) -> impl IntoResponse {
+    let receiver = view.updates.subscribe();
+    let metrics = view.metrics.clone();
+    let stream = futures_util::stream::unfold((receiver, metrics), |(mut receiver, metrics)| async move {
+        let update = match receiver.recv().await {
+            Ok(update) => update,
+            Err(RecvError::Lagged(skipped)) => {
+                metrics.web_events_dropped(skipped);
+                super::feed::Update::Valuations
+            }
+            Err(RecvError::Closed) => return None,
+        };
+        let name = match update {
+            super::feed::Update::Valuations => "valuations",
+            super::feed::Update::Market => "market",
+        };
+        Some((Ok::<_, Infallible>(Event::default().event(name).data("{}")), (receiver, metrics)))
+    });
+    Sse::new(stream).keep_alive(KeepAlive::default())
+}

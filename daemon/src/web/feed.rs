@@ -1,0 +1,171 @@
+//! Keeps the [`Board`] current: the last row of every portfolio file when
+//! the view starts, then the `Portfolios` and `StockExchange` topics from
+//! their ends, in consumer groups of the view's own (it never commits). A
+//! reader like the sink: data still flows one way.
+
+use std::path::Path;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
+
+use super::board::Board;
+use crate::bus::{Bus, Consumer};
+use crate::market::{PortfolioId, Tick, Valuation};
+
+/// Messages taken per poll.
+const POLL_BATCH: usize = 10_000;
+/// How long a poll waits for the first message.
+const POLL_WAIT: Duration = Duration::from_millis(200);
+
+/// What the live event stream says: new valuations arrived (the browser
+/// fetches the page it shows again), or new trades; also which topic a
+/// feed follows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Update {
+    /// Valuations arrived; the newest timestamp is in the board.
+    Valuations,
+    /// Trades arrived.
+    Market,
+}
+
+/// Loads the last row of every portfolio file of `data` into `board`, with
+/// the names the sink recorded. Unreadable files and lines are skipped.
+pub fn load_last_rows(board: &mut Board, data: &Path) -> usize {
+    let names = crate::layout::load_names(data);
+    let Ok(entries) = std::fs::read_dir(data) else { return 0 };
+    let mut loaded = 0;
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(portfolio) = crate::layout::portfolio_of(&name.to_string_lossy()) else { continue };
+        let Some(row) = last_line(&entry.path()) else { continue };
+        if let Some(valuation) = parse_row(portfolio, &row, names.get(&portfolio.investor)) {
+            board.apply_valuation(&valuation);
+            loaded += 1;
+        }
+    }
+    loaded
+}
+
+/// The last non-empty line of a file (read from its end).
+fn last_line(path: &Path) -> Option<String> {
+    use std::io::{Read, Seek, SeekFrom};
+    const TAIL: u64 = 512;
+    let mut file = std::fs::File::open(path).ok()?;
+    let length = file.metadata().ok()?.len();
+    file.seek(SeekFrom::Start(length.saturating_sub(TAIL))).ok()?;
+    let mut tail = String::new();
+    file.read_to_string(&mut tail).ok()?;
+    tail.lines().rev().find(|line| !line.trim().is_empty()).map(str::to_string)
+}
+
+/// A CSV row `N.P,TIMESTAMP,NAV,NAV_Change,NAV_Change_%` of `portfolio`.
+fn parse_row(portfolio: PortfolioId, line: &str, name: Option<&String>) -> Option<Valuation> {
+    let fields: Vec<&str> = line.split(',').collect();
+    let [id, at, nav, change, pct] = fields[..] else { return None };
+    if id.parse::<PortfolioId>().ok()? != portfolio {
+        return None;
+    }
+    Some(Valuation {
+        portfolio,
+        at: crate::market::parse_timestamp(at).ok()?,
+        nav: nav.parse().ok().filter(|n: &f64| n.is_finite())?,
+        nav_change: change.parse().ok()?,
+        nav_change_pct: pct.parse().ok()?,
+        investor: name.cloned(),
+    })
+}
+
+/// Follows `topic` (of valuations or of trades, as `kind` says) from its
+/// end, applying each message to `board` and announcing each batch on
+/// `updates`, until `stop`. A message that does not decode is skipped (the
+/// sink and the investors log and count those).
+pub async fn follow<B: Bus>(
+    bus: B,
+    topic: String,
+    kind: Update,
+    group: String,
+    board: Arc<RwLock<Board>>,
+    updates: broadcast::Sender<Update>,
+    stop: CancellationToken,
+) {
+    let mut consumer = match bus.tail_consumer(&group, &[&topic]) {
+        Ok(consumer) => consumer,
+        Err(error) => {
+            tracing::error!("web view: cannot read {topic}: {error}; the view shows no new data");
+            return;
+        }
+    };
+    loop {
+        let messages = tokio::select! {
+            () = stop.cancelled() => return,
+            polled = consumer.poll(POLL_BATCH, POLL_WAIT) => match polled {
+                Ok(messages) => messages,
+                Err(error) => {
+                    tracing::warn!("web view: reading {topic}: {error}");
+                    tokio::time::sleep(POLL_WAIT).await;
+                    continue;
+                }
+            },
+        };
+        if messages.is_empty() {
+            continue;
+        }
+        let applied = {
+            let mut board = board.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+            let mut applied = 0;
+            for message in &messages {
+                match kind {
+                    Update::Valuations => {
+                        if let Ok(valuation) = Valuation::decode(&message.value) {
+                            board.apply_valuation(&valuation);
+                            applied += 1;
+                        }
+                    }
+                    Update::Market => {
+                        if let Ok(tick) = Tick::decode(&message.value) {
+                            board.apply_tick(&tick);
+                            applied += 1;
+                        }
+                    }
+                }
+            }
+            applied
+        };
+        if applied > 0 {
+            // No receiver (no browser open) is fine.
+            let _ = updates.send(kind);
+        }
+    }
+}
+
+/// A consumer group of this view alone: the view reads everything and
+/// never commits.
+pub fn private_group(topic: &str) -> String {
+    let nonce: u64 = rand::random();
+    format!("web-view-{}-{topic}-{nonce:016x}", std::process::id())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_last_rows_of_the_files_seed_the_board() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("INVESTOR_1_PORTFOLIO_2.csv"),
+            "PORTFOLIO,TIMESTAMP,NAV,NAV_Change,NAV_Change_%\n1.2,2026-11-24 09:40:20,100.00,0.00,0.00\n1.2,2026-11-24 09:40:40,110.00,10.00,10.00\n",
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("INVESTOR_2_PORTFOLIO_1.csv"), "PORTFOLIO,TIMESTAMP\ngarbage\n").unwrap();
+        std::fs::write(dir.path().join("notes.csv"), "1.1,2026-11-24 09:40:20,1,0,0\n").unwrap();
+        let mut board = Board::default();
+        assert_eq!(load_last_rows(&mut board, dir.path()), 1);
+        let entry = board.portfolio("1.2".parse().unwrap()).unwrap();
+        assert_eq!((entry.nav, entry.nav_change, entry.timestamp.as_str()), (110.0, 10.0, "2026-11-24 09:40:40"));
+        assert_eq!(entry.investor, "Investor 1");
+    }
+}

@@ -1,0 +1,92 @@
+//! The live web view, served with `/metrics` and `/health` on `--http ADDR`:
+//! pages for the portfolios (live), one portfolio's history, the investors
+//! and the market, and the JSON API behind them (`docs/WEB.md`).
+//!
+//! - [`board`]: the state shown, kept by [`feed`] from the bus and the CSVs;
+//! - [`api`]: the JSON routes and the live event stream;
+//! - [`assets`]: the pages, compiled into the binary.
+//!
+//! Read-only: nothing here writes files or talks back to the pipeline.
+
+pub mod api;
+pub mod assets;
+pub mod board;
+pub mod feed;
+
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+
+use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
+
+use crate::bus::Bus;
+use crate::metrics::Metrics;
+use crate::plugin::PluginRegistry;
+use board::Board;
+use feed::Update;
+
+/// Live events buffered per browser; a browser further behind skips to the
+/// latest (the events only say "fetch again"), counted in
+/// `stockd_web_events_dropped_total`.
+const EVENTS_PER_CLIENT: usize = 64;
+
+/// The routes of the view, to serve beside `/metrics` and `/health`.
+pub fn routes(view: WebView) -> axum::Router {
+    use axum::routing::get;
+    axum::Router::new()
+        .route("/", get(assets::page))
+        .route("/portfolio/{id}", get(assets::page))
+        .route("/investors", get(assets::page))
+        .route("/market", get(assets::page))
+        .route("/assets/app.js", get(assets::script))
+        .route("/assets/style.css", get(assets::style))
+        .route("/api/portfolios", get(api::portfolios))
+        .route("/api/portfolios/{id}", get(api::portfolio))
+        .route("/api/investors", get(api::investors))
+        .route("/api/market", get(api::market))
+        .route("/api/events", get(api::events))
+        .with_state(view)
+}
+
+/// What the web routes read. Cheap to clone.
+#[derive(Clone)]
+pub struct WebView {
+    pub(crate) board: Arc<RwLock<Board>>,
+    pub(crate) updates: broadcast::Sender<Update>,
+    pub(crate) data: PathBuf,
+    pub(crate) plugins: Option<Arc<PluginRegistry>>,
+    pub(crate) metrics: Metrics,
+}
+
+impl WebView {
+    /// Starts the view: the last rows of the files in `data`, then the
+    /// topics followed until `stop`. `plugins` (when this process runs the
+    /// investors) feeds the investors page.
+    pub fn start<B: Bus>(
+        bus: &B,
+        topics: (&str, &str),
+        data: PathBuf,
+        plugins: Option<Arc<PluginRegistry>>,
+        metrics: Metrics,
+        stop: &CancellationToken,
+    ) -> WebView {
+        let mut board = Board::default();
+        let loaded = feed::load_last_rows(&mut board, &data);
+        tracing::debug!("web view: {loaded} portfolio(s) from the files in {}", data.display());
+        let board = Arc::new(RwLock::new(board));
+        let (updates, _) = broadcast::channel(EVENTS_PER_CLIENT);
+        let (stock_exchange, portfolios) = topics;
+        for (topic, kind) in [(portfolios, Update::Valuations), (stock_exchange, Update::Market)] {
+            tokio::spawn(feed::follow(
+                bus.clone(),
+                topic.to_string(),
+                kind,
+                feed::private_group(topic),
+                Arc::clone(&board),
+                updates.clone(),
+                stop.clone(),
+            ));
+        }
+        WebView { board, updates, data, plugins, metrics }
+    }
+}

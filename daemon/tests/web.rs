@@ -1,0 +1,277 @@
+//! The web view in a real browser (headless Chromium driven over
+//! WebDriver): what a user sees, checked against the portfolio files.
+//! Screenshots of each page go to `target/web-screenshots/`.
+
+mod common;
+mod daemon;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::deploy;
+use daemon::{Daemon, csv_rows, free_port, seed_plugins, write_fast_config};
+use fantoccini::{Client, ClientBuilder, Locator};
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+/// The investor whose name is markup.
+const MARKUP_NAME: &str = "<img src=x onerror=alert(1)>";
+
+/// chromedriver on a free port, stopped when dropped.
+struct Driver {
+    child: Child,
+    port: u16,
+}
+
+impl Driver {
+    /// Starts chromedriver, or `None` (a loud skip; a failure under CI)
+    /// when Chromium is not installed.
+    fn start() -> Option<Driver> {
+        if !Path::new(CHROMIUM).exists() || !Path::new(CHROMEDRIVER).exists() {
+            assert!(std::env::var_os("CI").is_none(), "CI must run the browser tests: {CHROMIUM} is missing");
+            eprintln!("SKIPPED (no browser): install Debian's chromium and chromium-driver, as .ci/run does");
+            return None;
+        }
+        let port = free_port();
+        let child = Command::new(CHROMEDRIVER)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver starts");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "chromedriver did not listen on {port}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Some(Driver { child, port })
+    }
+
+    /// A headless Chromium session with a fresh profile in `profile`.
+    async fn browser(&self, profile: &Path) -> Client {
+        let args = [
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--window-size=1280,900",
+        ];
+        let mut args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        args.push(format!("--user-data-dir={}", profile.display()));
+        let mut capabilities = serde_json::Map::new();
+        capabilities.insert("goog:chromeOptions".into(), serde_json::json!({ "binary": CHROMIUM, "args": args }));
+        ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+            .capabilities(capabilities)
+            .connect(&format!("http://127.0.0.1:{}", self.port))
+            .await
+            .expect("a WebDriver session")
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Polls `probe` every 100 ms until it returns `Some`, at most `timeout`.
+async fn eventually<T, F: Future<Output = Option<T>>>(
+    what: &str,
+    timeout: Duration,
+    mut probe: impl FnMut() -> F,
+) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = probe().await {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The text of every cell of the row of `portfolio` on the portfolios page.
+async fn row_cells(browser: &Client, portfolio: &str) -> Option<Vec<String>> {
+    let row = browser.find(Locator::Css(&format!("tr[data-portfolio=\"{portfolio}\"]"))).await.ok()?;
+    let mut cells = Vec::new();
+    for cell in row.find_all(Locator::Css("td")).await.ok()? {
+        cells.push(cell.text().await.ok()?);
+    }
+    Some(cells)
+}
+
+/// A NAV as the page prints it: thousands separators, two decimals.
+fn money(text: &str) -> String {
+    let value: f64 = text.parse().unwrap();
+    let cents = format!("{value:.2}");
+    let (whole, fraction) = cents.split_once('.').unwrap();
+    let digits: Vec<char> = whole.chars().collect();
+    let mut grouped = String::new();
+    for (index, digit) in digits.iter().enumerate() {
+        if index > 0 && (digits.len() - index).is_multiple_of(3) {
+            grouped.push(',');
+        }
+        grouped.push(*digit);
+    }
+    format!("{grouped}.{fraction}")
+}
+
+fn screenshots_dir() -> PathBuf {
+    let dir = common::test_plugins_dir().parent().unwrap().join("web-screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+async fn screenshot(browser: &Client, name: &str) {
+    let png = browser.screenshot().await.expect("a screenshot");
+    std::fs::write(screenshots_dir().join(format!("{name}.png")), png).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_web_view_shows_the_portfolios_live_their_history_and_the_investors() {
+    let Some(driver) = Driver::start() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_fast_config(dir.path(), None);
+    let plugins = seed_plugins(dir.path());
+    deploy("markup_name", &plugins, 7);
+    let data = dir.path().join("data");
+    let port = free_port();
+    let http = format!("127.0.0.1:{port}");
+    let args = ["run", "--config", config.to_str().unwrap(), "--plugins", plugins.to_str().unwrap()];
+    let args = [&args[..], &["--data", data.to_str().unwrap(), "--interval", "1s", "--http", &http]].concat();
+    let _daemon = Daemon::start(&args, &dir.path().join("stockd.log"));
+    let seed = ["1.1", "1.2", "2.1", "2.2", "3.1", "3.2"];
+    let files_have_rows = || {
+        let files = csv_rows(&data);
+        (files.len() == 7 && files.values().all(|rows| rows.len() >= 2)).then_some(())
+    };
+    eventually("two rows in every portfolio file", Duration::from_secs(60), || async { files_have_rows() }).await;
+
+    let browser = driver.browser(&dir.path().join("chromium")).await;
+    let base = format!("http://{http}");
+
+    // Portfolios: the seed's six with the NAVs their files hold.
+    browser.goto(&format!("{base}/")).await.unwrap();
+    for portfolio in seed {
+        let cells = eventually(portfolio, Duration::from_secs(20), || row_cells(&browser, portfolio)).await;
+        let (investor, nav, timestamp) = (&cells[1], &cells[2], &cells[5]);
+        let (n, p) = portfolio.split_once('.').unwrap();
+        let rows = &csv_rows(&data)[&format!("INVESTOR_{n}_PORTFOLIO_{p}.csv")];
+        let row = rows.iter().find(|row| &row[1] == timestamp).unwrap_or_else(|| panic!("{portfolio} at {timestamp}"));
+        assert_eq!(nav, &money(&row[2]), "{portfolio}: the page's NAV is the file's at {timestamp}");
+        assert_eq!(investor, &format!("Investor {n}"));
+    }
+    screenshot(&browser, "portfolios").await;
+
+    // Live: 1.1's row moves on without a reload.
+    let before = row_cells(&browser, "1.1").await.unwrap()[5].clone();
+    browser.execute("window.notReloaded = true;", vec![]).await.unwrap();
+    eventually("1.1 to be valued again on the page", Duration::from_secs(10), || async {
+        row_cells(&browser, "1.1").await.filter(|cells| cells[5] > before)
+    })
+    .await;
+    let same_page = browser.execute("return window.notReloaded === true;", vec![]).await.unwrap();
+    assert_eq!(same_page, serde_json::json!(true), "the page was reloaded");
+
+    // A name that is markup shows as text.
+    let markup = eventually("7.1", Duration::from_secs(10), || row_cells(&browser, "7.1")).await;
+    assert_eq!(markup[1], MARKUP_NAME);
+    assert!(browser.find_all(Locator::Css("#portfolios img")).await.unwrap().is_empty(), "markup rendered as HTML");
+
+    // Portfolio 1.1: a point per row of its file.
+    browser.goto(&format!("{base}/portfolio/1.1")).await.unwrap();
+    let before = csv_rows(&data)["INVESTOR_1_PORTFOLIO_1.csv"].len();
+    let points = eventually("the chart", Duration::from_secs(10), || async {
+        let points = browser.find_all(Locator::Css("#chart circle.point")).await.ok()?;
+        (!points.is_empty()).then_some(points.len())
+    })
+    .await;
+    let after = csv_rows(&data)["INVESTOR_1_PORTFOLIO_1.csv"].len();
+    assert!((before..=after).contains(&points), "{points} points; the file had {before} then {after} rows");
+    let count = browser.find(Locator::Id("count")).await.unwrap().text().await.unwrap();
+    assert_eq!(count, points.to_string());
+    // A range: the second and third rows only, and their average.
+    let rows = csv_rows(&data)["INVESTOR_1_PORTFOLIO_1.csv"].clone();
+    browser.find(Locator::Id("from")).await.unwrap().send_keys(&rows[1][1]).await.unwrap();
+    browser.find(Locator::Id("to")).await.unwrap().send_keys(&rows[2][1]).await.unwrap();
+    browser.find(Locator::Id("show")).await.unwrap().click().await.unwrap();
+    eventually("the chart of the range", Duration::from_secs(10), || async {
+        let points = browser.find_all(Locator::Css("#chart circle.point")).await.ok()?;
+        (points.len() == 2).then_some(())
+    })
+    .await;
+    let average = (rows[1][2].parse::<f64>().unwrap() + rows[2][2].parse::<f64>().unwrap()) / 2.0;
+    let shown = browser.find(Locator::Id("average")).await.unwrap().text().await.unwrap();
+    assert_eq!(shown, money(&format!("{average:.2}")), "the range's average NAV");
+    screenshot(&browser, "portfolio").await;
+
+    // Investors: a plugin dropped in appears, running; the markup name is text.
+    browser.goto(&format!("{base}/investors")).await.unwrap();
+    deploy("investor2", &plugins, 8);
+    let status = eventually("investor 8 on the investors page", Duration::from_secs(20), || async {
+        let row = browser.find(Locator::Css("tr[data-investor=\"8\"]")).await.ok()?;
+        row.find(Locator::Css("td.status")).await.ok()?.text().await.ok()
+    })
+    .await;
+    assert_eq!(status, "running");
+    let name = browser.find(Locator::Css("tr[data-investor=\"7\"] td.name")).await.unwrap().text().await.unwrap();
+    assert_eq!(name, MARKUP_NAME);
+    assert!(browser.find_all(Locator::Css("#investors img")).await.unwrap().is_empty(), "markup rendered as HTML");
+    screenshot(&browser, "investors").await;
+
+    // Market: every ticker's latest price.
+    browser.goto(&format!("{base}/market")).await.unwrap();
+    let tickers = eventually("the market", Duration::from_secs(10), || async {
+        let rows = browser.find_all(Locator::Css("#market tr[data-ticker]")).await.ok()?;
+        (rows.len() == 24).then_some(rows.len())
+    })
+    .await;
+    assert_eq!(tickers, 24);
+    screenshot(&browser, "market").await;
+    browser.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_query_parameters_get_a_400_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_fast_config(dir.path(), None);
+    let plugins = seed_plugins(dir.path());
+    let port = free_port();
+    let http = format!("127.0.0.1:{port}");
+    let data = dir.path().join("data");
+    let args = ["run", "--config", config.to_str().unwrap(), "--plugins", plugins.to_str().unwrap()];
+    let args = [&args[..], &["--data", data.to_str().unwrap(), "--http", &http]].concat();
+    let daemon = Daemon::start(&args, &dir.path().join("stockd.log"));
+    daemon.wait_for_log("web view on", Duration::from_secs(60));
+    let get = |path: &str| {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        write!(stream, "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        let status: u16 = response[9..12].parse().unwrap();
+        (status, response.split("\r\n\r\n").nth(1).unwrap_or_default().to_string())
+    };
+    for (path, reason) in [
+        ("/api/portfolios?sort=secret", "sort must be"),
+        ("/api/portfolios?limit=1000000", "limit must be between 1 and 1000"),
+        ("/api/portfolios?offset=-1", "offset must be a whole number"),
+        ("/api/portfolios/1.0", "is not a portfolio id"),
+        ("/api/portfolios/%3Cscript%3E", "is not a portfolio id"),
+        ("/api/portfolios/1.1?from=yesterday", "from:"),
+        ("/api/portfolios/1.1?format=xml", "format must be json or csv"),
+    ] {
+        let (status, body) = get(path);
+        assert_eq!(status, 400, "{path}: {body}");
+        assert!(body.contains(reason), "{path}: {body}");
+    }
+    let (status, body) = get("/api/portfolios?sort=nav&order=desc&limit=2");
+    assert_eq!(status, 200, "{body}");
+    let (status, _) = get("/nothing-here");
+    assert_eq!(status, 404);
+}
