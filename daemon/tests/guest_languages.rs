@@ -48,6 +48,15 @@ fn python_and_javascript_examples_value_the_opening_prices_as_investor_1() {
     }
 }
 
+/// A TCP listener on loopback that never blocks (to check that nothing
+/// connected), and its port.
+fn listener() -> (TcpListener, u16) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    (listener, port)
+}
+
 /// The quotes that make a hostile guest do `action`, with `price` as its
 /// argument.
 fn order(action: &str, price: f64) -> Vec<Quote> {
@@ -124,9 +133,7 @@ fn python_cannot_open_a_host_file() {
 
 #[test]
 fn python_cannot_connect_a_socket() {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.set_nonblocking(true).unwrap();
-    let port = listener.local_addr().unwrap().port();
+    let (listener, port) = listener();
     let (result, _) = Sandbox::new("python_hostile").attempt(&order("SOCKET", f64::from(port)));
     let message = result.unwrap_err().to_string();
     assert!(message.starts_with("investor 9: evaluate trapped"), "{message}");
@@ -160,9 +167,7 @@ fn a_python_sleep_returns_at_once_on_the_virtual_clock() {
 /// refusal itself: [`a_wasi_http_request_is_refused`]).
 #[test]
 fn javascript_fetch_is_refused() {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.set_nonblocking(true).unwrap();
-    let port = listener.local_addr().unwrap().port();
+    let (listener, port) = listener();
     let mut sandbox = Sandbox::new("js_hostile");
     let (started, _) = sandbox.attempt(&order("FETCH", f64::from(port)));
     assert_eq!(started.unwrap(), 1.0, "the request was started");
@@ -175,9 +180,7 @@ fn javascript_fetch_is_refused() {
 
 #[test]
 fn a_wasi_http_request_is_refused() {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.set_nonblocking(true).unwrap();
-    let port = listener.local_addr().unwrap().port();
+    let (listener, port) = listener();
     let (outcome, _) = Sandbox::new("http_client").attempt(&order("GET", f64::from(port)));
     let message = outcome.unwrap_err().to_string();
     assert_eq!(message, "investor 9: evaluate returned an error: refused: ErrorCode::HttpRequestDenied");

@@ -169,7 +169,8 @@ async fn the_web_view_shows_the_portfolios_live_their_history_and_the_investors(
     screenshot(&browser, "portfolios").await;
 
     // Live: 1.1's row moves on without a reload.
-    let before = row_cells(&browser, "1.1").await.unwrap()[5].clone();
+    // (A cell read while the table re-renders is stale: read again.)
+    let before = eventually("1.1", Duration::from_secs(10), || row_cells(&browser, "1.1")).await[5].clone();
     browser.execute("window.notReloaded = true;", vec![]).await.unwrap();
     eventually("1.1 to be valued again on the page", Duration::from_secs(10), || async {
         row_cells(&browser, "1.1").await.filter(|cells| cells[5] > before)
@@ -219,7 +220,10 @@ async fn the_web_view_shows_the_portfolios_live_their_history_and_the_investors(
     })
     .await;
     assert_eq!(status, "running");
-    let name = browser.find(Locator::Css("tr[data-investor=\"7\"] td.name")).await.unwrap().text().await.unwrap();
+    let name = eventually("investor 7's name", Duration::from_secs(10), || async {
+        browser.find(Locator::Css("tr[data-investor=\"7\"] td.name")).await.ok()?.text().await.ok()
+    })
+    .await;
     assert_eq!(name, MARKUP_NAME);
     assert!(browser.find_all(Locator::Css("#investors img")).await.unwrap().is_empty(), "markup rendered as HTML");
     screenshot(&browser, "investors").await;

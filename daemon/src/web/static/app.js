@@ -120,7 +120,14 @@ function portfoliosPage() {
   movers.addEventListener("click", () => { state.sort = "movers"; state.order = "desc"; state.offset = 0; load(); });
   prev.addEventListener("click", () => { state.offset = Math.max(0, state.offset - state.limit); load(); });
   next.addEventListener("click", () => { state.offset += state.limit; load(); });
-  onEvents("valuations", load);
+  // At most one fetch a second, however often valuations arrive.
+  let scheduled = false;
+  onEvents("valuations", () => {
+    if (!scheduled) {
+      scheduled = true;
+      setTimeout(() => { scheduled = false; load(); }, 1000);
+    }
+  });
   load();
 }
 
