@@ -44,6 +44,7 @@ pub async fn run_on<B: Bus>(bus: B, config: Config, metrics: Metrics, stop: Canc
     let started = std::time::Instant::now();
     let partitions = crate::topics::create(&bus, &config, &stop).await?;
     tokio::spawn(crate::topics::watch_partitions(bus.clone(), partitions, stop.clone()));
+    let status = investor::StatusBoard::default();
     let plugins = if config.roles.contains(&Role::Investors) {
         // Compiling a large plugin (a Python one: seconds) blocks: not on
         // the runtime's threads.
@@ -59,9 +60,9 @@ pub async fn run_on<B: Bus>(bus: B, config: Config, metrics: Metrics, stop: Canc
     if let Some(addr) = config.http {
         let roles = config.roles.iter().map(|r| format!("{r:?}").to_lowercase()).collect();
         let health = crate::http::Health { roles, bus: bus.identity(), started };
-        let registry = plugins.as_ref().map(|(registry, _)| Arc::clone(registry));
+        let investors = plugins.as_ref().map(|(registry, _)| (Arc::clone(registry), status.clone()));
         let topics = (config.topics.stock_exchange.as_str(), config.topics.portfolios.as_str());
-        let view = crate::web::WebView::start(&bus, topics, config.data.clone(), registry, metrics.clone(), &stop);
+        let view = crate::web::WebView::start(&bus, topics, config.data.clone(), investors, metrics.clone(), &stop);
         crate::http::serve(addr, metrics.clone(), health, Some(crate::web::routes(view)), stop.clone()).await?;
     }
     let names: Vec<String> = plugins
@@ -75,7 +76,7 @@ pub async fn run_on<B: Bus>(bus: B, config: Config, metrics: Metrics, stop: Canc
         start_exchanges(&mut producers, &bus, &config, &metrics, &stop);
     }
     let _watcher = plugins.map(|(registry, watcher)| {
-        start_investors(&mut producers, &bus, &config, registry, &metrics, &stop);
+        start_investors(&mut producers, &bus, &config, registry, &metrics, status, &stop);
         watcher
     });
     // The sink stops last, after writing what the producers published.
@@ -139,6 +140,7 @@ fn start_investors<B: Bus>(
     config: &Config,
     registry: Arc<PluginRegistry>,
     metrics: &Metrics,
+    status: investor::StatusBoard,
     stop: &CancellationToken,
 ) {
     let settings = RuntimeSettings {
@@ -148,7 +150,7 @@ fn start_investors<B: Bus>(
         quarantine_after: config.investors.quarantine_after,
     };
     let schedule = Schedule::starting_now(config.interval);
-    let task = investor::run(bus.clone(), registry, schedule, settings, metrics.clone(), stop.clone());
+    let task = investor::run(bus.clone(), registry, schedule, settings, metrics.clone(), status, stop.clone());
     producers.spawn(async move {
         task.await;
         Ok(())

@@ -139,6 +139,7 @@ async fn the_web_view_shows_the_portfolios_live_their_history_and_the_investors(
     let config = write_fast_config(dir.path(), None);
     let plugins = seed_plugins(dir.path());
     deploy("markup_name", &plugins, 7);
+    deploy("looper", &plugins, 9);
     let data = dir.path().join("data");
     let port = free_port();
     let http = format!("127.0.0.1:{port}");
@@ -226,6 +227,21 @@ async fn the_web_view_shows_the_portfolios_live_their_history_and_the_investors(
     .await;
     assert_eq!(name, MARKUP_NAME);
     assert!(browser.find_all(Locator::Css("#investors img")).await.unwrap().is_empty(), "markup rendered as HTML");
+    // The endless loop is quarantined, with its reason; the seed investor
+    // shows when it last valued.
+    let (status, error) = eventually("investor 9 quarantined", Duration::from_secs(20), || async {
+        let row = browser.find(Locator::Css("tr[data-investor=\"9\"]")).await.ok()?;
+        let status = row.find(Locator::Css("td.status")).await.ok()?.text().await.ok()?;
+        let error = row.find(Locator::Css("td.error")).await.ok()?.text().await.ok()?;
+        (status == "quarantined").then_some((status, error))
+    })
+    .await;
+    assert_eq!((status.as_str(), error.as_str()), ("quarantined", "investor 9: evaluate timed out after 250ms"));
+    let last_valued = eventually("investor 1's last interval", Duration::from_secs(10), || async {
+        browser.find(Locator::Css("tr[data-investor=\"1\"] td.last-valued")).await.ok()?.text().await.ok()
+    })
+    .await;
+    assert!(chrono::NaiveDateTime::parse_from_str(&last_valued, "%Y-%m-%d %H:%M:%S").is_ok(), "{last_valued}");
     screenshot(&browser, "investors").await;
 
     // Market: every ticker's latest price.

@@ -9,11 +9,12 @@ mod book;
 mod log_cap;
 mod schedule;
 mod state;
+mod status;
 mod worker;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::Semaphore;
@@ -25,6 +26,7 @@ pub use book::{Applied, PriceBook};
 pub use log_cap::VALUATION_LINES_PER_INTERVAL;
 pub use schedule::Schedule;
 pub use state::{InvestorState, Pending, StateError, state_path};
+pub use status::{InvestorStatus, StatusBoard};
 
 use crate::bus::Bus;
 use crate::market::InvestorId;
@@ -48,7 +50,7 @@ pub struct RuntimeSettings {
 }
 
 /// Runs a worker per loaded investor, following `registry`, until
-/// `shutdown`; then waits for the workers to finish their interval in
+/// `shutdown`, keeping `status` current; then waits for the workers to finish their interval in
 /// flight and checkpoint.
 pub async fn run<B: Bus>(
     bus: B,
@@ -56,6 +58,7 @@ pub async fn run<B: Bus>(
     schedule: Schedule,
     settings: RuntimeSettings,
     metrics: Metrics,
+    status: StatusBoard,
     shutdown: CancellationToken,
 ) {
     let cores = std::thread::available_parallelism().map_or(2, usize::from);
@@ -67,7 +70,7 @@ pub async fn run<B: Bus>(
         metrics: metrics.clone(),
         plugin_calls: Arc::new(Semaphore::new(cores)),
         log_cap: log_cap::LogCap::new(VALUATION_LINES_PER_INTERVAL),
-        quarantined: Mutex::new(BTreeSet::new()),
+        status,
     });
     let mut updates = registry.subscribe();
     let mut workers = JoinSet::new();

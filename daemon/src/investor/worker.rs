@@ -13,7 +13,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
@@ -23,6 +23,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::book::PriceBook;
 use super::schedule::Schedule;
+use super::status::StatusBoard;
 use super::state::{InvestorState, Pending, StateError, state_path};
 use crate::bus::{Bus, Consumer, Positions};
 use crate::market::{InvestorId, PortfolioId, format_seconds, nav_changes};
@@ -47,8 +48,8 @@ pub(crate) struct Shared<B> {
     pub(crate) plugin_calls: Arc<Semaphore>,
     /// Bounds the valuation lines logged per interval.
     pub(crate) log_cap: super::log_cap::LogCap,
-    /// Investors currently quarantined.
-    pub(crate) quarantined: Mutex<BTreeSet<InvestorId>>,
+    /// Every investor's status (quarantine, last interval valued, failures).
+    pub(crate) status: StatusBoard,
 }
 
 /// Why a worker ended.
@@ -98,6 +99,7 @@ pub(crate) async fn run<B: Bus>(
     let mut worker = Worker::start(shared, investor, image).await?;
     let result = worker.work(&shutdown).await;
     worker.set_quarantined(false);
+    worker.shared.status.remove(investor);
     result
 }
 
@@ -228,6 +230,7 @@ impl<B: Bus> Worker<B> {
             match self.evaluate(quotes, as_of).await {
                 Ok(navs) => {
                     self.failures = 0;
+                    self.shared.status.valued(self.investor, format_seconds(self.shared.schedule.timestamp(k)));
                     self.stage(k, &navs);
                     self.save_state().await?;
                     self.publish_pending().await;
@@ -373,6 +376,7 @@ impl<B: Bus> Worker<B> {
     /// investor is quarantined until its file changes.
     fn failed(&mut self, error: &PluginError) {
         self.failures += 1;
+        self.shared.status.failed(self.investor, error.to_string());
         let limit = self.shared.settings.quarantine_after;
         tracing::warn!(investor = %self.investor, failures = self.failures, "nothing published this interval: {error}");
         if self.failures >= limit {
@@ -383,13 +387,8 @@ impl<B: Bus> Worker<B> {
 
     fn set_quarantined(&mut self, quarantined: bool) {
         self.quarantined = quarantined;
-        let mut set = self.shared.quarantined.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        if quarantined {
-            set.insert(self.investor);
-        } else {
-            set.remove(&self.investor);
-        }
-        self.shared.metrics.investors_quarantined(set.len());
+        let count = self.shared.status.set_quarantined(self.investor, quarantined);
+        self.shared.metrics.investors_quarantined(count);
     }
 
     /// Writes the checkpoint durably (on the blocking pool); its positions

@@ -203,24 +203,36 @@ struct InvestorRow {
     status: &'static str,
     error: Option<String>,
     portfolios: Vec<u32>,
+    /// The timestamp of the last interval it valued.
+    last_valued: Option<String>,
+    /// Intervals it failed since its worker started.
+    failed_intervals: u64,
 }
 
 /// `GET /api/investors`: every plugin file of the folder this process
-/// runs, loaded or failed. Empty when it does not run the investors.
+/// runs: running, quarantined (with the reason) or failed to load (with the
+/// error), its last interval valued and its failed intervals. Empty when
+/// the process does not run the investors.
 pub async fn investors(State(view): State<WebView>) -> impl IntoResponse {
-    let Some(registry) = &view.plugins else {
+    let Some((registry, status)) = &view.investors else {
         return Json(serde_json::json!({ "investors": [], "running_here": false }));
     };
+    let status = status.snapshot();
     let mut rows: Vec<InvestorRow> = registry
         .plugins()
         .values()
-        .map(|image| InvestorRow {
-            investor: image.investor().get(),
-            file: image.path().display().to_string(),
-            name: Some(image.name().to_string()),
-            status: "running",
-            error: None,
-            portfolios: image.portfolios().iter().map(|p| p.id).collect(),
+        .map(|image| {
+            let state = status.get(&image.investor()).cloned().unwrap_or_default();
+            InvestorRow {
+                investor: image.investor().get(),
+                file: image.path().display().to_string(),
+                name: Some(image.name().to_string()),
+                status: if state.quarantined.is_some() { "quarantined" } else { "running" },
+                error: state.quarantined.clone().or(state.last_error.clone()),
+                portfolios: image.portfolios().iter().map(|p| p.id).collect(),
+                last_valued: state.last_valued,
+                failed_intervals: state.failed_intervals,
+            }
         })
         .collect();
     for (investor, failure) in registry.failures() {
@@ -233,6 +245,8 @@ pub async fn investors(State(view): State<WebView>) -> impl IntoResponse {
                 status: "failed to load",
                 error: Some(failure.error),
                 portfolios: Vec::new(),
+                last_valued: None,
+                failed_intervals: 0,
             }),
         }
     }
@@ -246,8 +260,8 @@ pub async fn market(State(view): State<WebView>) -> impl IntoResponse {
     Json(serde_json::json!({ "quotes": quotes }))
 }
 
-/// `GET /api/events`: server-sent events, `valuations` or `market`, each
-/// meaning "fetch again". A browser that falls behind skips to the latest
+/// `GET /api/events`: server-sent events, `valuations`, `market` or
+/// `investors`, each meaning "fetch again". A browser that falls behind skips to the latest
 /// (counted); one that goes away is dropped with its connection.
 pub async fn events(State(view): State<WebView>) -> impl IntoResponse {
     let receiver = view.updates.subscribe();
@@ -264,6 +278,7 @@ pub async fn events(State(view): State<WebView>) -> impl IntoResponse {
         let name = match update {
             super::feed::Update::Valuations => "valuations",
             super::feed::Update::Market => "market",
+            super::feed::Update::Investors => "investors",
         };
         Some((Ok::<_, Infallible>(Event::default().event(name).data("{}")), (receiver, metrics)))
     });

@@ -19,9 +19,7 @@ const POLL_BATCH: usize = 10_000;
 /// How long a poll waits for the first message.
 const POLL_WAIT: Duration = Duration::from_millis(200);
 
-/// What the live event stream says: new valuations arrived (the browser
-/// fetches the page it shows again), or new trades; also which topic a
-/// feed follows.
+/// What the live event stream says; each means "fetch again".
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Update {
@@ -29,6 +27,27 @@ pub enum Update {
     Valuations,
     /// Trades arrived.
     Market,
+    /// A plugin was loaded, replaced or removed.
+    Investors,
+}
+
+/// What a feed follows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// The `Portfolios` topic.
+    Valuations,
+    /// The `StockExchange` topic.
+    Trades,
+}
+
+impl Source {
+    /// The event a batch from this source is announced with.
+    fn update(self) -> Update {
+        match self {
+            Source::Valuations => Update::Valuations,
+            Source::Trades => Update::Market,
+        }
+    }
 }
 
 /// Loads the last row of every portfolio file of `data` into `board`, with
@@ -78,14 +97,14 @@ fn parse_row(portfolio: PortfolioId, line: &str, name: Option<&String>) -> Optio
     })
 }
 
-/// Follows `topic` (of valuations or of trades, as `kind` says) from its
+/// Follows `topic` (of valuations or of trades, as `source` says) from its
 /// end, applying each message to `board` and announcing each batch on
 /// `updates`, until `stop`. A message that does not decode is skipped (the
 /// sink and the investors log and count those).
 pub async fn follow<B: Bus>(
     bus: B,
     topic: String,
-    kind: Update,
+    source: Source,
     group: String,
     board: Arc<RwLock<Board>>,
     updates: broadcast::Sender<Update>,
@@ -117,14 +136,14 @@ pub async fn follow<B: Bus>(
             let mut board = board.write().unwrap_or_else(|poisoned| poisoned.into_inner());
             let mut applied = 0;
             for message in &messages {
-                match kind {
-                    Update::Valuations => {
+                match source {
+                    Source::Valuations => {
                         if let Ok(valuation) = Valuation::decode(&message.value) {
                             board.apply_valuation(&valuation);
                             applied += 1;
                         }
                     }
-                    Update::Market => {
+                    Source::Trades => {
                         if let Ok(tick) = Tick::decode(&message.value) {
                             board.apply_tick(&tick);
                             applied += 1;
@@ -136,7 +155,27 @@ pub async fn follow<B: Bus>(
         };
         if applied > 0 {
             // No receiver (no browser open) is fine.
-            let _ = updates.send(kind);
+            let _ = updates.send(source.update());
+        }
+    }
+}
+
+/// Sends an [`Update::Investors`] for every change of the loaded plugins,
+/// until `stop`.
+pub async fn announce_plugin_changes(
+    mut plugins: tokio::sync::watch::Receiver<crate::plugin::PluginSet>,
+    updates: broadcast::Sender<Update>,
+    stop: CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            changed = plugins.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                let _ = updates.send(Update::Investors);
+            }
         }
     }
 }

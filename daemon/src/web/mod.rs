@@ -21,9 +21,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::bus::Bus;
 use crate::metrics::Metrics;
+use crate::investor::StatusBoard;
 use crate::plugin::PluginRegistry;
 use board::Board;
-use feed::Update;
+use feed::{Source, Update};
 
 /// Live events buffered per browser; a browser further behind skips to the
 /// latest (the events only say "fetch again"), counted in
@@ -54,19 +55,22 @@ pub struct WebView {
     pub(crate) board: Arc<RwLock<Board>>,
     pub(crate) updates: broadcast::Sender<Update>,
     pub(crate) data: PathBuf,
-    pub(crate) plugins: Option<Arc<PluginRegistry>>,
+    /// The plugin folder and the investors' status, when this process
+    /// runs the investors.
+    pub(crate) investors: Option<(Arc<PluginRegistry>, StatusBoard)>,
     pub(crate) metrics: Metrics,
 }
 
 impl WebView {
     /// Starts the view: the last rows of the files in `data`, then the
-    /// topics followed until `stop`. `plugins` (when this process runs the
-    /// investors) feeds the investors page.
+    /// topics followed until `stop`. `investors` (when this process runs
+    /// them) feeds the investors page: a change of the plugin folder is a
+    /// live `investors` event.
     pub fn start<B: Bus>(
         bus: &B,
         topics: (&str, &str),
         data: PathBuf,
-        plugins: Option<Arc<PluginRegistry>>,
+        investors: Option<(Arc<PluginRegistry>, StatusBoard)>,
         metrics: Metrics,
         stop: &CancellationToken,
     ) -> WebView {
@@ -76,17 +80,20 @@ impl WebView {
         let board = Arc::new(RwLock::new(board));
         let (updates, _) = broadcast::channel(EVENTS_PER_CLIENT);
         let (stock_exchange, portfolios) = topics;
-        for (topic, kind) in [(portfolios, Update::Valuations), (stock_exchange, Update::Market)] {
+        for (topic, source) in [(portfolios, Source::Valuations), (stock_exchange, Source::Trades)] {
             tokio::spawn(feed::follow(
                 bus.clone(),
                 topic.to_string(),
-                kind,
+                source,
                 feed::private_group(topic),
                 Arc::clone(&board),
                 updates.clone(),
                 stop.clone(),
             ));
         }
-        WebView { board, updates, data, plugins, metrics }
+        if let Some((registry, _)) = &investors {
+            tokio::spawn(feed::announce_plugin_changes(registry.subscribe(), updates.clone(), stop.clone()));
+        }
+        WebView { board, updates, data, investors, metrics }
     }
 }

@@ -176,9 +176,10 @@ function portfolioPage(id) {
   load();
 }
 
-// The investors: every plugin file, running or failed; refreshed every 2 s.
+// The investors: every plugin file, running, quarantined or failed; live on
+// plugin changes, and every 5 s for the status.
 function investorsPage() {
-  statusLine.textContent = "refreshed every 2 s";
+  statusLine.textContent = "";
   const table = el("table", { id: "investors" });
   const note = el("p", {});
   main.replaceChildren(note, table);
@@ -186,14 +187,17 @@ function investorsPage() {
     const answer = await getJson("/api/investors");
     note.textContent = answer.running_here ? "" : "This process does not run the investors (--roles).";
     table.replaceChildren(
-      el("tr", {}, el("th", {}, "Investor"), el("th", {}, "Name"), el("th", {}, "Status"), el("th", {}, "Portfolios"), el("th", {}, "File"), el("th", {}, "Error")),
+      el("tr", {}, ...["Investor", "Name", "Status", "Portfolios", "Last valued", "Failed intervals", "File", "Error"].map((h) => el("th", {}, h))),
       ...answer.investors.map((row) => el("tr", { "data-investor": row.investor },
         el("td", {}, row.investor), el("td", { class: "name" }, row.name === null ? "—" : row.name),
         el("td", { class: "status" }, row.status), el("td", {}, row.portfolios.map((p) => `${row.investor}.${p}`).join(" ")),
+        el("td", { class: "last-valued" }, row.last_valued === null ? "—" : row.last_valued),
+        el("td", { class: "num failed" }, row.failed_intervals),
         el("td", {}, row.file), el("td", { class: "error" }, row.error === null ? "" : row.error))));
   }
+  onEvents("investors", load);
   load();
-  setInterval(load, 2000);
+  setInterval(load, 5000);
 }
 
 // The market: the latest price of every ticker.
