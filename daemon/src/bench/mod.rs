@@ -6,6 +6,7 @@ pub mod bus;
 pub mod pipeline;
 pub mod sink;
 pub mod valuation;
+pub mod web;
 
 /// A plugin folder `dir` holding `plugin` as `investor1.wasm` …
 /// `investorN.wasm` (hard links where the file system allows).

@@ -37,6 +37,9 @@ pub struct PipelineBench {
     /// before the daemon starts, as they are after the first interval of a
     /// long run.
     pub fresh: bool,
+    /// Serve the web view (and metrics) on this address, to measure what it
+    /// costs the pipeline.
+    pub http: Option<std::net::SocketAddr>,
 }
 
 /// One interval's figures.
@@ -132,8 +135,13 @@ pub async fn run(bench: &PipelineBench, dir: &Path) -> anyhow::Result<PipelineRe
         );
     }
     let portfolios = numbers.len() as u64 * u64::from(bench.investors);
-    let config =
-        Config { interval: bench.interval, plugins: plugins.clone(), data: dir.join("data"), ..Config::default() };
+    let config = Config {
+        interval: bench.interval,
+        plugins: plugins.clone(),
+        data: dir.join("data"),
+        http: bench.http,
+        ..Config::default()
+    };
     let data = config.data.clone();
     let created_files = if bench.fresh {
         None

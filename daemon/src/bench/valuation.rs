@@ -75,16 +75,15 @@ pub async fn run(bench: &ValuationBench, dir: &Path) -> anyhow::Result<Valuation
     let schedule = Schedule::starting_now(interval);
     let settings = RuntimeSettings { stock_topic: stock, portfolio_topic, data: dir.join("data"), quarantine_after: 5 };
     let shutdown = CancellationToken::new();
-    let runtime =
-        tokio::spawn(investor::run(
-            bus.clone(),
-            registry,
-            schedule,
-            settings,
-            Metrics::new(),
-            investor::StatusBoard::default(),
-            shutdown.clone(),
-        ));
+    let runtime = tokio::spawn(investor::run(
+        bus.clone(),
+        registry,
+        schedule,
+        settings,
+        Metrics::new(),
+        investor::StatusBoard::default(),
+        shutdown.clone(),
+    ));
     let mut intervals = Vec::new();
     for k in 1..=bench.intervals {
         let mut received = 0;

@@ -347,7 +347,7 @@ impl Bus for MemoryBus {
 impl MemoryBus {
     /// A consumer in `group`, from the group's committed offsets (or the
     /// oldest message kept), or from the end of each partition when
-    /// `from_end`.
+    /// `from_end` (a tail consumer, which producers never wait for).
     fn consumer_from(&self, group: &str, topics: &[&str], from_end: bool) -> Result<MemoryConsumer, BusError> {
         let topics = topics.iter().map(|name| self.topic(name)).collect::<Result<Vec<_>, _>>()?;
         let id = self.inner.consumers.fetch_add(1, Ordering::Relaxed);
@@ -370,8 +370,12 @@ impl MemoryBus {
                     );
                     next = log.start;
                 }
-                log.readers.insert(id, Reader { group: Arc::clone(&group), next });
-                log.read_by_all = log.read_by_all.min(next);
+                // A tail consumer is a live view: it never holds producers
+                // back (it skips ahead instead, see `poll`).
+                if !from_end {
+                    log.readers.insert(id, Reader { group: Arc::clone(&group), next });
+                    log.read_by_all = log.read_by_all.min(next);
+                }
                 starts.push(next);
             }
             positions.push(starts);
@@ -412,8 +416,15 @@ impl MemoryConsumer {
             let (t, p) = slots[(self.cursor + i) % count];
             let topic = Arc::clone(&self.topics[t]);
             let mut log = lock(&topic.partitions[p]);
-            // Never behind the log's start: a live reader holds back trimming.
-            let next = self.positions[t][p].max(log.start);
+            // A registered reader holds back trimming, so only a tail
+            // consumer can find its position trimmed: it skips ahead.
+            let position = self.positions[t][p];
+            if position < log.start {
+                let skipped = log.start - position;
+                self.bus.inner.metrics.messages_missed(&self.group, skipped as u64);
+                tracing::warn!(topic = %topic.name, partition = p, group = %self.group, "{skipped} messages trimmed before this reader read them: skipped");
+            }
+            let next = position.max(log.start);
             let from = (next - log.start) as usize;
             let take = (max - batch.len()).min(log.messages.len().saturating_sub(from));
             for (i, stored) in log.messages.range(from..from + take).enumerate() {
@@ -518,6 +529,27 @@ mod tests {
         let bus = MemoryBus::with(retention, produce_timeout, metrics.clone());
         bus.create_topics(&[TopicSpec { name: "T".into(), partitions: 1, replication: 1 }]).await.unwrap();
         (bus, metrics)
+    }
+
+    #[tokio::test]
+    async fn a_tail_consumer_reads_from_the_end_and_never_holds_the_producer_back() {
+        let (bus, metrics) = bus_with_topic(10, Duration::from_millis(200)).await;
+        bus.produce_batch("T", records(0..3)).await.unwrap();
+        let mut tail = bus.tail_consumer("view", &["T"]).unwrap();
+        bus.produce_batch("T", records(3..5)).await.unwrap();
+        let batch = tail.poll(100, Duration::from_millis(10)).await.unwrap();
+        let values: Vec<u8> = batch.iter().map(|m| m.value[0]).collect();
+        assert_eq!(values, [3, 4], "only what was published after it started");
+        // It reads nothing while 20 more are published: the producer does
+        // not wait for it, and it skips what was trimmed, counted.
+        tokio::time::timeout(Duration::from_millis(100), bus.produce_batch("T", records(5..25)))
+            .await
+            .expect("the producer never waits for a tail consumer")
+            .unwrap();
+        let batch = tail.poll(100, Duration::from_millis(10)).await.unwrap();
+        let values: Vec<u8> = batch.iter().map(|m| m.value[0]).collect();
+        assert_eq!(values, (15..25).collect::<Vec<u8>>());
+        assert_eq!(metrics.messages_missed_total(), 10);
     }
 
     #[tokio::test]

@@ -144,7 +144,9 @@ pub trait Bus: Clone + Send + Sync + 'static {
 
     /// A consumer of `topics` in `group` (a group of its own, that never
     /// commits) that starts at the end of every partition: it reads what is
-    /// published from now on. For live views.
+    /// published from now on. For live views: producers never wait for it
+    /// (on the memory bus, a tail consumer that falls behind the retention
+    /// skips ahead, counting what it skipped in `messages_missed`).
     fn tail_consumer(&self, group: &str, topics: &[&str]) -> Result<Self::Consumer, BusError>;
 }
 

@@ -8,6 +8,7 @@ use crate::bench::bus::{self, BusBench};
 use crate::bench::pipeline::{self, PipelineBench, PipelineReport};
 use crate::bench::sink::{self, SinkBench};
 use crate::bench::valuation::{self, ValuationBench};
+use crate::bench::web;
 use crate::bus::{KafkaBus, KafkaSettings, MemoryBus};
 use crate::config::SyncMode;
 use crate::query::Query;
@@ -66,6 +67,19 @@ enum Bench {
         #[arg(long, value_name = "DIR", default_value = "/tmp")]
         dir: std::path::PathBuf,
     },
+    /// What keeping the web view current costs per interval at scale, against decoding the
+    /// messages alone; the cost of a page request for each sort; the view's memory.
+    Web {
+        /// Investors.
+        #[arg(long, default_value_t = 1000)]
+        investors: u32,
+        /// Portfolios per investor.
+        #[arg(long, default_value_t = 1000)]
+        portfolios: u32,
+        /// Intervals applied.
+        #[arg(long, default_value_t = 3)]
+        intervals: u32,
+    },
     /// Wall time of one valuation interval with many investors on the memory bus.
     Valuation {
         /// The plugin copied under every investor id (e.g. investors/investor1.wasm, target/test-plugins/wide.wasm).
@@ -106,6 +120,9 @@ enum Bench {
         /// portfolio file (by default they are created before the run, timed apart).
         #[arg(long)]
         fresh: bool,
+        /// Serve the web view on this address while it runs (its cost is then part of the figures).
+        #[arg(long, value_name = "ADDR")]
+        http: Option<std::net::SocketAddr>,
         /// Where the plugin copies, state and data folder go (a temporary folder in it, removed
         /// after the run).
         #[arg(long, value_name = "DIR", default_value = "/tmp")]
@@ -197,6 +214,30 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
                 report.peak_rss as f64 / 1048576.0
             );
         }
+        Bench::Web { investors, portfolios, intervals } => {
+            let bench = web::WebBench { investors: *investors, portfolios: *portfolios, intervals: *intervals };
+            let report = web::run(&bench);
+            let mib = |bytes: u64| bytes as f64 / 1048576.0;
+            println!(
+                "web view: {} portfolios; board RSS {:.1} -> {:.1} MiB ({:.0} bytes per portfolio)",
+                report.portfolios,
+                mib(report.rss.0),
+                mib(report.rss.1),
+                report.rss.1.saturating_sub(report.rss.0) as f64 / report.portfolios.max(1) as f64
+            );
+            for (k, cost) in report.intervals.iter().enumerate() {
+                println!(
+                    "  interval {}: decode only {:.3} s, decode + apply {:.3} s ({:.2}x the decode)",
+                    k + 1,
+                    cost.decode.as_secs_f64(),
+                    cost.apply.as_secs_f64(),
+                    cost.apply.as_secs_f64() / cost.decode.as_secs_f64()
+                );
+            }
+            for (label, took) in &report.pages {
+                println!("  page of 50, {label}: {:.1} ms (median of 20)", took.as_secs_f64() * 1000.0);
+            }
+        }
         Bench::Valuation { plugin, investors, intervals, dir } => {
             let dir = tempfile::tempdir_in(dir)?;
             let bench = ValuationBench { plugin: plugin.clone(), investors: *investors, intervals: *intervals };
@@ -220,7 +261,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
                 );
             }
         }
-        Bench::Pipeline { plugin, investors, portfolios, interval, intervals, fresh, dir } => {
+        Bench::Pipeline { plugin, investors, portfolios, interval, intervals, fresh, http, dir } => {
             let dir = tempfile::tempdir_in(dir)?;
             let bench = PipelineBench {
                 plugin: plugin.clone(),
@@ -229,6 +270,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
                 interval: *interval,
                 intervals: *intervals,
                 fresh: *fresh,
+                http: *http,
             };
             let report = runtime.block_on(pipeline::run(&bench, dir.path()))?;
             print_pipeline(&bench, &report);

@@ -23,8 +23,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::book::PriceBook;
 use super::schedule::Schedule;
-use super::status::StatusBoard;
 use super::state::{InvestorState, Pending, StateError, state_path};
+use super::status::StatusBoard;
 use crate::bus::{Bus, Consumer, Positions};
 use crate::market::{InvestorId, PortfolioId, format_seconds, nav_changes};
 use crate::metrics::Metrics;

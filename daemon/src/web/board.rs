@@ -7,7 +7,11 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use serde::Serialize;
 
-use crate::market::{PortfolioId, Tick, Valuation};
+use std::fmt::Write as _;
+
+use chrono::NaiveDateTime;
+
+use crate::market::{InvestorId, PortfolioId, Tick, Valuation, ValuationView};
 
 /// NAVs kept per portfolio for its sparkline.
 pub const SPARK_POINTS: usize = 20;
@@ -16,11 +20,13 @@ pub const SPARK_POINTS: usize = 20;
 #[derive(Debug, Clone, Serialize)]
 pub struct PortfolioEntry {
     /// `N.P`.
-    pub portfolio: String,
+    #[serde(serialize_with = "as_text")]
+    pub portfolio: PortfolioId,
     /// The investor's display name (plugin-controlled: render as text).
     pub investor: String,
-    /// When it was last valued, `YYYY-MM-DD HH:MM:SS` UTC.
-    pub timestamp: String,
+    /// When it was last valued (UTC), served as `YYYY-MM-DD HH:MM:SS`.
+    #[serde(serialize_with = "as_timestamp")]
+    pub timestamp: NaiveDateTime,
     /// NAV.
     pub nav: f64,
     /// NAV_Change.
@@ -29,6 +35,14 @@ pub struct PortfolioEntry {
     pub nav_change_pct: f64,
     /// The last NAVs, oldest first, the latest included.
     pub spark: VecDeque<f64>,
+}
+
+fn as_text<S: serde::Serializer>(id: &PortfolioId, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.collect_str(id)
+}
+
+fn as_timestamp<S: serde::Serializer>(at: &NaiveDateTime, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.collect_str(&at.format("%Y-%m-%d %H:%M:%S"))
 }
 
 /// A column to sort the portfolios by.
@@ -97,31 +111,55 @@ pub struct Board {
 impl Board {
     /// Takes a valuation: it becomes its portfolio's latest unless an older
     /// one (by timestamp) arrives late.
-    pub fn apply_valuation(&mut self, valuation: &Valuation) {
-        let timestamp = crate::market::format_seconds(valuation.at);
-        let investor =
-            valuation.investor.clone().unwrap_or_else(|| format!("Investor {}", valuation.portfolio.investor));
-        let entry = self.portfolios.entry(valuation.portfolio).or_insert_with(|| PortfolioEntry {
-            portfolio: valuation.portfolio.to_string(),
-            investor: investor.clone(),
-            timestamp: String::new(),
-            nav: 0.0,
-            nav_change: 0.0,
-            nav_change_pct: 0.0,
-            spark: VecDeque::new(),
+    pub fn apply_valuation(&mut self, valuation: Valuation) {
+        let Valuation { portfolio, at, nav, nav_change, nav_change_pct, investor } = valuation;
+        self.apply(portfolio, at, [nav, nav_change, nav_change_pct], investor.as_deref());
+    }
+
+    /// Like [`apply_valuation`](Self::apply_valuation) for a message read
+    /// without allocating (the live feed's path).
+    pub fn apply_view(&mut self, valuation: &ValuationView<'_>) {
+        let numbers = [valuation.nav, valuation.nav_change, valuation.nav_change_pct];
+        self.apply(valuation.portfolio, valuation.at, numbers, valuation.investor.as_deref());
+    }
+
+    /// `numbers`: NAV, NAV_Change, NAV_Change_%.
+    fn apply(&mut self, portfolio: PortfolioId, at: NaiveDateTime, numbers: [f64; 3], investor: Option<&str>) {
+        let [nav, nav_change, nav_change_pct] = numbers;
+        let entry = self.portfolios.entry(portfolio).or_insert_with(|| PortfolioEntry {
+            portfolio,
+            investor: String::new(),
+            timestamp: at,
+            nav,
+            nav_change,
+            nav_change_pct,
+            spark: VecDeque::with_capacity(SPARK_POINTS),
         });
-        if timestamp < entry.timestamp {
+        if at < entry.timestamp {
             return;
         }
-        entry.investor = investor;
-        entry.timestamp = timestamp;
-        entry.nav = valuation.nav;
-        entry.nav_change = valuation.nav_change;
-        entry.nav_change_pct = valuation.nav_change_pct;
+        match investor {
+            Some(name) if name != entry.investor => entry.investor = name.to_string(),
+            Some(_) => {}
+            None if entry.investor.is_empty() => entry.investor = format!("Investor {}", portfolio.investor),
+            None => {}
+        }
+        entry.timestamp = at;
+        entry.nav = nav;
+        entry.nav_change = nav_change;
+        entry.nav_change_pct = nav_change_pct;
         if entry.spark.len() == SPARK_POINTS {
             entry.spark.pop_front();
         }
-        entry.spark.push_back(valuation.nav);
+        entry.spark.push_back(nav);
+    }
+
+    /// Adds the portfolios of `older` this board does not know yet (the last
+    /// rows of the files, read while the bus already fed this board).
+    pub fn fill_from(&mut self, older: Board) {
+        for (id, entry) in older.portfolios {
+            self.portfolios.entry(id).or_insert(entry);
+        }
     }
 
     /// Takes a trade.
@@ -155,13 +193,23 @@ impl Board {
     /// the portfolios and a partial sort of the matches up to the page.
     pub fn page(&self, request: &PageRequest) -> Page {
         let needle = request.filter.to_lowercase();
+        // Names are per investor: whether one matches is decided once per
+        // investor, not once per portfolio.
+        let mut name_matches: HashMap<InvestorId, bool> = HashMap::new();
+        let mut id_text = String::new();
         let mut matches: Vec<(&PortfolioId, &PortfolioEntry)> = self
             .portfolios
             .iter()
-            .filter(|(_, entry)| {
-                needle.is_empty()
-                    || entry.portfolio.starts_with(&needle)
-                    || entry.investor.to_lowercase().contains(&needle)
+            .filter(|(id, entry)| {
+                if needle.is_empty() {
+                    return true;
+                }
+                id_text.clear();
+                let _ = write!(id_text, "{id}");
+                id_text.starts_with(&needle)
+                    || *name_matches
+                        .entry(id.investor)
+                        .or_insert_with(|| entry.investor.to_lowercase().contains(&needle))
             })
             .collect();
         let total = matches.len();
@@ -193,7 +241,6 @@ impl Board {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::market::InvestorId;
 
     fn valuation(investor: u32, number: u32, seconds: u32, nav: f64, pct: f64) -> Valuation {
         Valuation {
@@ -210,22 +257,23 @@ mod tests {
         PageRequest { sort, descending, filter: filter.to_string(), offset, limit }
     }
 
-    fn ids(page: &Page) -> Vec<&str> {
-        page.rows.iter().map(|r| r.portfolio.as_str()).collect()
+    fn ids(page: &Page) -> Vec<String> {
+        page.rows.iter().map(|r| r.portfolio.to_string()).collect()
     }
 
     #[test]
     fn the_latest_valuation_wins_and_the_sparkline_keeps_the_last_points() {
         let mut board = Board::default();
         for second in 0..25 {
-            board.apply_valuation(&valuation(1, 1, second, f64::from(second), 0.0));
+            board.apply_valuation(valuation(1, 1, second, f64::from(second), 0.0));
         }
-        board.apply_valuation(&valuation(1, 1, 3, 999.0, 0.0));
+        board.apply_valuation(valuation(1, 1, 3, 999.0, 0.0));
         let entry = board.portfolio(PortfolioId::new(InvestorId::new(1).unwrap(), 1).unwrap()).unwrap();
         assert_eq!(entry.nav, 24.0, "a late older valuation does not win");
         assert_eq!(entry.spark.len(), SPARK_POINTS);
         assert_eq!(entry.spark.front(), Some(&5.0));
-        assert_eq!(entry.timestamp, "2026-11-24 09:40:24");
+        assert_eq!(serde_json::to_value(entry).unwrap()["timestamp"], "2026-11-24 09:40:24");
+        assert_eq!(serde_json::to_value(entry).unwrap()["portfolio"], "1.1");
     }
 
     #[test]
@@ -234,7 +282,7 @@ mod tests {
         for investor in 1..=12 {
             for number in 1..=2 {
                 let nav = f64::from(investor * 10 + number);
-                board.apply_valuation(&valuation(
+                board.apply_valuation(valuation(
                     investor,
                     number,
                     0,
@@ -244,7 +292,8 @@ mod tests {
             }
         }
         let first = board.page(&request(SortKey::Portfolio, false, "", 0, 3));
-        assert_eq!((first.total, ids(&first)), (24, vec!["1.1", "1.2", "2.1"]));
+        assert_eq!(first.total, 24);
+        assert_eq!(ids(&first), ["1.1", "1.2", "2.1"]);
         let second = board.page(&request(SortKey::Portfolio, false, "", 3, 3));
         assert_eq!(ids(&second), ["2.2", "3.1", "3.2"]);
         let richest = board.page(&request(SortKey::Nav, true, "", 0, 2));

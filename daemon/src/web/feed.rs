@@ -3,7 +3,7 @@
 //! their ends, in consumer groups of the view's own (it never commits). A
 //! reader like the sink: data still flows one way.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::board::Board;
 use crate::bus::{Bus, Consumer};
-use crate::market::{PortfolioId, Tick, Valuation};
+use crate::market::{PortfolioId, Tick, Valuation, ValuationView};
 
 /// Messages taken per poll.
 const POLL_BATCH: usize = 10_000;
@@ -61,11 +61,32 @@ pub fn load_last_rows(board: &mut Board, data: &Path) -> usize {
         let Some(portfolio) = crate::layout::portfolio_of(&name.to_string_lossy()) else { continue };
         let Some(row) = last_line(&entry.path()) else { continue };
         if let Some(valuation) = parse_row(portfolio, &row, names.get(&portfolio.investor)) {
-            board.apply_valuation(&valuation);
+            board.apply_valuation(valuation);
             loaded += 1;
         }
     }
     loaded
+}
+
+/// Loads the last rows of the files of `data` (see [`load_last_rows`]) off
+/// the runtime, then adds the portfolios the bus has not brought yet.
+pub async fn load_files(data: PathBuf, board: Arc<RwLock<Board>>, updates: broadcast::Sender<Update>) {
+    let folder = data.clone();
+    let loaded = tokio::task::spawn_blocking(move || {
+        let mut from_files = Board::default();
+        load_last_rows(&mut from_files, &folder);
+        from_files
+    })
+    .await;
+    match loaded {
+        Ok(from_files) => {
+            let count = from_files.len();
+            board.write().unwrap_or_else(|poisoned| poisoned.into_inner()).fill_from(from_files);
+            tracing::debug!("web view: {count} portfolio(s) from the files in {}", data.display());
+            let _ = updates.send(Update::Valuations);
+        }
+        Err(error) => tracing::warn!("web view: reading the files of {}: {error}", data.display()),
+    }
 }
 
 /// The last non-empty line of a file (read from its end).
@@ -132,26 +153,23 @@ pub async fn follow<B: Bus>(
         if messages.is_empty() {
             continue;
         }
-        let applied = {
-            let mut board = board.write().unwrap_or_else(|poisoned| poisoned.into_inner());
-            let mut applied = 0;
-            for message in &messages {
-                match source {
-                    Source::Valuations => {
-                        if let Ok(valuation) = Valuation::decode(&message.value) {
-                            board.apply_valuation(&valuation);
-                            applied += 1;
-                        }
-                    }
-                    Source::Trades => {
-                        if let Ok(tick) = Tick::decode(&message.value) {
-                            board.apply_tick(&tick);
-                            applied += 1;
-                        }
-                    }
-                }
+        // Decoded before taking the lock: page requests wait only for the
+        // board's updates.
+        let applied = match source {
+            Source::Valuations => {
+                let valuations: Vec<ValuationView<'_>> =
+                    messages.iter().filter_map(|message| ValuationView::decode(&message.value)).collect();
+                let mut board = board.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+                valuations.iter().for_each(|valuation| board.apply_view(valuation));
+                valuations.len()
             }
-            applied
+            Source::Trades => {
+                let ticks: Vec<Tick> =
+                    messages.iter().filter_map(|message| Tick::decode(&message.value).ok()).collect();
+                let mut board = board.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+                ticks.iter().for_each(|tick| board.apply_tick(tick));
+                ticks.len()
+            }
         };
         if applied > 0 {
             // No receiver (no browser open) is fine.
@@ -204,7 +222,8 @@ mod tests {
         let mut board = Board::default();
         assert_eq!(load_last_rows(&mut board, dir.path()), 1);
         let entry = board.portfolio("1.2".parse().unwrap()).unwrap();
-        assert_eq!((entry.nav, entry.nav_change, entry.timestamp.as_str()), (110.0, 10.0, "2026-11-24 09:40:40"));
+        assert_eq!((entry.nav, entry.nav_change), (110.0, 10.0));
+        assert_eq!(crate::market::format_seconds(entry.timestamp), "2026-11-24 09:40:40");
         assert_eq!(entry.investor, "Investor 1");
     }
 }

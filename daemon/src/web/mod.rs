@@ -20,8 +20,8 @@ use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
 use crate::bus::Bus;
-use crate::metrics::Metrics;
 use crate::investor::StatusBoard;
+use crate::metrics::Metrics;
 use crate::plugin::PluginRegistry;
 use board::Board;
 use feed::{Source, Update};
@@ -62,8 +62,9 @@ pub struct WebView {
 }
 
 impl WebView {
-    /// Starts the view: the last rows of the files in `data`, then the
-    /// topics followed until `stop`. `investors` (when this process runs
+    /// Starts the view: the topics followed from their ends until `stop`,
+    /// and meanwhile the last rows of the files in `data` (read on a
+    /// blocking thread: a million files take seconds). `investors` (when this process runs
     /// them) feeds the investors page: a change of the plugin folder is a
     /// live `investors` event.
     pub fn start<B: Bus>(
@@ -74,11 +75,9 @@ impl WebView {
         metrics: Metrics,
         stop: &CancellationToken,
     ) -> WebView {
-        let mut board = Board::default();
-        let loaded = feed::load_last_rows(&mut board, &data);
-        tracing::debug!("web view: {loaded} portfolio(s) from the files in {}", data.display());
-        let board = Arc::new(RwLock::new(board));
+        let board = Arc::new(RwLock::new(Board::default()));
         let (updates, _) = broadcast::channel(EVENTS_PER_CLIENT);
+        tokio::spawn(feed::load_files(data.clone(), Arc::clone(&board), updates.clone()));
         let (stock_exchange, portfolios) = topics;
         for (topic, source) in [(portfolios, Source::Valuations), (stock_exchange, Source::Trades)] {
             tokio::spawn(feed::follow(
