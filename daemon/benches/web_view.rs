@@ -148,6 +148,7 @@ fn main() {
         browser.close().await.unwrap();
     });
     let _ = driver.kill();
+    let _ = driver.wait();
     let status = pipeline.wait().unwrap();
     println!("the pipeline with the view on (exit {status}):\n{}", std::fs::read_to_string(&report).unwrap());
 }
