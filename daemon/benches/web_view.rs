@@ -15,7 +15,10 @@ use std::net::TcpStream;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use fantoccini::{Client, ClientBuilder, Locator};
+use fantoccini::{Client, Locator};
+
+#[path = "../tests/browser/mod.rs"]
+mod browser;
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
@@ -39,31 +42,6 @@ fn api_state(port: u16) -> Option<(u64, String)> {
     let total = page["total"].as_u64()?;
     let timestamp = page["rows"][0]["timestamp"].as_str().unwrap_or_default().to_string();
     Some((total, timestamp))
-}
-
-async fn browser(driver_port: u16, profile: &std::path::Path) -> Client {
-    let mut args: Vec<String> = [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--window-size=1280,900",
-    ]
-    .iter()
-    .map(|a| a.to_string())
-    .collect();
-    args.push(format!("--user-data-dir={}", profile.display()));
-    let mut capabilities = serde_json::Map::new();
-    capabilities
-        .insert("goog:chromeOptions".into(), serde_json::json!({ "binary": "/usr/bin/chromium", "args": args }));
-    ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
-        .capabilities(capabilities)
-        .connect(&format!("http://127.0.0.1:{driver_port}"))
-        .await
-        .expect("a WebDriver session")
 }
 
 /// The text of 1.1's timestamp cell on the page, if drawn.
@@ -102,19 +80,10 @@ fn main() {
         std::thread::sleep(Duration::from_millis(200));
     }
 
-    let driver_port = free_port();
-    let mut driver = Command::new("/usr/bin/chromedriver")
-        .arg(format!("--port={driver_port}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("chromedriver (Debian's chromium-driver)");
-    while TcpStream::connect(("127.0.0.1", driver_port)).is_err() {
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let driver = browser::Driver::start();
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     runtime.block_on(async {
-        let browser = browser(driver_port, &profile.path().join("chromium")).await;
+        let browser = driver.browser(&profile.path().join("chromium")).await;
         let started = Instant::now();
         browser.goto(&format!("http://127.0.0.1:{port}/")).await.unwrap();
         loop {
@@ -147,8 +116,7 @@ fn main() {
         );
         browser.close().await.unwrap();
     });
-    let _ = driver.kill();
-    let _ = driver.wait();
+    drop(driver);
     let status = pipeline.wait().unwrap();
     println!("the pipeline with the view on (exit {status}):\n{}", std::fs::read_to_string(&report).unwrap());
 }

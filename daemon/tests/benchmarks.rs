@@ -21,6 +21,7 @@ async fn the_pipeline_benchmark_counts_what_reached_the_disk() {
         interval: Duration::from_millis(700),
         intervals: 3,
         fresh: false,
+        http: None,
     };
     let report = pipeline::run(&bench, dir.path()).await.unwrap();
     assert_eq!(report.portfolios, 6);
@@ -46,6 +47,7 @@ async fn the_pipeline_benchmark_refuses_a_plugin_of_another_size_at_once() {
         interval: Duration::from_secs(20),
         intervals: 10,
         fresh: false,
+        http: None,
     };
     let started = std::time::Instant::now();
     let error = pipeline::run(&bench, dir.path()).await.unwrap_err().to_string();

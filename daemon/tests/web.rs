@@ -2,81 +2,30 @@
 //! WebDriver): what a user sees, checked against the portfolio files.
 //! Screenshots of each page go to `target/web-screenshots/`.
 
+mod browser;
 mod common;
 mod daemon;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use browser::{CHROMEDRIVER, CHROMIUM, Driver};
 use common::deploy;
 use daemon::{Daemon, csv_rows, free_port, seed_plugins, write_fast_config};
-use fantoccini::{Client, ClientBuilder, Locator};
+use fantoccini::{Client, Locator};
 
-const CHROMIUM: &str = "/usr/bin/chromium";
-const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 /// The investor whose name is markup.
 const MARKUP_NAME: &str = "<img src=x onerror=alert(1)>";
 
-/// chromedriver on a free port, stopped when dropped.
-struct Driver {
-    child: Child,
-    port: u16,
-}
-
-impl Driver {
-    /// Starts chromedriver, or `None` (a loud skip; a failure under CI)
-    /// when Chromium is not installed.
-    fn start() -> Option<Driver> {
-        if !Path::new(CHROMIUM).exists() || !Path::new(CHROMEDRIVER).exists() {
-            assert!(std::env::var_os("CI").is_none(), "CI must run the browser tests: {CHROMIUM} is missing");
-            eprintln!("SKIPPED (no browser): install Debian's chromium and chromium-driver, as .ci/run does");
-            return None;
-        }
-        let port = free_port();
-        let child = Command::new(CHROMEDRIVER)
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("chromedriver starts");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "chromedriver did not listen on {port}");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Some(Driver { child, port })
+/// chromedriver, or `None` (a loud skip; a failure under CI) when Chromium
+/// is not installed.
+fn driver() -> Option<Driver> {
+    if !Path::new(CHROMIUM).exists() || !Path::new(CHROMEDRIVER).exists() {
+        assert!(std::env::var_os("CI").is_none(), "CI must run the browser tests: {CHROMIUM} is missing");
+        eprintln!("SKIPPED (no browser): install Debian's chromium and chromium-driver, as .ci/run does");
+        return None;
     }
-
-    /// A headless Chromium session with a fresh profile in `profile`.
-    async fn browser(&self, profile: &Path) -> Client {
-        let args = [
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--window-size=1280,900",
-        ];
-        let mut args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
-        args.push(format!("--user-data-dir={}", profile.display()));
-        let mut capabilities = serde_json::Map::new();
-        capabilities.insert("goog:chromeOptions".into(), serde_json::json!({ "binary": CHROMIUM, "args": args }));
-        ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
-            .capabilities(capabilities)
-            .connect(&format!("http://127.0.0.1:{}", self.port))
-            .await
-            .expect("a WebDriver session")
-    }
-}
-
-impl Drop for Driver {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+    Some(Driver::start())
 }
 
 /// Polls `probe` every 100 ms until it returns `Some`, at most `timeout`.
@@ -134,7 +83,7 @@ async fn screenshot(browser: &Client, name: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_web_view_shows_the_portfolios_live_their_history_and_the_investors() {
-    let Some(driver) = Driver::start() else { return };
+    let Some(driver) = driver() else { return };
     let dir = tempfile::tempdir().unwrap();
     let config = write_fast_config(dir.path(), None);
     let plugins = seed_plugins(dir.path());
