@@ -152,3 +152,23 @@ on_both_buses!(
     ten_thousand_messages_are_read_exactly_once,
     three_partitions_keep_per_key_order,
 );
+
+/// The Kafka bus is named by the cluster id its brokers report, not by how
+/// the brokers are addressed; checkpoints of the earlier, address-based
+/// identity still count as this bus.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_kafka_bus_is_named_by_its_cluster_id() {
+    let Some(brokers) = common::test_brokers("the_kafka_bus_is_named_by_its_cluster_id") else { return };
+    let port = brokers.rsplit_once(':').expect("host:port").1;
+    let by_ip =
+        stockd::bus::KafkaBus::connect(stockd::bus::KafkaSettings::new(format!("127.0.0.1:{port}"), "t")).unwrap();
+    let by_name =
+        stockd::bus::KafkaBus::connect(stockd::bus::KafkaSettings::new(format!("localhost:{port}"), "t")).unwrap();
+    topic(&by_ip, "identity", 1).await;
+    let identity = by_ip.identity();
+    assert!(identity.starts_with("kafka:cluster="), "{identity}");
+    assert_eq!(by_name.identity(), identity, "the same cluster, addressed another way");
+    assert!(by_ip.is_identity(&format!("kafka:127.0.0.1:{port}")), "the identity stockd recorded before");
+    assert!(!by_ip.is_identity("kafka:cluster=another"));
+    assert!(!by_ip.is_identity("memory:1"));
+}

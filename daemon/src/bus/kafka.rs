@@ -6,7 +6,7 @@
 //! produce).
 
 use std::collections::VecDeque;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -27,6 +27,8 @@ use super::{Bus, BusError, Consumer, Delivered, Message, Positions, Record, Topi
 const DELIVERY_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long metadata and admin requests may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long asking the brokers for their cluster id may take.
+const CLUSTER_ID_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How to reach the cluster.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,6 +55,9 @@ impl KafkaSettings {
 pub struct KafkaBus {
     settings: Arc<KafkaSettings>,
     producer: FutureProducer<QuietContext>,
+    /// The cluster id the brokers reported when first asked (`None`: they
+    /// did not).
+    cluster: Arc<OnceLock<Option<String>>>,
 }
 
 fn kafka_error(operation: impl Into<String>, error: KafkaError) -> BusError {
@@ -70,7 +75,24 @@ impl KafkaBus {
             .set("message.timeout.ms", DELIVERY_TIMEOUT.as_millis().to_string())
             .create_with_context(QuietContext::default())
             .map_err(|e| kafka_error("producer set-up", e))?;
-        Ok(KafkaBus { settings: Arc::new(settings), producer })
+        Ok(KafkaBus { settings: Arc::new(settings), producer, cluster: Arc::new(OnceLock::new()) })
+    }
+
+    /// The cluster id the brokers report, asked once (waiting up to
+    /// [`CLUSTER_ID_TIMEOUT`]); blocks that long at most, the first time.
+    fn cluster_id(&self) -> Option<&str> {
+        self.cluster
+            .get_or_init(|| {
+                let id = self.producer.client().fetch_cluster_id(CLUSTER_ID_TIMEOUT).filter(|id| !id.is_empty());
+                if id.is_none() {
+                    tracing::warn!(
+                        "the brokers {} did not report a cluster id: naming the bus by their addresses",
+                        self.settings.brokers
+                    );
+                }
+                id
+            })
+            .as_deref()
     }
 
     /// The brokers this bus talks to.
@@ -93,8 +115,21 @@ fn base_config(settings: &KafkaSettings) -> ClientConfig {
 impl Bus for KafkaBus {
     type Consumer = KafkaConsumer;
 
+    /// `kafka:cluster=<id>`, the cluster id the brokers report: the same
+    /// whichever broker addresses are given. `kafka:<brokers>` if they
+    /// report none (or none answered when first asked: start-up asks once
+    /// the topics exist).
     fn identity(&self) -> String {
-        format!("kafka:{}", self.settings.brokers)
+        match self.cluster_id() {
+            Some(id) => format!("kafka:cluster={id}"),
+            None => format!("kafka:{}", self.settings.brokers),
+        }
+    }
+
+    /// Also the identity stockd used before it asked for the cluster id,
+    /// `kafka:<brokers>`, when the brokers are given the same way.
+    fn is_identity(&self, stored: &str) -> bool {
+        stored == self.identity() || stored == format!("kafka:{}", self.settings.brokers)
     }
 
     async fn create_topics(&self, specs: &[TopicSpec]) -> Result<(), BusError> {
@@ -118,6 +153,10 @@ impl Bus for KafkaBus {
                 }
             }
         }
+        // The brokers answer: ask them for the cluster id now (it names
+        // this bus), off the runtime.
+        let bus = self.clone();
+        let _ = tokio::task::spawn_blocking(move || bus.cluster_id().is_some()).await;
         Ok(())
     }
 

@@ -116,8 +116,13 @@ pub trait Bus: Clone + Send + Sync + 'static {
 
     /// Names this bus's offsets: checkpoints taken on one bus identity are
     /// not applied to another (a restarted memory bus starts again at
-    /// offset 0). `memory:<instance>` or `kafka:<brokers>`.
+    /// offset 0). `memory:<instance>` or `kafka:cluster=<cluster id>`.
     fn identity(&self) -> String;
+
+    /// Whether `stored`, an identity a checkpoint recorded, names this bus.
+    fn is_identity(&self, stored: &str) -> bool {
+        stored == self.identity()
+    }
 
     /// Creates the topics that do not exist yet (existing ones are left as
     /// they are).

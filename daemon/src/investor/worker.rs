@@ -107,7 +107,6 @@ impl<B: Bus> Worker<B> {
     async fn start(shared: Arc<Shared<B>>, investor: InvestorId, image: Arc<PluginImage>) -> anyhow::Result<Self> {
         let settings = &shared.settings;
         let state_path = state_path(&settings.data, investor);
-        let identity = shared.bus.identity();
         let state = match InvestorState::load(&state_path) {
             Ok(state) => state.unwrap_or_default(),
             Err(error @ StateError::Corrupt { .. }) => {
@@ -121,7 +120,7 @@ impl<B: Bus> Worker<B> {
         };
         let mut book = PriceBook::restore(state.prices, state.positions);
         let mut pending = state.pending;
-        if !state.bus.is_empty() && state.bus != identity {
+        if !state.bus.is_empty() && !shared.bus.is_identity(&state.bus) {
             // Offsets of another bus (a restarted memory bus starts at 0).
             book.forget_positions();
             if let Some(dropped) = pending.take() {

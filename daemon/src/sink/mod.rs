@@ -218,9 +218,9 @@ impl<C: Consumer> Sink<C> {
             journal.intents()?.into_iter().filter(|intent| intent.batch > checkpoint.batch).collect();
         interrupted.sort_by_key(|intent| std::cmp::Reverse(intent.batch));
         for intent in &interrupted {
-            recover(&mut files, intent, intent.bus == identity).map_err(write_error)?;
+            recover(&mut files, intent, bus.is_identity(&intent.bus)).map_err(write_error)?;
         }
-        if !checkpoint.bus.is_empty() && checkpoint.bus != identity {
+        if !checkpoint.bus.is_empty() && !bus.is_identity(&checkpoint.bus) {
             tracing::info!(previous = %checkpoint.bus, "the sink's offsets belong to another bus: reading from the group's committed offsets");
             checkpoint.positions = Positions::new();
         }
