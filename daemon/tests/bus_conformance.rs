@@ -164,7 +164,10 @@ async fn the_kafka_bus_is_named_by_its_cluster_id() {
         stockd::bus::KafkaBus::connect(stockd::bus::KafkaSettings::new(format!("127.0.0.1:{port}"), "t")).unwrap();
     let by_name =
         stockd::bus::KafkaBus::connect(stockd::bus::KafkaSettings::new(format!("localhost:{port}"), "t")).unwrap();
+    assert_eq!(by_ip.identity(), format!("kafka:127.0.0.1:{port}"), "before any broker answered");
+    // Creating the topics (start-up's first step) learns the cluster id.
     topic(&by_ip, "identity", 1).await;
+    topic(&by_name, "identity", 1).await;
     let identity = by_ip.identity();
     assert!(identity.starts_with("kafka:cluster="), "{identity}");
     assert_eq!(by_name.identity(), identity, "the same cluster, addressed another way");

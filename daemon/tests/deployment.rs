@@ -175,6 +175,8 @@ fn start_up_waits_for_a_broker_that_comes_up_late() {
     daemon.wait_for_log(&format!("waiting for kafka:{brokers}"), Duration::from_secs(30));
     let broker = LateBroker::start(&dir.path().join("broker"), port);
     daemon.wait_for_log("opened 12 tickers", Duration::from_secs(90));
+    // Named by the cluster id the late broker reported, not by its address.
+    assert!(daemon.log().contains("[kafka:cluster="), "{}", daemon.log());
     daemon.signal("TERM");
     assert!(daemon.wait_exit(Duration::from_secs(20)).success());
     drop(broker);

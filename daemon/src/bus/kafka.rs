@@ -78,21 +78,19 @@ impl KafkaBus {
         Ok(KafkaBus { settings: Arc::new(settings), producer, cluster: Arc::new(OnceLock::new()) })
     }
 
-    /// The cluster id the brokers report, asked once (waiting up to
-    /// [`CLUSTER_ID_TIMEOUT`]); blocks that long at most, the first time.
-    fn cluster_id(&self) -> Option<&str> {
-        self.cluster
-            .get_or_init(|| {
-                let id = self.producer.client().fetch_cluster_id(CLUSTER_ID_TIMEOUT).filter(|id| !id.is_empty());
-                if id.is_none() {
-                    tracing::warn!(
-                        "the brokers {} did not report a cluster id: naming the bus by their addresses",
-                        self.settings.brokers
-                    );
-                }
-                id
-            })
-            .as_deref()
+    /// Asks the brokers for their cluster id, once (waiting up to
+    /// [`CLUSTER_ID_TIMEOUT`]); called once a broker has answered.
+    fn learn_cluster_id(&self) {
+        self.cluster.get_or_init(|| {
+            let id = self.producer.client().fetch_cluster_id(CLUSTER_ID_TIMEOUT).filter(|id| !id.is_empty());
+            if id.is_none() {
+                tracing::warn!(
+                    "the brokers {} did not report a cluster id: naming the bus by their addresses",
+                    self.settings.brokers
+                );
+            }
+            id
+        });
     }
 
     /// The brokers this bus talks to.
@@ -116,13 +114,13 @@ impl Bus for KafkaBus {
     type Consumer = KafkaConsumer;
 
     /// `kafka:cluster=<id>`, the cluster id the brokers report: the same
-    /// whichever broker addresses are given. `kafka:<brokers>` if they
-    /// report none (or none answered when first asked: start-up asks once
-    /// the topics exist).
+    /// whichever broker addresses are given. Learnt when the topics are
+    /// created (start-up does that first, waiting for a broker); before
+    /// that, or if the brokers report none, `kafka:<brokers>`.
     fn identity(&self) -> String {
-        match self.cluster_id() {
-            Some(id) => format!("kafka:cluster={id}"),
-            None => format!("kafka:{}", self.settings.brokers),
+        match self.cluster.get() {
+            Some(Some(id)) => format!("kafka:cluster={id}"),
+            _ => format!("kafka:{}", self.settings.brokers),
         }
     }
 
@@ -156,7 +154,7 @@ impl Bus for KafkaBus {
         // The brokers answer: ask them for the cluster id now (it names
         // this bus), off the runtime.
         let bus = self.clone();
-        let _ = tokio::task::spawn_blocking(move || bus.cluster_id().is_some()).await;
+        let _ = tokio::task::spawn_blocking(move || bus.learn_cluster_id()).await;
         Ok(())
     }
 
