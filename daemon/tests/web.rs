@@ -81,6 +81,24 @@ async fn screenshot(browser: &Client, name: &str) {
     std::fs::write(screenshots_dir().join(format!("{name}.png")), png).unwrap();
 }
 
+/// `GET path` on `port`: the status and the body.
+fn request(port: u16, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let status: u16 = response[9..12].parse().unwrap();
+    (status, response.split("\r\n\r\n").nth(1).unwrap_or_default().to_string())
+}
+
+/// The body of a `GET` that must answer 200.
+fn http_get(port: u16, path: &str) -> String {
+    let (status, body) = request(port, path);
+    assert_eq!(status, 200, "{path}: {body}");
+    body
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_web_view_shows_the_portfolios_live_their_history_and_the_investors() {
     let Some(driver) = driver() else { return };
@@ -160,6 +178,11 @@ async fn the_web_view_shows_the_portfolios_live_their_history_and_the_investors(
     let shown = browser.find(Locator::Id("average")).await.unwrap().text().await.unwrap();
     assert_eq!(shown, money(&format!("{average:.2}")), "the range's average NAV");
     screenshot(&browser, "portfolio").await;
+    // The CSV download is the file as the sink wrote it (up to now).
+    let download = http_get(port, "/api/portfolios/1.1?format=csv");
+    let file = std::fs::read_to_string(data.join("INVESTOR_1_PORTFOLIO_1.csv")).unwrap();
+    assert!(download.lines().count() > 2, "{download}");
+    assert!(file.starts_with(&download), "download:\n{download}\nfile:\n{file}");
 
     // Investors: a plugin dropped in appears, running; the markup name is text.
     browser.goto(&format!("{base}/investors")).await.unwrap();
@@ -217,15 +240,7 @@ async fn bad_query_parameters_get_a_400_with_the_reason() {
     let args = [&args[..], &["--data", data.to_str().unwrap(), "--http", &http]].concat();
     let daemon = Daemon::start(&args, &dir.path().join("stockd.log"));
     daemon.wait_for_log("web view on", Duration::from_secs(60));
-    let get = |path: &str| {
-        use std::io::{Read, Write};
-        let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-        write!(stream, "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").unwrap();
-        let mut response = String::new();
-        stream.read_to_string(&mut response).unwrap();
-        let status: u16 = response[9..12].parse().unwrap();
-        (status, response.split("\r\n\r\n").nth(1).unwrap_or_default().to_string())
-    };
+    let get = |path: &str| request(port, path);
     for (path, reason) in [
         ("/api/portfolios?sort=secret", "sort must be"),
         ("/api/portfolios?limit=1000000", "limit must be between 1 and 1000"),

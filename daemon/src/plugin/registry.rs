@@ -198,6 +198,8 @@ impl PluginRegistry {
                     });
                     Change::Removed(investor)
                 } else {
+                    // A file that failed to load is gone: nothing to report.
+                    self.failures.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).remove(&investor);
                     Change::Unchanged
                 }
             }
@@ -226,21 +228,14 @@ impl PluginRegistry {
         };
         let mut failures = self.failures.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         match &change {
-            Change::Failed { error, .. } => {
-                failures.insert(investor, LoadFailure { path: path.to_path_buf(), error: error.to_string() });
-            }
             Change::Loaded(_) | Change::Replaced(_) | Change::Removed(_) => {
                 failures.remove(&investor);
+                tracing::info!("{change}");
             }
-            Change::Unchanged if !path.exists() => {
-                failures.remove(&investor);
+            Change::Failed { error, .. } => {
+                failures.insert(investor, LoadFailure { path: path.to_path_buf(), error: error.to_string() });
+                tracing::warn!("{change}");
             }
-            Change::Unchanged | Change::Ignored(_) => {}
-        }
-        drop(failures);
-        match &change {
-            Change::Loaded(_) | Change::Replaced(_) | Change::Removed(_) => tracing::info!("{change}"),
-            Change::Failed { .. } => tracing::warn!("{change}"),
             Change::Unchanged | Change::Ignored(_) => {}
         }
         change

@@ -147,14 +147,19 @@ fn complete_rows(batch: &RecordBatch) -> Option<BooleanArray> {
     Some(masks.iter().skip(1).fold(masks[0].clone(), |all, mask| and(&all, mask).expect("same length")))
 }
 
-/// One parsed line of the careful path.
-struct Line {
-    portfolio: String,
-    at: i64,
-    numbers: [f64; 3],
+/// One parsed line of a portfolio file.
+pub(crate) struct Line {
+    /// PORTFOLIO as written.
+    pub(crate) portfolio: String,
+    /// TIMESTAMP, seconds since the epoch (UTC).
+    pub(crate) at: i64,
+    /// NAV, NAV_Change, NAV_Change_%.
+    pub(crate) numbers: [f64; 3],
 }
 
-fn parse_line(text: &str) -> Result<Line, String> {
+/// Parses a data row of a portfolio file, with the query's rules for a
+/// corrupt row (the reason, when it is one).
+pub(crate) fn parse_line(text: &str) -> Result<Line, String> {
     let fields: Vec<&str> = text.split(',').collect();
     if fields.len() != 5 {
         return Err(format!("{} fields instead of 5", fields.len()));

@@ -149,21 +149,27 @@ pub async fn portfolio(
         .rows
         .iter()
         .map(|row| HistoryRow {
-            timestamp: chrono::DateTime::from_timestamp(row.timestamp, 0)
-                .map(|at| crate::market::format_seconds(at.naive_utc()))
-                .unwrap_or_default(),
+            timestamp: crate::market::format_epoch(row.timestamp),
             nav: row.nav,
             nav_change: row.nav_change,
             nav_change_pct: row.nav_change_pct,
         })
         .collect();
     if csv {
-        let mut text = String::from_utf8_lossy(crate::layout::HEADER).into_owned();
+        // Written as the sink writes the file.
+        let mut text = crate::layout::HEADER.to_vec();
         for row in &rows {
-            text.push_str(&format!(
-                "{portfolio},{},{:.2},{:.2},{:.2}\n",
-                row.timestamp, row.nav, row.nav_change, row.nav_change_pct
-            ));
+            let at = crate::market::parse_timestamp(&row.timestamp).unwrap_or_default();
+            let valuation = crate::market::ValuationView {
+                portfolio,
+                at,
+                timestamp: row.timestamp.as_str().into(),
+                nav: row.nav,
+                nav_change: row.nav_change,
+                nav_change_pct: row.nav_change_pct,
+                investor: None,
+            };
+            crate::layout::write_row(&mut text, &valuation);
         }
         let disposition = format!("attachment; filename=\"{}\"", crate::layout::file_name(portfolio));
         return Ok((

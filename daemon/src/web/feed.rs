@@ -101,19 +101,20 @@ fn last_line(path: &Path) -> Option<String> {
     tail.lines().rev().find(|line| !line.trim().is_empty()).map(str::to_string)
 }
 
-/// A CSV row `N.P,TIMESTAMP,NAV,NAV_Change,NAV_Change_%` of `portfolio`.
+/// A data row of `portfolio`'s file, read by the query's rules (a corrupt
+/// row is none).
 fn parse_row(portfolio: PortfolioId, line: &str, name: Option<&String>) -> Option<Valuation> {
-    let fields: Vec<&str> = line.split(',').collect();
-    let [id, at, nav, change, pct] = fields[..] else { return None };
-    if id.parse::<PortfolioId>().ok()? != portfolio {
+    let line = crate::query::scan::parse_line(line).ok()?;
+    if line.portfolio.parse::<PortfolioId>().ok()? != portfolio {
         return None;
     }
+    let [nav, nav_change, nav_change_pct] = line.numbers;
     Some(Valuation {
         portfolio,
-        at: crate::market::parse_timestamp(at).ok()?,
-        nav: nav.parse().ok().filter(|n: &f64| n.is_finite())?,
-        nav_change: change.parse().ok()?,
-        nav_change_pct: pct.parse().ok()?,
+        at: chrono::DateTime::from_timestamp(line.at, 0)?.naive_utc(),
+        nav,
+        nav_change,
+        nav_change_pct,
         investor: name.cloned(),
     })
 }
