@@ -1,7 +1,7 @@
 //! Small file-system helpers shared by the components that persist state.
 
-use std::fs::{self, File};
-use std::io::{self, Write};
+use std::fs::{self, File, TryLockError};
+use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::Path;
 
 /// Replaces `path` with `contents` atomically and durably: writes a
@@ -63,9 +63,59 @@ pub fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
+/// The outcome of one attempt at a lock file.
+pub enum LockAttempt {
+    /// Taken: held until the file is dropped (or the process dies).
+    Taken(File),
+    /// Another process holds it; what it wrote in the file.
+    Held(String),
+}
+
+/// Tries once to take the lock file `path` (an advisory lock of the file
+/// system, `flock`: the kernel releases it when its process dies; NFSv4
+/// honours it across machines), creating it and its folder. Once taken,
+/// the file says who holds it: `pid N on HOST`.
+pub fn try_lock(path: &Path) -> io::Result<LockAttempt> {
+    if let Some(dir) = path.parent() {
+        fs::create_dir_all(dir)?;
+    }
+    let mut file = File::options().read(true).write(true).create(true).truncate(false).open(path)?;
+    match file.try_lock() {
+        Ok(()) => {
+            file.set_len(0)?;
+            file.seek(SeekFrom::Start(0))?;
+            writeln!(file, "pid {} on {}", std::process::id(), host_name())?;
+            Ok(LockAttempt::Taken(file))
+        }
+        Err(TryLockError::WouldBlock) => {
+            let mut holder = String::new();
+            let _ = file.read_to_string(&mut holder);
+            Ok(LockAttempt::Held(holder.trim().to_string()))
+        }
+        Err(TryLockError::Error(error)) => Err(error),
+    }
+}
+
+fn host_name() -> String {
+    fs::read_to_string("/proc/sys/kernel/hostname").map_or_else(|_| "?".into(), |name| name.trim().to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_held_lock_names_its_holder_and_is_free_once_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sub/lock");
+        let LockAttempt::Taken(lock) = try_lock(&path).unwrap() else { panic!("free at first") };
+        match try_lock(&path).unwrap() {
+            LockAttempt::Held(holder) => assert_eq!(holder, format!("pid {} on {}", std::process::id(), host_name())),
+            LockAttempt::Taken(_) => panic!("a second open file description must not take it"),
+        }
+        drop(lock);
+        assert!(matches!(try_lock(&path).unwrap(), LockAttempt::Taken(_)));
+    }
 
     #[test]
     fn replaces_contents_and_leaves_no_temporary_file() {

@@ -56,6 +56,7 @@ struct Inner {
     sink_rows: Counter,
     sink_files_created: Counter,
     sink_rejected: Counter,
+    sink_duplicates: Counter,
     sink_batches: Counter,
     consumer_lag: Family<GroupLabel, Gauge>,
     messages_missed: Family<GroupLabel, Counter>,
@@ -113,6 +114,7 @@ impl Metrics {
             sink_rows: Counter::default(),
             sink_files_created: Counter::default(),
             sink_rejected: Counter::default(),
+            sink_duplicates: Counter::default(),
             sink_batches: Counter::default(),
             consumer_lag: Family::default(),
             messages_missed: Family::default(),
@@ -170,6 +172,11 @@ impl Metrics {
             "sink_rejected",
             "Messages the sink rejected (see rejected.jsonl)",
             inner.sink_rejected.clone(),
+        );
+        registry.register(
+            "sink_duplicates_skipped",
+            "Valuations the sink skipped because their row was written already (published twice)",
+            inner.sink_duplicates.clone(),
         );
         registry.register("sink_batches", "Batches the sink made durable and committed", inner.sink_batches.clone());
         registry.register("consumer_lag", "Messages a consumer group has yet to read", inner.consumer_lag.clone());
@@ -276,12 +283,14 @@ impl Metrics {
         self.inner.investors_quarantined.set(quarantined as i64);
     }
 
-    /// The sink made a batch durable.
-    pub fn sink_batch(&self, rows: u64, files_created: u64, rejected: u64) {
+    /// The sink made a batch durable: rows written, files created, messages
+    /// rejected, valuations skipped as written already.
+    pub fn sink_batch(&self, rows: u64, files_created: u64, rejected: u64, duplicates: u64) {
         self.inner.sink_batches.inc();
         self.inner.sink_rows.inc_by(rows);
         self.inner.sink_files_created.inc_by(files_created);
         self.inner.sink_rejected.inc_by(rejected);
+        self.inner.sink_duplicates.inc_by(duplicates);
     }
 
     /// A consumer group's lag.
@@ -361,11 +370,12 @@ mod tests {
         metrics.tick_produced("se1");
         metrics.valuations_published(2, 6);
         metrics.plugin_call(2, Duration::from_micros(5), Some("timeout"));
-        metrics.sink_batch(6, 2, 1);
+        metrics.sink_batch(6, 2, 1, 3);
         let text = metrics.encode();
         assert!(text.contains("stockd_ticks_produced_total{exchange=\"se1\"} 2"), "{text}");
         assert!(text.contains("stockd_plugin_errors_total{investor=\"2\",kind=\"timeout\"} 1"), "{text}");
         assert!(text.contains("stockd_sink_rows_total 6"), "{text}");
+        assert!(text.contains("stockd_sink_duplicates_skipped_total 3"), "{text}");
         assert_eq!(
             metrics.interval_summary(Some("app1")),
             "6 valuations published, 6 rows written, 1 plugin errors; sink lag 0; slowest evaluate: investor 2, 0.0 ms"

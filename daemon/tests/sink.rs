@@ -328,3 +328,35 @@ async fn valuations_gone_before_the_sink_read_them_are_counted_as_missed() {
     let rows: usize = read_back(data.path()).values().map(Vec::len).sum();
     assert_eq!(rows, 10, "the 10 messages still on the bus are rows");
 }
+
+/// A valuation published twice (an investor republishing an interval after
+/// a crash, or restarted from an older checkpoint) adds one row, also when
+/// the copy comes after the sink restarted; older copies are skipped too,
+/// and every skip is counted.
+#[tokio::test]
+async fn a_valuation_published_twice_adds_one_row() {
+    let bus = bus_with_topic().await;
+    let data = tempfile::tempdir().unwrap();
+    // 3 portfolios, 6 intervals each; the identity is INTERVAL_MS, 500 ms
+    // apart, so that two intervals share a TIMESTAMP second.
+    let expected: Vec<Valuation> = valuations(18, 3)
+        .into_iter()
+        .enumerate()
+        .map(|(i, v)| v.with_interval_ms(1_795_510_800_000 + 500 * (i as i64 / 3)))
+        .collect();
+    publish(&bus, &expected[..9]).await;
+    publish(&bus, &expected[6..9]).await; // interval 3 again
+    let metrics = Metrics::new();
+    let mut sink = Sink::open(&bus, settings(data.path()), metrics.clone()).unwrap();
+    drain(&mut sink).await.unwrap();
+    drop(sink);
+    // After a restart: interval 2 again (older than the last row), then
+    // the rest, with interval 4 twice in one batch.
+    publish(&bus, &expected[3..6]).await;
+    publish(&bus, &expected[9..12]).await;
+    publish(&bus, &expected[9..]).await;
+    let mut sink = Sink::open(&bus, settings(data.path()), metrics.clone()).unwrap();
+    drain(&mut sink).await.unwrap();
+    assert_exactly(data.path(), &expected);
+    assert!(metrics.encode().contains("stockd_sink_duplicates_skipped_total 9"), "{}", metrics.encode());
+}

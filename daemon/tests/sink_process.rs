@@ -20,7 +20,7 @@ fn start_sink(brokers: &str, data: &Path, config: &Path, log: &Path) -> Daemon {
 
 /// The next offset the sink's checkpoint records (0 before any).
 fn checkpointed(data: &Path, topic: &str) -> i64 {
-    std::fs::read(data.join(".sink/checkpoint.json"))
+    std::fs::read(data.join(".sink/partitions").join(topic).join("0/checkpoint.json"))
         .ok()
         .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok())
         .and_then(|v| v["positions"][topic]["0"].as_i64())

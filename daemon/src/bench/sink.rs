@@ -71,6 +71,8 @@ fn record(n: u32, interval: u32) -> anyhow::Result<Record> {
         nav_change: 0.25,
         nav_change_pct: 0.0,
         investor: Some("Investor"),
+        // As an investor stamps it: 20 s intervals from 2026-11-24 09:00:00.
+        interval_ms: Some(1_795_510_800_000 + i64::from(interval) * 20_000),
     };
     Ok(Record { key: id.to_string(), value: fields.encode() })
 }

@@ -229,7 +229,7 @@ impl KafkaBus {
             .set("topic.metadata.refresh.interval.ms", "10000")
             .set("session.timeout.ms", self.settings.session_timeout.as_millis().to_string())
             .set("heartbeat.interval.ms", (self.settings.session_timeout.as_millis() / 3).max(100).to_string())
-            .create_with_context(QuietContext::default())
+            .create_with_context(QuietContext::for_group(group))
             .map_err(|e| kafka_error("consumer set-up", e))?;
         consumer.subscribe(topics).map_err(|e| kafka_error(format!("subscribe to {}", topics.join(",")), e))?;
         Ok(KafkaConsumer { consumer: Arc::new(consumer), topics: topics.iter().map(|t| t.to_string()).collect() })
@@ -327,5 +327,12 @@ impl Consumer for KafkaConsumer {
         .await
         .ok()
         .flatten()
+    }
+
+    /// The current assignment (none while the group rebalances, or if
+    /// librdkafka cannot tell).
+    fn assigned(&self, topic: &str) -> Option<Vec<i32>> {
+        let assignment = self.consumer.assignment().unwrap_or_default();
+        Some(assignment.elements_for_topic(topic).iter().map(|element| element.partition()).collect())
     }
 }

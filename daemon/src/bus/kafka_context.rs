@@ -3,13 +3,14 @@
 //! distinct message is logged at most once per [`QUIET_PERIOD`], with the
 //! count of repeats suppressed meanwhile.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use rdkafka::TopicPartitionList;
 use rdkafka::client::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
-use rdkafka::consumer::ConsumerContext;
+use rdkafka::consumer::{BaseConsumer, ConsumerContext, Rebalance};
 use rdkafka::error::KafkaError;
 
 /// How long a repeated message stays quiet.
@@ -20,9 +21,17 @@ const QUIET_PERIOD: Duration = Duration::from_secs(30);
 pub struct QuietContext {
     /// Message → (when it was last logged, repeats suppressed since).
     seen: Mutex<HashMap<String, (Instant, u64)>>,
+    /// The consumer group, for a consumer's context.
+    group: Option<String>,
 }
 
 impl QuietContext {
+    /// The context of a consumer in `group`: it also logs the partitions
+    /// each rebalance takes away and gives.
+    pub fn for_group(group: &str) -> Self {
+        QuietContext { group: Some(group.to_string()), ..QuietContext::default() }
+    }
+
     /// Whether to log `message` now, and how many repeats were suppressed.
     fn admit(&self, message: &str) -> Option<u64> {
         let mut seen = self.seen.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
@@ -81,7 +90,33 @@ impl ClientContext for QuietContext {
     }
 }
 
-impl ConsumerContext for QuietContext {}
+/// `topic[0,2] other[1]`.
+fn describe(partitions: &TopicPartitionList) -> String {
+    let mut by_topic: BTreeMap<String, Vec<i32>> = BTreeMap::new();
+    for element in partitions.elements() {
+        by_topic.entry(element.topic().to_string()).or_default().push(element.partition());
+    }
+    if by_topic.is_empty() {
+        return "no partitions".into();
+    }
+    let lists = by_topic.iter().map(|(topic, partitions)| format!("{topic}{partitions:?}"));
+    lists.collect::<Vec<_>>().join(" ")
+}
+
+impl ConsumerContext for QuietContext {
+    fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        let group = self.group.as_deref().unwrap_or("?");
+        match rebalance {
+            Rebalance::Assign(partitions) => {
+                tracing::info!(group, "consumer group gave this process {}", describe(partitions));
+            }
+            Rebalance::Revoke(partitions) => {
+                tracing::info!(group, "consumer group took back {}", describe(partitions));
+            }
+            Rebalance::Error(error) => tracing::warn!(group, "consumer group rebalance failed: {error}"),
+        }
+    }
+}
 
 #[cfg(test)]
 mod tests {

@@ -499,6 +499,11 @@ impl Consumer for MemoryConsumer {
         }
         Some(lag)
     }
+
+    /// Every partition: a memory consumer reads them all.
+    fn assigned(&self, _topic: &str) -> Option<Vec<i32>> {
+        None
+    }
 }
 
 #[cfg(test)]

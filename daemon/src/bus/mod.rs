@@ -169,4 +169,10 @@ pub trait Consumer: Send + 'static {
     /// Messages in the consumer's partitions beyond its position, where the
     /// bus can tell.
     fn lag(&mut self) -> impl Future<Output = Option<u64>> + Send;
+
+    /// The partitions of `topic` the consumer group gives this consumer
+    /// now, which change when members join or leave (a rebalance); `None`
+    /// where the bus does not split partitions between a group's consumers
+    /// (the memory bus: each reads them all).
+    fn assigned(&self, topic: &str) -> Option<Vec<i32>>;
 }

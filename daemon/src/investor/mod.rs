@@ -5,6 +5,7 @@
 //! gets a worker, a removed one's worker stops, a replaced one is picked up
 //! by its worker at the next interval.
 
+mod active;
 mod book;
 mod log_cap;
 mod schedule;

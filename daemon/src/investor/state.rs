@@ -40,6 +40,10 @@ pub struct InvestorState {
     /// The last interval's valuations, until their publication is recorded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pending: Option<Pending>,
+    /// The INTERVAL_MS of the last interval valued (0: none yet, or a
+    /// checkpoint from before stockd carried it): the next is above it.
+    #[serde(default)]
+    pub last_interval_ms: i64,
 }
 
 /// An interval whose valuations may not be published yet: with the NAVs
@@ -50,6 +54,11 @@ pub struct Pending {
     pub interval: u64,
     /// Its TIMESTAMP.
     pub timestamp: String,
+    /// Its INTERVAL_MS, the valuations' identity (absent in a checkpoint
+    /// from before stockd carried it: the messages go without, as they
+    /// first did).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval_ms: Option<i64>,
     /// The investor's name, for INVESTOR.
     pub investor: String,
     /// Portfolio number → NAV before this interval (absent: first valuation).
@@ -70,6 +79,7 @@ impl Pending {
                     nav_change,
                     nav_change_pct,
                     investor: Some(&self.investor),
+                    interval_ms: self.interval_ms,
                 };
                 Record { key: portfolio.to_string(), value: fields.encode() }
             })
@@ -181,6 +191,7 @@ mod tests {
         state.pending = Some(Pending {
             interval: 12,
             timestamp: "2026-11-24 09:40:20".into(),
+            interval_ms: Some(1_795_167_620_250),
             investor: "Investor 3".into(),
             previous: BTreeMap::from([(1, 1_286_940.0)]),
         });
@@ -193,6 +204,7 @@ mod tests {
         assert_eq!((decoded[0].nav, decoded[0].nav_change, decoded[0].nav_change_pct), (1_300_000.0, 13_060.0, 1.01));
         assert_eq!((decoded[1].nav, decoded[1].nav_change, decoded[1].nav_change_pct), (850_000.5, 0.0, 0.0));
         assert_eq!(decoded[1].investor.as_deref(), Some("Investor 3"));
+        assert!(decoded.iter().all(|v| v.interval_ms == Some(1_795_167_620_250)), "the identity is carried");
         InvestorState::mark_published(&path, 12).unwrap();
         assert_eq!(InvestorState::load(&path).unwrap().unwrap().pending, None);
     }

@@ -63,6 +63,8 @@ pub(crate) enum Exit {
 
 struct Worker<B: Bus> {
     shared: Arc<Shared<B>>,
+    /// This process's hold on the investor (see [`super::active`]).
+    _active: std::fs::File,
     investor: InvestorId,
     image: Arc<PluginImage>,
     /// Taken while a call runs on the blocking pool.
@@ -73,6 +75,8 @@ struct Worker<B: Bus> {
     navs: BTreeMap<u32, f64>,
     /// How many intervals this investor has valued, ever.
     interval: u64,
+    /// The INTERVAL_MS of the last interval valued.
+    last_interval_ms: i64,
     /// The last interval's valuations, until the broker acknowledged them.
     pending: Option<Pending>,
     failures: u32,
@@ -80,6 +84,9 @@ struct Worker<B: Bus> {
     missing_logged: BTreeSet<String>,
     /// Whether the state moved since the last durable checkpoint.
     dirty: bool,
+    /// Whether the consumer group gives this process no tick partition
+    /// (as last seen).
+    without_ticks: bool,
     /// The positions in the last durable checkpoint: the only ones that may
     /// be committed.
     durable_positions: Positions,
@@ -93,10 +100,17 @@ pub(crate) async fn run<B: Bus>(
     investor: InvestorId,
     shutdown: CancellationToken,
 ) -> anyhow::Result<Exit> {
+    let loaded = || shared.registry.plugins().contains_key(&investor);
+    let lock = super::active::take(&shared.settings.data, investor, &shutdown, loaded).await.with_context(|| {
+        format!("investor {investor}: taking {}", super::active::lock_path(&shared.settings.data, investor).display())
+    })?;
+    let Some(lock) = lock else {
+        return Ok(if shutdown.is_cancelled() { Exit::Shutdown } else { Exit::Unloaded });
+    };
     let Some(image) = shared.registry.plugins().get(&investor).cloned() else {
         return Ok(Exit::Unloaded);
     };
-    let mut worker = Worker::start(shared, investor, image).await?;
+    let mut worker = Worker::start(shared, investor, image, lock).await?;
     let result = worker.work(&shutdown).await;
     worker.set_quarantined(false);
     worker.shared.status.remove(investor);
@@ -104,7 +118,12 @@ pub(crate) async fn run<B: Bus>(
 }
 
 impl<B: Bus> Worker<B> {
-    async fn start(shared: Arc<Shared<B>>, investor: InvestorId, image: Arc<PluginImage>) -> anyhow::Result<Self> {
+    async fn start(
+        shared: Arc<Shared<B>>,
+        investor: InvestorId,
+        image: Arc<PluginImage>,
+        lock: std::fs::File,
+    ) -> anyhow::Result<Self> {
         let settings = &shared.settings;
         let state_path = state_path(&settings.data, investor);
         let state = match InvestorState::load(&state_path) {
@@ -135,6 +154,7 @@ impl<B: Bus> Worker<B> {
         tracing::info!(investor = %investor, name = image.name(), group, "investor started at interval {}", state.interval);
         Ok(Worker {
             shared,
+            _active: lock,
             investor,
             image,
             instance: None,
@@ -143,11 +163,13 @@ impl<B: Bus> Worker<B> {
             state_path,
             navs: state.navs,
             interval: state.interval,
+            last_interval_ms: state.last_interval_ms,
             pending,
             failures: 0,
             quarantined: false,
             missing_logged: BTreeSet::new(),
             dirty: false,
+            without_ticks: false,
             durable_positions,
             committed_positions: Positions::new(),
         })
@@ -218,6 +240,9 @@ impl<B: Bus> Worker<B> {
         }
         // Ticks already waiting belong to this interval.
         self.read_ticks(Duration::ZERO).await;
+        if !self.holds_ticks() {
+            return Ok(None);
+        }
         if self.pending.is_some() {
             self.publish_pending().await;
         }
@@ -239,6 +264,30 @@ impl<B: Bus> Worker<B> {
         }
         self.checkpoint_and_commit().await?;
         Ok(None)
+    }
+
+    /// Whether the consumer group gives this process tick partitions. On
+    /// Kafka a process whose group gives it none (another process runs this
+    /// investor, from a state folder of its own, and has the partitions; or
+    /// the group is rebalancing) values and publishes nothing: with the
+    /// tick topic's one partition (the default), one process per investor
+    /// publishes.
+    fn holds_ticks(&mut self) -> bool {
+        let holds = self.consumer.assigned(&self.shared.settings.stock_topic).is_none_or(|p| !p.is_empty());
+        if holds == self.without_ticks {
+            self.without_ticks = !holds;
+            if holds {
+                tracing::info!(investor = %self.investor, "the consumer group gives this process ticks again: valuing");
+            } else {
+                tracing::info!(
+                    investor = %self.investor,
+                    "consumer group investor-{} gives this process no tick partition (the group is rebalancing, or \
+                     another process runs investor {}): valuing nothing until it does",
+                    self.investor, self.investor
+                );
+            }
+        }
+        holds
     }
 
     /// Takes a new version of the plugin from the next call on. NAVs of
@@ -338,9 +387,14 @@ impl<B: Bus> Worker<B> {
             self.navs.insert(nav.portfolio, rounded);
         }
         self.interval += 1;
+        // The identity of the interval's valuations: its time, kept above
+        // the previous one's even if the clock went back across a restart.
+        let at = self.shared.schedule.timestamp(k);
+        self.last_interval_ms = at.and_utc().timestamp_millis().max(self.last_interval_ms + 1);
         self.pending = Some(Pending {
             interval: self.interval,
-            timestamp: format_seconds(self.shared.schedule.timestamp(k)),
+            timestamp: format_seconds(at),
+            interval_ms: Some(self.last_interval_ms),
             investor: self.image.name().to_string(),
             previous,
         });
@@ -400,6 +454,7 @@ impl<B: Bus> Worker<B> {
             prices: self.book.prices().clone(),
             positions: self.book.positions().clone(),
             pending: self.pending.clone(),
+            last_interval_ms: self.last_interval_ms,
         };
         let path = self.state_path.clone();
         let positions = state.positions.clone();

@@ -26,6 +26,8 @@ pub struct Valuation {
     pub nav_change_pct: f64,
     /// The investor's display name, when the producer gave one.
     pub investor: Option<String>,
+    /// INTERVAL_MS, when the producer gave it: see [`ValuationView::identity`].
+    pub interval_ms: Option<i64>,
 }
 
 /// Rounds to 2 decimals (cents); never returns -0.
@@ -69,11 +71,15 @@ pub struct ValuationFields<'a> {
     /// INVESTOR, the display name.
     #[serde(rename = "INVESTOR", skip_serializing_if = "Option::is_none")]
     pub investor: Option<&'a str>,
+    /// INTERVAL_MS: the valuation's interval, in milliseconds since the
+    /// Unix epoch; with PORTFOLIO, the valuation's identity.
+    #[serde(rename = "INTERVAL_MS", skip_serializing_if = "Option::is_none")]
+    pub interval_ms: Option<i64>,
 }
 
 impl ValuationFields<'_> {
     /// The message value:
-    /// `{"PORTFOLIO":"1.2","TIMESTAMP":"2026-11-24 09:40:20","NAV":…,"NAV_Change":…,"NAV_Change_%":…,"INVESTOR":"Investor 1"}`.
+    /// `{"PORTFOLIO":"1.2","TIMESTAMP":"2026-11-24 09:40:20","NAV":…,"NAV_Change":…,"NAV_Change_%":…,"INVESTOR":"Investor 1","INTERVAL_MS":…}`.
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(160);
         serde_json::to_writer(&mut out, self).expect("a valuation always serialises");
@@ -92,7 +98,25 @@ impl Valuation {
         investor: Option<String>,
     ) -> Valuation {
         let (nav, nav_change, nav_change_pct) = nav_changes(nav, previous_nav);
-        Valuation { portfolio, at: at.with_nanosecond(0).unwrap_or(at), nav, nav_change, nav_change_pct, investor }
+        Valuation {
+            portfolio,
+            at: at.with_nanosecond(0).unwrap_or(at),
+            nav,
+            nav_change,
+            nav_change_pct,
+            investor,
+            interval_ms: None,
+        }
+    }
+
+    /// This valuation with INTERVAL_MS set.
+    pub fn with_interval_ms(self, interval_ms: i64) -> Valuation {
+        Valuation { interval_ms: Some(interval_ms), ..self }
+    }
+
+    /// Its identity within its portfolio (see [`ValuationView::identity`]).
+    pub fn identity(&self) -> i64 {
+        self.interval_ms.unwrap_or_else(|| self.at.and_utc().timestamp_millis())
     }
 
     /// The message value (see [`ValuationFields::encode`]).
@@ -105,6 +129,7 @@ impl Valuation {
             nav_change: self.nav_change,
             nav_change_pct: self.nav_change_pct,
             investor: self.investor.as_deref(),
+            interval_ms: self.interval_ms,
         }
         .encode()
     }
@@ -143,6 +168,10 @@ impl Valuation {
             Some(Value::String(name)) => Some(name.clone()),
             Some(other) => return Err(ValuationError::BadInvestor(other.to_string())),
         };
+        let interval_ms = match fields.get("INTERVAL_MS") {
+            None | Some(Value::Null) => None,
+            Some(value) => Some(value.as_i64().ok_or_else(|| ValuationError::BadInterval(value.to_string()))?),
+        };
         Ok(Valuation {
             portfolio,
             at,
@@ -150,6 +179,7 @@ impl Valuation {
             nav_change: number("NAV_Change")?,
             nav_change_pct: number("NAV_Change_%")?,
             investor,
+            interval_ms,
         })
     }
 }
@@ -172,9 +202,20 @@ pub struct ValuationView<'a> {
     pub nav_change_pct: f64,
     /// INVESTOR, if given.
     pub investor: Option<Cow<'a, str>>,
+    /// INTERVAL_MS, if given.
+    pub interval_ms: Option<i64>,
 }
 
 impl<'a> ValuationView<'a> {
+    /// The valuation's identity within its portfolio: INTERVAL_MS, or for
+    /// producers that do not send it (the original's), TIMESTAMP in
+    /// milliseconds. An investor's identities only grow, so a valuation
+    /// whose identity is not above the last one written for its portfolio
+    /// is one written already (republished), or older.
+    pub fn identity(&self) -> i64 {
+        self.interval_ms.unwrap_or_else(|| self.at.and_utc().timestamp_millis())
+    }
+
     /// The valuation in `bytes` if it is valid, without building a JSON
     /// tree; `None` otherwise ([`Valuation::decode`] says why).
     pub fn decode(bytes: &'a [u8]) -> Option<Self> {
@@ -189,6 +230,7 @@ impl<'a> ValuationView<'a> {
             nav_change: wire.nav_change,
             nav_change_pct: wire.nav_change_pct,
             investor: wire.investor,
+            interval_ms: wire.interval_ms,
         })
     }
 
@@ -201,6 +243,7 @@ impl<'a> ValuationView<'a> {
             nav_change: self.nav_change,
             nav_change_pct: self.nav_change_pct,
             investor: self.investor.as_deref().map(str::to_string),
+            interval_ms: self.interval_ms,
         }
     }
 }
@@ -221,6 +264,8 @@ struct Wire<'a> {
     nav_change_pct: f64,
     #[serde(rename = "INVESTOR", borrow, default)]
     investor: Option<Cow<'a, str>>,
+    #[serde(rename = "INTERVAL_MS", default)]
+    interval_ms: Option<i64>,
 }
 
 /// Why a `Portfolios` message is not a valuation.
@@ -252,6 +297,9 @@ pub enum ValuationError {
     /// INVESTOR is not a string.
     #[error("INVESTOR must be a string, found {0}")]
     BadInvestor(String),
+    /// INTERVAL_MS is not a whole number.
+    #[error("INTERVAL_MS must be a whole number of milliseconds, found {0}")]
+    BadInterval(String),
 }
 
 #[cfg(test)]
@@ -292,6 +340,14 @@ mod tests {
             r#"{"PORTFOLIO":"1.2","TIMESTAMP":"2026-11-24 09:40:20","NAV":601234.57,"NAV_Change":10994.57,"NAV_Change_%":1.86,"INVESTOR":"Investor 1"}"#
         );
         assert_eq!(Valuation::decode(text.as_bytes()).unwrap(), v);
+        assert_eq!(v.identity(), at().and_utc().timestamp_millis(), "without INTERVAL_MS: TIMESTAMP");
+        let v = v.with_interval_ms(1_764_000_000_123);
+        let text = String::from_utf8(v.encode()).unwrap();
+        assert!(text.ends_with(r#""INVESTOR":"Investor 1","INTERVAL_MS":1764000000123}"#), "{text}");
+        assert_eq!(Valuation::decode(text.as_bytes()).unwrap(), v);
+        assert_eq!(ValuationView::decode(text.as_bytes()).unwrap().identity(), 1_764_000_000_123);
+        let bad = text.replace("1764000000123", "\"soon\"");
+        assert_eq!(Valuation::decode(bad.as_bytes()).unwrap_err(), ValuationError::BadInterval(r#""soon""#.into()));
     }
 
     #[test]

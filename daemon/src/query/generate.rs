@@ -68,6 +68,7 @@ fn write_portfolio(dataset: &Dataset, dir: &Path, id: PortfolioId) -> std::io::R
             nav_change,
             nav_change_pct,
             investor: None,
+            interval_ms: None,
         };
         write_row(&mut out, &view);
         previous = Some(rounded);

@@ -271,6 +271,18 @@ impl DataFiles {
         Ok(self.open.get_mut(name).expect("just opened"))
     }
 
+    /// Closes the handle of file `name`, if open (before the file is
+    /// replaced).
+    pub fn close(&mut self, name: &str) {
+        self.open.pop(name);
+    }
+
+    /// Closes every handle: lengths are asked of the file system again
+    /// (after another process may have written the files).
+    pub fn close_all(&mut self) {
+        self.open.clear();
+    }
+
     /// How many files are open now.
     pub fn open_count(&self) -> usize {
         self.open.len()

@@ -1,14 +1,16 @@
-//! The sink's two small files in `DATA/.sink/`, and the crash contract they
-//! implement.
+//! The two small files of each partition's folder,
+//! `DATA/.sink/partitions/TOPIC/P/`, and the crash contract they implement.
 //!
-//! - `intent.json`, written durably *before* a batch touches any file: the
-//!   intents of the batches not checkpointed yet (at most two: the batch
-//!   being synced and the one being written), each with its sequence number
-//!   and, for every file it appends to, the file's length before it
-//!   (absent: the file is new).
+//! - `intent.json`, written durably *before* a batch touches any file of
+//!   the partition: the intents of its batches not checkpointed yet (at
+//!   most two: the batch being synced and the one being written), each with
+//!   its sequence number and, for every file it appends to, the file's
+//!   length before it (absent: the file is new).
 //! - `checkpoint.json`, written durably *after* the batch's rows are synced:
-//!   the batch's sequence number and, per partition, the next offset to
-//!   read.
+//!   the batch's sequence number and the partition's next offset to read.
+//!
+//! Earlier versions kept one pair for all partitions in `DATA/.sink/`
+//! ([`Journal::legacy`]); the sink moves it into the partitions' folders.
 //!
 //! A restart that finds intents ahead of the checkpoint knows those batches
 //! were not completed: newest first, it truncates their files back to the
@@ -92,10 +94,32 @@ pub enum JournalError {
 }
 
 impl Journal {
-    /// The journal of the data folder `data`; `durable` syncs every record.
-    pub fn new(data: &Path, durable: bool) -> Self {
-        let dir = data.join(".sink");
+    /// The journal files in the folder `dir`; `durable` syncs every record.
+    pub fn at(dir: &Path, durable: bool) -> Self {
         Journal { checkpoint: dir.join("checkpoint.json"), intent: dir.join("intent.json"), durable }
+    }
+
+    /// The journal of all partitions, as earlier versions kept it in
+    /// `DATA/.sink/`.
+    pub fn legacy(data: &Path, durable: bool) -> Self {
+        Journal::at(&data.join(".sink"), durable)
+    }
+
+    /// Whether either file exists.
+    pub fn exists(&self) -> bool {
+        self.checkpoint.exists() || self.intent.exists()
+    }
+
+    /// Removes both files.
+    pub fn remove(&self) -> Result<(), JournalError> {
+        for path in [&self.intent, &self.checkpoint] {
+            match std::fs::remove_file(path) {
+                Ok(()) => {}
+                Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+                Err(cause) => return Err(JournalError::Io { path: path.clone(), cause }),
+            }
+        }
+        Ok(())
     }
 
     /// The last checkpoint (empty before the first batch).
@@ -146,7 +170,7 @@ mod tests {
     #[test]
     fn records_round_trip_and_corruption_is_reported() {
         let dir = tempfile::tempdir().unwrap();
-        let journal = Journal::new(dir.path(), true);
+        let journal = Journal::legacy(dir.path(), true);
         assert_eq!(journal.checkpoint().unwrap(), Checkpoint::default());
         assert!(journal.intents().unwrap().is_empty());
         let mut positions = Positions::new();

@@ -1,44 +1,63 @@
 //! The sink (App1): valuations from the portfolio topic, appended to one CSV
-//! file per portfolio, exactly once across crashes.
+//! file per portfolio, one row per valuation, across crashes, restarts and
+//! several sink processes sharing the data folder.
+//!
+//! The unit of work is a partition of the topic (a portfolio's valuations
+//! all come through one). A sink writes a partition's files only while it
+//! holds the partition's lock, and keeps a journal and the identities of
+//! the rows written per partition ([`partition`]): so any number of sinks
+//! in the consumer group can share one data folder, each writing the
+//! partitions the group gives it.
 //!
 //! One batch, step by step (each a function below), and what a crash after
 //! it leaves (see [`journal`] for the contract):
-//! 1. [`Sink::prepare`]: read a batch, skip what is written already,
-//!    decode, reject the invalid into `rejected.jsonl` — nothing written.
-//! 2. [`Sink::write_intent`]: the files to touch and their lengths, durably.
-//! 3. [`Sink::append`]: the rows, grouped by file, in offset order.
+//! 1. [`Sink::prepare`]: read a batch, skip what is written already (by
+//!    offset, then by valuation identity: a valuation published twice adds
+//!    one row), decode, reject the invalid into `rejected.jsonl` — nothing
+//!    written.
+//! 2. [`Sink::write_intent`]: per partition, the files to touch and their
+//!    lengths, durably.
+//! 3. [`Sink::append`]: the rows, grouped by file, in offset order, and
+//!    their identities.
 //! 4. the sync (fsync or syncfs), on a blocking thread — the rows are
 //!    durable. It runs while the next batch takes steps 1–3: the device
 //!    writes one batch while the cores append the next.
-//! 5. [`Sink::checkpoint`]: names file, then the offsets, durably — the
-//!    batch is done; a restart skips it.
+//! 5. [`Sink::checkpoint`]: names file, then per partition the offsets,
+//!    durably — the batch is done; a restart skips it.
 //! 6. [`Sink::commit`]: the offsets to the bus (a restart before this reads
 //!    the batch again and skips it).
 //!
 //! Steps 4–6 of a batch ([`Sink::settle`]) come after steps 1–3 of the
-//! next one, or when no message comes. Recovery ([`Sink::open`]) rolls back
-//! the files of every batch that has an intent but no checkpoint (at most
-//! two), trimming torn lines with them.
+//! next one, when no message comes, and before a partition is let go.
+//! Taking a partition ([`Sink::take`]) rolls back the files of its batches
+//! that have an intent but no checkpoint (at most two), trimming torn lines
+//! with them.
 
 pub mod files;
+pub mod identities;
 pub mod journal;
 pub mod names;
+pub mod partition;
 pub mod rejected;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
 use crate::bus::{Bus, BusError, Consumer, Message, Positions};
 use crate::config::SyncMode;
+use crate::fsutil::LockAttempt;
 use crate::layout::{HEADER, REJECTED_FILE, file_name, write_row};
 use crate::market::{InvestorId, PortfolioId, Valuation, ValuationView};
 use crate::metrics::Metrics;
 use files::DataFiles;
+use identities::Identities;
 use journal::{Checkpoint, Intent, Journal, JournalError};
 use names::Names;
+use partition::{Partition, partition_dir};
 use rejected::write_rejected;
 
 /// The consumer group of the sink.
@@ -47,6 +66,9 @@ pub const GROUP: &str = "app1";
 /// How often the sink measures its lag (`stockd_consumer_lag{group="app1"}`):
 /// often enough that the interval summary shows it current.
 const LAG_PERIOD: Duration = Duration::from_secs(1);
+
+/// How often a sink waiting for a partition's lock says so.
+const LOCK_WAIT_LOG_PERIOD: Duration = Duration::from_secs(10);
 
 /// What the sink needs from the configuration.
 #[derive(Debug, Clone)]
@@ -123,22 +145,35 @@ impl From<BusError> for SinkError {
 /// A batch read and decoded, not written yet.
 #[derive(Default)]
 struct Prepared {
-    /// Portfolio → rows to append to its file, in offset order.
-    rows: BTreeMap<PortfolioId, Vec<u8>>,
+    /// Portfolio → its partition and the rows to append to its file, in
+    /// offset order.
+    rows: BTreeMap<PortfolioId, (i32, Vec<u8>)>,
+    /// Partition → identity records to append to its log.
+    identities: BTreeMap<i32, Vec<u8>>,
     rejected: Vec<u8>,
     row_count: u64,
     reject_count: u64,
+    duplicate_count: u64,
+    /// Per partition of the batch, the next offset after it.
     positions: Positions,
+}
+
+/// The rows of one portfolio in a chunk of a batch.
+#[derive(Default)]
+struct PortfolioRows {
+    partition: i32,
+    bytes: Vec<u8>,
+    /// Per row, its valuation's identity and where it ends in `bytes`.
+    ends: Vec<(i64, usize)>,
 }
 
 /// One chunk of a batch, decoded and formatted.
 #[derive(Default)]
 struct Part {
-    rows: BTreeMap<PortfolioId, Vec<u8>>,
+    rows: BTreeMap<PortfolioId, PortfolioRows>,
     /// Investor names seen, when they differ from the previous message's.
     names: Vec<(InvestorId, String)>,
     rejected: Vec<u8>,
-    row_count: u64,
     reject_count: u64,
 }
 
@@ -148,14 +183,16 @@ impl Part {
         for message in messages {
             match ValuationView::decode(&message.value) {
                 Some(valuation) => {
-                    write_row(part.rows.entry(valuation.portfolio).or_default(), &valuation);
+                    let rows = part.rows.entry(valuation.portfolio).or_default();
+                    rows.partition = message.partition;
+                    write_row(&mut rows.bytes, &valuation);
+                    rows.ends.push((valuation.identity(), rows.bytes.len()));
                     if let Some(name) = &valuation.investor {
                         let investor = valuation.portfolio.investor;
                         if part.names.last().is_none_or(|(i, n)| *i != investor || n != name) {
                             part.names.push((investor, name.to_string()));
                         }
                     }
-                    part.row_count += 1;
                 }
                 None => {
                     let reason = Valuation::decode(&message.value)
@@ -174,15 +211,18 @@ impl Part {
     }
 }
 
+/// Says whether a `Bus` identity recorded in a journal names the sink's bus.
+type IdentityCheck = Arc<dyn Fn(&str) -> bool + Send + Sync>;
+
 /// The sink of one data folder.
 pub struct Sink<C: Consumer> {
     consumer: C,
     settings: SinkSettings,
     bus: String,
-    journal: Journal,
+    is_bus: IdentityCheck,
     files: DataFiles,
-    /// What is durable: the last batch checkpointed.
-    checkpoint: Checkpoint,
+    /// The partitions this sink holds.
+    partitions: BTreeMap<i32, Partition>,
     /// The batch written and being synced, if any.
     syncing: Option<Syncing>,
     names: Names,
@@ -194,7 +234,8 @@ pub struct Sink<C: Consumer> {
 
 /// A batch written whose sync runs on a blocking thread.
 struct Syncing {
-    intent: Intent,
+    /// Per partition of the batch, its intent.
+    intents: BTreeMap<i32, Intent>,
     /// The step that wrote it (see [`Sink::fail_at`]).
     step: u64,
     positions: Positions,
@@ -202,37 +243,31 @@ struct Syncing {
     files: usize,
     created: u64,
     rejected: u64,
+    duplicates: u64,
     job: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
 impl<C: Consumer> Sink<C> {
-    /// Opens the data folder, recovers from interrupted batches, and joins
-    /// the sink's consumer group on `bus`.
+    /// Opens the data folder, moves a single journal of an earlier version
+    /// into per-partition journals, and joins the sink's consumer group on
+    /// `bus`. Partitions are taken as their messages come.
     pub fn open<B: Bus<Consumer = C>>(bus: &B, settings: SinkSettings, metrics: Metrics) -> Result<Self, SinkError> {
         let write_error = |cause| SinkError::Write { data: settings.data.clone(), cause };
         let mut files = DataFiles::open(&settings.data, settings.open_files, settings.sync).map_err(write_error)?;
-        let journal = Journal::new(&settings.data, settings.sync != SyncMode::None);
-        let mut checkpoint = journal.checkpoint()?;
-        let identity = bus.identity();
-        let mut interrupted: Vec<Intent> =
-            journal.intents()?.into_iter().filter(|intent| intent.batch > checkpoint.batch).collect();
-        interrupted.sort_by_key(|intent| std::cmp::Reverse(intent.batch));
-        for intent in &interrupted {
-            recover(&mut files, intent, bus.is_identity(&intent.bus)).map_err(write_error)?;
-        }
-        if !checkpoint.bus.is_empty() && !bus.is_identity(&checkpoint.bus) {
-            tracing::info!(previous = %checkpoint.bus, "the sink's offsets belong to another bus: reading from the group's committed offsets");
-            checkpoint.positions = Positions::new();
-        }
+        let is_bus: IdentityCheck = {
+            let bus = bus.clone();
+            Arc::new(move |stored: &str| bus.is_identity(stored))
+        };
+        move_legacy_journal(&settings, &mut files, &is_bus)?;
         let consumer = bus.consumer(GROUP, &[&settings.topic])?;
         let names = Names::load(&settings.data).map_err(write_error)?;
         Ok(Sink {
             consumer,
             settings,
-            bus: identity,
-            journal,
+            bus: bus.identity(),
+            is_bus,
             files,
-            checkpoint,
+            partitions: BTreeMap::new(),
             syncing: None,
             names,
             metrics,
@@ -247,8 +282,8 @@ impl<C: Consumer> Sink<C> {
         self.fail_at = Some((batch, point));
     }
 
-    /// Writes batches until `stop`; then writes what is still available
-    /// and returns.
+    /// Writes batches until `stop`; then writes what is still available,
+    /// lets its partitions go and returns.
     pub async fn run(mut self, stop: CancellationToken) -> Result<(), SinkError> {
         let mut lag_checked = Instant::now();
         loop {
@@ -256,7 +291,7 @@ impl<C: Consumer> Sink<C> {
             let wait = if stopping { Duration::from_millis(300) } else { Duration::from_millis(500) };
             let written = self.step(wait).await?;
             if stopping && written == 0 {
-                return Ok(());
+                return self.let_go(None).await;
             }
             if lag_checked.elapsed() >= LAG_PERIOD {
                 lag_checked = Instant::now();
@@ -268,10 +303,18 @@ impl<C: Consumer> Sink<C> {
     }
 
     /// One batch, steps 1–3, then steps 4–6 of the batch before it; when
-    /// nothing comes within `wait`, steps 4–6 of the last batch. Returns
-    /// the messages read.
+    /// nothing comes within `wait`, steps 4–6 of the last batch. Partitions
+    /// the group took away are let go first. Returns the messages read.
     pub async fn step(&mut self, wait: Duration) -> Result<usize, SinkError> {
-        let messages = match self.consumer.poll(self.settings.batch, wait).await {
+        let polled = self.consumer.poll(self.settings.batch, wait).await;
+        let assigned = self.consumer.assigned(&self.settings.topic);
+        if let Some(assigned) = &assigned {
+            let lost: BTreeSet<i32> = self.partitions.keys().filter(|p| !assigned.contains(p)).copied().collect();
+            if !lost.is_empty() {
+                self.let_go(Some(&lost)).await?;
+            }
+        }
+        let messages = match polled {
             Ok(messages) => messages,
             Err(error) => {
                 tracing::warn!("sink: reading valuations: {error}");
@@ -282,17 +325,25 @@ impl<C: Consumer> Sink<C> {
         };
         if messages.is_empty() {
             self.settle().await?;
+            self.compact_identities()?;
             return Ok(0);
         }
         self.batches += 1;
         let step = self.batches;
-        let prepared = self.prepare(&messages);
-        if prepared.row_count + prepared.reject_count == 0 {
+        let mut ours = BTreeSet::new();
+        for partition in messages.iter().map(|m| m.partition).collect::<BTreeSet<_>>() {
+            let assigned_now = assigned.as_ref().is_none_or(|a| a.contains(&partition));
+            if assigned_now && (self.partitions.contains_key(&partition) || self.take(partition).await?) {
+                ours.insert(partition);
+            }
+        }
+        let mine: Vec<&Message> = messages.iter().filter(|m| ours.contains(&m.partition)).collect();
+        let prepared = self.prepare(&mine);
+        if prepared.positions.is_empty() {
             return Ok(messages.len());
         }
-        let batch = self.syncing.as_ref().map_or(self.checkpoint.batch, |syncing| syncing.intent.batch) + 1;
         let mut timer = StepTimer::start();
-        let intent = self.write_intent(batch, &prepared)?;
+        let intents = self.write_intent(&prepared)?;
         let intent_took = timer.lap();
         self.fail(step, FailPoint::AfterIntent)?;
         let created = self.append(&prepared)?;
@@ -300,19 +351,101 @@ impl<C: Consumer> Sink<C> {
         self.fail(step, FailPoint::AfterWrite)?;
         self.settle().await?;
         let settle_took = timer.lap();
-        tracing::debug!(batch, intent = ?intent_took, append = ?append_took, previous_sync = ?settle_took, "batch written");
+        tracing::debug!(step, intent = ?intent_took, append = ?append_took, previous_sync = ?settle_took, "batch written");
+        for (&number, intent) in &intents {
+            let partition = self.partitions.get_mut(&number).expect("a batch only has partitions held");
+            partition.syncing = Some(intent.clone());
+            partition.written = prepared.positions.get(&self.settings.topic, number);
+        }
         let job = self.files.take_sync();
         self.syncing = Some(Syncing {
-            intent,
+            intents,
             step,
             positions: prepared.positions,
             rows: prepared.row_count,
             files: prepared.rows.len(),
             created,
             rejected: prepared.reject_count,
+            duplicates: prepared.duplicate_count,
             job: tokio::task::spawn_blocking(move || job.run()),
         });
         Ok(messages.len())
+    }
+
+    /// Takes partition `number` once its lock is free, waiting while the
+    /// group still gives it to this sink (the previous holder is finishing
+    /// its last batch); rolls back what an interrupted holder left and
+    /// reads the partition's checkpoint and identities. Returns whether it
+    /// was taken (not: the group gave it to another sink meanwhile).
+    async fn take(&mut self, number: i32) -> Result<bool, SinkError> {
+        let topic = self.settings.topic.clone();
+        let dir = partition_dir(&self.settings.data, &topic, number);
+        let mut waiting_since: Option<Instant> = None;
+        let mut logged = Instant::now();
+        let lock = loop {
+            match crate::fsutil::try_lock(&dir.join("lock")).map_err(|e| self.write_error(e))? {
+                LockAttempt::Taken(lock) => break lock,
+                LockAttempt::Held(holder) => {
+                    if self.consumer.assigned(&topic).is_some_and(|assigned| !assigned.contains(&number)) {
+                        return Ok(false);
+                    }
+                    let since = *waiting_since.get_or_insert_with(Instant::now);
+                    if since == logged || logged.elapsed() >= LOCK_WAIT_LOG_PERIOD {
+                        logged = Instant::now();
+                        tracing::warn!(
+                            partition = number,
+                            "waiting for partition {number} of {topic}: another sink ({holder}) still holds {} \
+                             (it is finishing its last batch, or is paused or hung)",
+                            dir.join("lock").display()
+                        );
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        };
+        // Another sink may have written files this one has open.
+        self.files.close_all();
+        let journal = Journal::at(&dir, self.settings.sync != SyncMode::None);
+        let mut checkpoint = journal.checkpoint()?;
+        let mut interrupted: Vec<Intent> =
+            journal.intents()?.into_iter().filter(|intent| intent.batch > checkpoint.batch).collect();
+        interrupted.sort_by_key(|intent| std::cmp::Reverse(intent.batch));
+        for intent in &interrupted {
+            recover(&mut self.files, intent, (self.is_bus)(&intent.bus)).map_err(|e| self.write_error(e))?;
+        }
+        if !checkpoint.bus.is_empty() && !(self.is_bus)(&checkpoint.bus) {
+            tracing::info!(partition = number, previous = %checkpoint.bus, "the partition's offsets belong to another bus: reading from the group's committed offsets");
+            checkpoint.positions = Positions::new();
+        }
+        let identities = Identities::load(&self.settings.data, Partition::identities_name(&topic, number))
+            .map_err(|e| self.write_error(e))?;
+        let next = checkpoint.positions.get(&topic, number);
+        tracing::info!(
+            partition = number,
+            "took partition {number} of {topic}: {}",
+            next.map_or_else(|| "nothing written yet".into(), |next| format!("written up to offset {next}"))
+        );
+        self.partitions.insert(number, Partition::new(lock, journal, checkpoint, identities, &topic));
+        Ok(true)
+    }
+
+    /// Finishes the batch being synced, commits, and lets go of
+    /// `partitions` (all when `None`): their locks are released and their
+    /// files closed.
+    async fn let_go(&mut self, partitions: Option<&BTreeSet<i32>>) -> Result<(), SinkError> {
+        self.settle().await?;
+        let gone: Vec<i32> =
+            self.partitions.keys().filter(|p| partitions.is_none_or(|set| set.contains(p))).copied().collect();
+        if gone.is_empty() {
+            return Ok(());
+        }
+        self.commit().await;
+        for number in &gone {
+            self.partitions.remove(number);
+        }
+        self.files.close_all();
+        tracing::info!(partitions = ?gone, "let go of partitions {gone:?} of {}", self.settings.topic);
+        Ok(())
     }
 
     /// Steps 4–6 of the batch being synced, if any: wait for its sync, then
@@ -321,16 +454,17 @@ impl<C: Consumer> Sink<C> {
         let Some(syncing) = self.syncing.take() else { return Ok(()) };
         syncing.job.await.expect("a sync cannot panic").map_err(|e| self.write_error(e))?;
         self.fail(syncing.step, FailPoint::AfterSync)?;
-        self.checkpoint(syncing.intent.batch, syncing.positions)?;
+        self.checkpoint(&syncing.intents, &syncing.positions)?;
         self.fail(syncing.step, FailPoint::AfterCheckpoint)?;
         self.commit().await;
         self.fail(syncing.step, FailPoint::AfterCommit)?;
-        self.metrics.sink_batch(syncing.rows, syncing.created, syncing.rejected);
+        self.metrics.sink_batch(syncing.rows, syncing.created, syncing.rejected, syncing.duplicates);
         tracing::info!(
-            batch = syncing.intent.batch,
+            partitions = ?syncing.intents.keys().collect::<Vec<_>>(),
             rows = syncing.rows,
             files = syncing.files,
             rejected = syncing.rejected,
+            duplicates = syncing.duplicates,
             "wrote {} rows to {} files",
             syncing.rows,
             syncing.files
@@ -338,47 +472,63 @@ impl<C: Consumer> Sink<C> {
         Ok(())
     }
 
-    /// Step 1: decode, group rows by file, reject the invalid. Decoding and
-    /// formatting run on all cores, in chunks merged back in offset order.
-    fn prepare(&mut self, messages: &[Message]) -> Prepared {
+    /// Step 1: skip what is written, decode, group rows by file, reject the
+    /// invalid, skip valuations written already. Decoding and formatting
+    /// run on all cores, in chunks merged back in offset order.
+    fn prepare(&mut self, messages: &[&Message]) -> Prepared {
         use rayon::prelude::*;
 
-        let written = self.written();
-        let mut positions = written.clone();
-        let fresh: Vec<&Message> = messages.iter().filter(|m| !written.covers(m)).collect();
-        for message in &fresh {
-            self.check_gap(&positions, message);
+        let topic = self.settings.topic.as_str();
+        let mut positions = Positions::new();
+        let mut fresh: Vec<&Message> = Vec::with_capacity(messages.len());
+        for &message in messages {
+            let written = positions
+                .get(topic, message.partition)
+                .or_else(|| self.partitions.get(&message.partition).and_then(|p| p.written));
+            if written.is_some_and(|next| message.offset < next) {
+                continue;
+            }
+            self.check_gap(written, message);
             positions.advance(message);
+            fresh.push(message);
         }
         let chunk = fresh.len().div_ceil(rayon::current_num_threads()).max(1000);
         let parts: Vec<Part> = fresh.par_chunks(chunk).map(Part::of).collect();
         let mut prepared = Prepared { positions, ..Prepared::default() };
         for part in parts {
             for (id, rows) in part.rows {
-                prepared.rows.entry(id).or_default().extend_from_slice(&rows);
+                let Some(partition) = self.partitions.get_mut(&rows.partition) else { continue };
+                let log = prepared.identities.entry(rows.partition).or_default();
+                let (_, out) = prepared.rows.entry(id).or_insert_with(|| (rows.partition, Vec::new()));
+                let mut start = 0;
+                for (identity, end) in rows.ends {
+                    if partition.identities.admit(id, identity, log) {
+                        out.extend_from_slice(&rows.bytes[start..end]);
+                        prepared.row_count += 1;
+                    } else {
+                        prepared.duplicate_count += 1;
+                        tracing::debug!(portfolio = %id, identity, "skipped a valuation written already");
+                    }
+                    start = end;
+                }
             }
             for (investor, name) in part.names {
                 self.names.observe(investor, &name);
             }
             prepared.rejected.extend_from_slice(&part.rejected);
-            prepared.row_count += part.row_count;
             prepared.reject_count += part.reject_count;
         }
+        prepared.rows.retain(|_, (_, rows)| !rows.is_empty());
+        prepared.identities.retain(|_, log| !log.is_empty());
         prepared
     }
 
-    /// Per partition, the next offset after the last batch written: the
-    /// syncing batch's, else the checkpoint's.
-    fn written(&self) -> &Positions {
-        self.syncing.as_ref().map_or(&self.checkpoint.positions, |syncing| &syncing.positions)
-    }
-
-    /// Says so, loudly, when `message` is past the next offset the sink
-    /// expected in its partition: the messages between are gone from the
-    /// bus (on Kafka, deleted by the broker's retention while the sink was
-    /// behind), so those valuations will have no row.
-    fn check_gap(&self, positions: &Positions, message: &Message) {
-        let Some(expected) = positions.get(&message.topic, message.partition) else { return };
+    /// Says so, loudly, when `message` is past `expected`, the next offset
+    /// the sink expected in its partition: the messages between are gone
+    /// from the bus (on Kafka, deleted by the broker's retention while the
+    /// sink was behind), so those valuations will have no row.
+    fn check_gap(&self, expected: Option<i64>, message: &Message) {
+        let Some(expected) = expected else { return };
         if message.offset <= expected {
             return;
         }
@@ -392,27 +542,43 @@ impl<C: Consumer> Sink<C> {
         );
     }
 
-    /// Step 2: the lengths of the files the batch touches, durably (with
-    /// the intent of the batch still syncing, if any).
-    fn write_intent(&mut self, batch: u64, prepared: &Prepared) -> Result<Intent, SinkError> {
-        let names: Vec<String> = prepared
-            .rows
-            .keys()
-            .map(|id| file_name(*id))
-            .chain((!prepared.rejected.is_empty()).then(|| REJECTED_FILE.to_string()))
-            .collect();
-        let lengths = self.files.lengths(&names).map_err(|e| self.write_error(e))?;
-        let intent = Intent { bus: self.bus.clone(), batch, files: names.into_iter().zip(lengths).collect() };
-        let outstanding: Vec<Intent> =
-            self.syncing.iter().map(|syncing| syncing.intent.clone()).chain([intent.clone()]).collect();
-        self.journal.write_intents(&outstanding)?;
-        Ok(intent)
+    /// Step 2: per partition of the batch, the lengths of the files it
+    /// touches, durably (with the intent of the batch still syncing, if
+    /// any).
+    fn write_intent(&mut self, prepared: &Prepared) -> Result<BTreeMap<i32, Intent>, SinkError> {
+        let topic = self.settings.topic.clone();
+        let mut names: BTreeMap<i32, Vec<String>> = BTreeMap::new();
+        for (_, number, _) in prepared.positions.iter() {
+            names.insert(number, Vec::new());
+        }
+        for (id, (number, _)) in &prepared.rows {
+            names.entry(*number).or_default().push(file_name(*id));
+        }
+        for number in prepared.identities.keys() {
+            names.entry(*number).or_default().push(Partition::identities_name(&topic, *number));
+        }
+        let mut intents = BTreeMap::new();
+        for (number, names) in names {
+            let lengths = self.files.lengths(&names).map_err(|e| self.write_error(e))?;
+            let partition = self.partitions.get(&number).expect("a batch only has partitions held");
+            let intent = Intent {
+                bus: self.bus.clone(),
+                batch: partition.next_batch(),
+                files: names.into_iter().zip(lengths).collect(),
+            };
+            let outstanding: Vec<Intent> = partition.syncing.iter().cloned().chain([intent.clone()]).collect();
+            partition.journal.write_intents(&outstanding)?;
+            intents.insert(number, intent);
+        }
+        Ok(intents)
     }
 
-    /// Step 3: append the rows (and rejects); returns the files created.
+    /// Step 3: append the rows and their identities (and rejects, which no
+    /// intent covers: a crash may record a reject twice); returns the files
+    /// created.
     fn append(&mut self, prepared: &Prepared) -> Result<u64, SinkError> {
         let appends: Vec<(String, &[u8])> =
-            prepared.rows.iter().map(|(id, rows)| (file_name(*id), rows.as_slice())).collect();
+            prepared.rows.iter().map(|(id, (_, rows))| (file_name(*id), rows.as_slice())).collect();
         if let Some((n, FailPoint::MidWrite { files, torn })) = self.fail_at
             && n == self.batches
             && files < appends.len()
@@ -425,27 +591,65 @@ impl<C: Consumer> Sink<C> {
             return Err(SinkError::Injected(FailPoint::MidWrite { files, torn }));
         }
         let created = self.files.append_all(HEADER, &appends).map_err(|e| self.write_error(e))?;
+        for (number, log) in &prepared.identities {
+            let partition = self.partitions.get_mut(number).expect("a batch only has partitions held");
+            let appended = self.files.append(partition.identities.name(), b"", log);
+            partition.identities.appended(log.len());
+            appended.map_err(|e| self.write_error(e))?;
+        }
         if !prepared.rejected.is_empty() {
             self.files.append(REJECTED_FILE, b"", &prepared.rejected).map_err(|e| self.write_error(e))?;
         }
         Ok(created)
     }
 
-    /// Step 5: the names file, then the checkpoint.
-    fn checkpoint(&mut self, batch: u64, positions: Positions) -> Result<(), SinkError> {
+    /// Step 5: the names file, then each partition's checkpoint.
+    fn checkpoint(&mut self, intents: &BTreeMap<i32, Intent>, positions: &Positions) -> Result<(), SinkError> {
         self.names.save().map_err(|e| self.write_error(e))?;
-        let checkpoint = Checkpoint { bus: self.bus.clone(), batch, positions };
-        self.journal.write_checkpoint(&checkpoint)?;
-        self.checkpoint = checkpoint;
+        let topic = self.settings.topic.as_str();
+        for (number, intent) in intents {
+            let partition = self.partitions.get_mut(number).expect("a partition is let go only once settled");
+            let mut next = Positions::new();
+            if let Some(offset) = positions.get(topic, *number) {
+                next.set(topic, *number, offset);
+            }
+            let checkpoint = Checkpoint { bus: self.bus.clone(), batch: intent.batch, positions: next };
+            partition.journal.write_checkpoint(&checkpoint)?;
+            partition.checkpoint = checkpoint;
+            partition.syncing = None;
+        }
         Ok(())
     }
 
-    /// Step 6: commit the checkpointed offsets (a failure is only logged:
-    /// the checkpoint already protects the batch).
+    /// Step 6: commit the checkpointed offsets of the partitions held (a
+    /// failure is only logged: the checkpoints already protect the
+    /// batches).
     async fn commit(&mut self) {
-        if let Err(error) = self.consumer.commit(&self.checkpoint.positions).await {
+        let mut positions = Positions::new();
+        for partition in self.partitions.values() {
+            for (topic, number, next) in partition.checkpoint.positions.iter() {
+                positions.set(topic, number, next);
+            }
+        }
+        if let Err(error) = self.consumer.commit(&positions).await {
             tracing::warn!("sink: committing offsets: {error}");
         }
+    }
+
+    /// Between batches, rewrites the identity logs grown well past one
+    /// record per portfolio.
+    fn compact_identities(&mut self) -> Result<(), SinkError> {
+        let durable = self.settings.sync != SyncMode::None;
+        for partition in self.partitions.values_mut() {
+            if partition.syncing.is_none() && partition.identities.wants_compaction() {
+                self.files.close(partition.identities.name());
+                partition
+                    .identities
+                    .compact(&self.settings.data, durable)
+                    .map_err(|cause| SinkError::Write { data: self.settings.data.clone(), cause })?;
+            }
+        }
+        Ok(())
     }
 
     /// The injected failure at `point` of the batch read by step `step`.
@@ -459,6 +663,41 @@ impl<C: Consumer> Sink<C> {
     fn write_error(&self, cause: std::io::Error) -> SinkError {
         SinkError::Write { data: self.settings.data.clone(), cause }
     }
+}
+
+/// Moves the single journal earlier versions kept in `DATA/.sink/` into the
+/// partitions' folders: interrupted batches are rolled back, and the
+/// checkpoint's offsets become each partition's checkpoint.
+fn move_legacy_journal(
+    settings: &SinkSettings,
+    files: &mut DataFiles,
+    is_bus: &IdentityCheck,
+) -> Result<(), SinkError> {
+    let durable = settings.sync != SyncMode::None;
+    let legacy = Journal::legacy(&settings.data, durable);
+    if !legacy.exists() {
+        return Ok(());
+    }
+    let checkpoint = legacy.checkpoint()?;
+    let mut interrupted: Vec<Intent> =
+        legacy.intents()?.into_iter().filter(|intent| intent.batch > checkpoint.batch).collect();
+    interrupted.sort_by_key(|intent| std::cmp::Reverse(intent.batch));
+    for intent in &interrupted {
+        recover(files, intent, is_bus(&intent.bus))
+            .map_err(|cause| SinkError::Write { data: settings.data.clone(), cause })?;
+    }
+    for (topic, number, next) in checkpoint.positions.iter() {
+        let journal = Journal::at(&partition_dir(&settings.data, topic, number), durable);
+        if journal.exists() {
+            continue;
+        }
+        let mut positions = Positions::new();
+        positions.set(topic, number, next);
+        journal.write_checkpoint(&Checkpoint { bus: checkpoint.bus.clone(), batch: 0, positions })?;
+    }
+    legacy.remove()?;
+    tracing::info!(data = %settings.data.display(), "moved the sink's checkpoint into one per partition");
+    Ok(())
 }
 
 /// Times the steps of a batch, for the debug log.

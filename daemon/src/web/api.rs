@@ -168,6 +168,7 @@ pub async fn portfolio(
                 nav_change: row.nav_change,
                 nav_change_pct: row.nav_change_pct,
                 investor: None,
+                interval_ms: None,
             };
             crate::layout::write_row(&mut text, &valuation);
         }

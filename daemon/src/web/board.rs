@@ -112,7 +112,7 @@ impl Board {
     /// Takes a valuation: it becomes its portfolio's latest unless an older
     /// one (by timestamp) arrives late.
     pub fn apply_valuation(&mut self, valuation: Valuation) {
-        let Valuation { portfolio, at, nav, nav_change, nav_change_pct, investor } = valuation;
+        let Valuation { portfolio, at, nav, nav_change, nav_change_pct, investor, .. } = valuation;
         self.apply(portfolio, at, [nav, nav_change, nav_change_pct], investor.as_deref());
     }
 
@@ -250,6 +250,7 @@ mod tests {
             nav_change: 0.0,
             nav_change_pct: pct,
             investor: Some(format!("Investor {investor}")),
+            interval_ms: None,
         }
     }
 

@@ -116,6 +116,7 @@ fn parse_row(portfolio: PortfolioId, line: &str, name: Option<&String>) -> Optio
         nav_change,
         nav_change_pct,
         investor: name.cloned(),
+        interval_ms: None,
     })
 }
 
