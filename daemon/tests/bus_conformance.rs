@@ -175,3 +175,27 @@ async fn the_kafka_bus_is_named_by_its_cluster_id() {
     assert!(!by_ip.is_identity("kafka:cluster=another"));
     assert!(!by_ip.is_identity("memory:1"));
 }
+
+/// A producer that hits a fatal error (librdkafka then refuses everything
+/// it is given) is replaced: the produce that met the error fails, the
+/// next ones, single and batched, are stored, and the clones of the bus
+/// use the new producer too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_producer_that_hits_a_fatal_error_is_replaced() {
+    let Some(brokers) = common::test_brokers("a_producer_that_hits_a_fatal_error_is_replaced") else { return };
+    let bus = stockd::bus::KafkaBus::connect(stockd::bus::KafkaSettings::new(brokers, "t")).unwrap();
+    let topic = topic(&bus, "fatal", 1).await;
+    bus.produce(&topic, "k", b"before".to_vec()).await.unwrap();
+    bus.inject_fatal_error();
+    let error = bus.produce(&topic, "k", b"lost".to_vec()).await.unwrap_err().to_string();
+    assert!(error.contains("produce to"), "{error}");
+    let clone = bus.clone();
+    clone.produce(&topic, "k", b"after".to_vec()).await.unwrap();
+    let batch = ["one", "two"].map(|v| Record { key: "k".into(), value: v.as_bytes().to_vec() }).to_vec();
+    bus.produce_batch(&topic, batch).await.unwrap();
+    let mut consumer = bus.consumer(&common::unique("g"), &[&topic]).unwrap();
+    let values: Vec<String> =
+        collect(&mut consumer, 4).await.iter().map(|m| String::from_utf8(m.value.to_vec()).unwrap()).collect();
+    assert_eq!(values, ["before", "after", "one", "two"]);
+    assert_quiet(&mut consumer, Duration::from_secs(1)).await;
+}

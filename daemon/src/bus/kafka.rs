@@ -3,10 +3,12 @@
 //! Producers are idempotent with `acks=all`; consumers never auto-commit and
 //! start from the earliest offset when their group has none. Topics are
 //! created through the admin client (they are never auto-created on
-//! produce).
+//! produce). An idempotent producer that hits a fatal error (librdkafka
+//! refuses every later message) is replaced by a new one: the messages
+//! in flight fail, and the next ones go through the new producer.
 
 use std::collections::VecDeque;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -54,7 +56,8 @@ impl KafkaSettings {
 #[derive(Clone)]
 pub struct KafkaBus {
     settings: Arc<KafkaSettings>,
-    producer: FutureProducer<QuietContext>,
+    /// The producer, replaced after a fatal error.
+    producer: Arc<RwLock<FutureProducer<QuietContext>>>,
     /// The cluster id the brokers reported when first asked (`None`: they
     /// did not).
     cluster: Arc<OnceLock<Option<String>>>,
@@ -68,21 +71,62 @@ impl KafkaBus {
     /// Connects a producer to `settings.brokers` (lazily: a wrong address
     /// shows up as errors on the first requests).
     pub fn connect(settings: KafkaSettings) -> Result<Self, BusError> {
-        let producer: FutureProducer<QuietContext> = base_config(&settings)
-            .set("enable.idempotence", "true")
-            .set("acks", "all")
-            .set("linger.ms", "5")
-            .set("message.timeout.ms", DELIVERY_TIMEOUT.as_millis().to_string())
-            .create_with_context(QuietContext::default())
-            .map_err(|e| kafka_error("producer set-up", e))?;
-        Ok(KafkaBus { settings: Arc::new(settings), producer, cluster: Arc::new(OnceLock::new()) })
+        let producer = new_producer(&settings)?;
+        Ok(KafkaBus {
+            settings: Arc::new(settings),
+            producer: Arc::new(RwLock::new(producer)),
+            cluster: Arc::new(OnceLock::new()),
+        })
+    }
+
+    /// The current producer.
+    fn producer(&self) -> FutureProducer<QuietContext> {
+        self.producer.read().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
+    }
+
+    /// After a failed produce through `used`: if it failed because the
+    /// producer hit a fatal error, replaces it (once, whichever clone of the
+    /// bus notices first), saying so.
+    fn replace_if_fatal(&self, used: &FutureProducer<QuietContext>) {
+        let Some((code, reason)) = used.client().fatal_error() else { return };
+        let mut current = self.producer.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if current.client().native_ptr() != used.client().native_ptr() {
+            return;
+        }
+        match new_producer(&self.settings) {
+            Ok(fresh) => {
+                *current = fresh;
+                tracing::error!(
+                    "the Kafka producer hit a fatal error ({code}: {reason}): the messages in flight failed; \
+                     continuing with a new producer"
+                );
+            }
+            Err(error) => tracing::error!("the Kafka producer hit a fatal error ({code}: {reason}); {error}"),
+        }
+    }
+
+    /// Makes the producer fail as librdkafka's fatal errors do (tests of
+    /// the replacement).
+    #[doc(hidden)]
+    pub fn inject_fatal_error(&self) {
+        let producer = self.producer();
+        let reason = c"injected by a test";
+        // SAFETY: the handle is live (`producer` holds it) and the reason
+        // is a NUL-terminated string; librdkafka copies it.
+        unsafe {
+            rdkafka::bindings::rd_kafka_test_fatal_error(
+                producer.client().native_ptr(),
+                rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER,
+                reason.as_ptr(),
+            );
+        }
     }
 
     /// Asks the brokers for their cluster id, once (waiting up to
     /// [`CLUSTER_ID_TIMEOUT`]); called once a broker has answered.
     fn learn_cluster_id(&self) {
         self.cluster.get_or_init(|| {
-            let id = self.producer.client().fetch_cluster_id(CLUSTER_ID_TIMEOUT).filter(|id| !id.is_empty());
+            let id = self.producer().client().fetch_cluster_id(CLUSTER_ID_TIMEOUT).filter(|id| !id.is_empty());
             if id.is_none() {
                 tracing::warn!(
                     "the brokers {} did not report a cluster id: naming the bus by their addresses",
@@ -97,6 +141,17 @@ impl KafkaBus {
     pub fn brokers(&self) -> &str {
         &self.settings.brokers
     }
+}
+
+/// An idempotent producer with `acks=all`.
+fn new_producer(settings: &KafkaSettings) -> Result<FutureProducer<QuietContext>, BusError> {
+    base_config(settings)
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("linger.ms", "5")
+        .set("message.timeout.ms", DELIVERY_TIMEOUT.as_millis().to_string())
+        .create_with_context(QuietContext::default())
+        .map_err(|e| kafka_error("producer set-up", e))
 }
 
 fn base_config(settings: &KafkaSettings) -> ClientConfig {
@@ -159,7 +214,7 @@ impl Bus for KafkaBus {
     }
 
     async fn topics(&self) -> Result<Vec<(String, i32)>, BusError> {
-        let producer = self.producer.clone();
+        let producer = self.producer();
         let metadata = tokio::task::spawn_blocking(move || producer.client().fetch_metadata(None, REQUEST_TIMEOUT))
             .await
             .map_err(|e| BusError::Kafka { operation: "list topics".into(), message: e.to_string() })?
@@ -172,38 +227,23 @@ impl Bus for KafkaBus {
 
     async fn produce(&self, topic: &str, key: &str, value: Vec<u8>) -> Result<Delivered, BusError> {
         let record = FutureRecord::to(topic).key(key).payload(&value);
-        match self.producer.send(record, Timeout::After(DELIVERY_TIMEOUT)).await {
+        let producer = self.producer();
+        match producer.send(record, Timeout::After(DELIVERY_TIMEOUT)).await {
             Ok(delivery) => Ok(Delivered { partition: delivery.partition, offset: delivery.offset }),
-            Err((error, _)) => Err(kafka_error(format!("produce to {topic}"), error)),
+            Err((error, _)) => {
+                self.replace_if_fatal(&producer);
+                Err(kafka_error(format!("produce to {topic}"), error))
+            }
         }
     }
 
     async fn produce_batch(&self, topic: &str, records: Vec<Record>) -> Result<(), BusError> {
-        let mut pending = VecDeque::with_capacity(records.len());
-        for record in &records {
-            let mut future_record = FutureRecord::to(topic).key(&record.key).payload(&record.value);
-            loop {
-                match self.producer.send_result(future_record) {
-                    Ok(delivery) => {
-                        pending.push_back(delivery);
-                        break;
-                    }
-                    // The local queue is full: wait for the oldest delivery.
-                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), returned)) => {
-                        future_record = returned;
-                        match pending.pop_front() {
-                            Some(oldest) => check_delivery(topic, oldest.await)?,
-                            None => tokio::time::sleep(Duration::from_millis(10)).await,
-                        }
-                    }
-                    Err((error, _)) => return Err(kafka_error(format!("produce to {topic}"), error)),
-                }
-            }
+        let producer = self.producer();
+        let sent = send_all(&producer, topic, &records).await;
+        if sent.is_err() {
+            self.replace_if_fatal(&producer);
         }
-        for delivery in pending {
-            check_delivery(topic, delivery.await)?;
-        }
-        Ok(())
+        sent
     }
 
     fn consumer(&self, group: &str, topics: &[&str]) -> Result<KafkaConsumer, BusError> {
@@ -234,6 +274,36 @@ impl KafkaBus {
         consumer.subscribe(topics).map_err(|e| kafka_error(format!("subscribe to {}", topics.join(",")), e))?;
         Ok(KafkaConsumer { consumer: Arc::new(consumer), topics: topics.iter().map(|t| t.to_string()).collect() })
     }
+}
+
+/// Sends `records` to `topic` through `producer`, pipelined, and waits for
+/// every delivery.
+async fn send_all(producer: &FutureProducer<QuietContext>, topic: &str, records: &[Record]) -> Result<(), BusError> {
+    let mut pending = VecDeque::with_capacity(records.len());
+    for record in records {
+        let mut future_record = FutureRecord::to(topic).key(&record.key).payload(&record.value);
+        loop {
+            match producer.send_result(future_record) {
+                Ok(delivery) => {
+                    pending.push_back(delivery);
+                    break;
+                }
+                // The local queue is full: wait for the oldest delivery.
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), returned)) => {
+                    future_record = returned;
+                    match pending.pop_front() {
+                        Some(oldest) => check_delivery(topic, oldest.await)?,
+                        None => tokio::time::sleep(Duration::from_millis(10)).await,
+                    }
+                }
+                Err((error, _)) => return Err(kafka_error(format!("produce to {topic}"), error)),
+            }
+        }
+    }
+    for delivery in pending {
+        check_delivery(topic, delivery.await)?;
+    }
+    Ok(())
 }
 
 /// The outcome of one pipelined delivery (`Err(_)` outside: the producer
