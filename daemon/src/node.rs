@@ -82,7 +82,7 @@ pub async fn run_on<B: Bus>(bus: B, config: Config, metrics: Metrics, stop: Canc
     // The sink stops last, after writing what the producers published.
     let sink_stop = CancellationToken::new();
     let sink = config.roles.contains(&Role::Sink).then(|| start_sink(&bus, &config, &metrics, &sink_stop, &stop));
-    let sink_group = config.roles.contains(&Role::Sink).then_some(sink::GROUP);
+    let sink_group = config.roles.contains(&Role::Sink).then(|| config.sink_group());
     let summary = tokio::spawn(log_summaries(metrics.clone(), config.interval, sink_group, stop.clone()));
 
     let mut first_error = None;
@@ -148,6 +148,7 @@ fn start_investors<B: Bus>(
         portfolio_topic: config.topics.portfolios.clone(),
         data: config.data.clone(),
         quarantine_after: config.investors.quarantine_after,
+        group_prefix: config.kafka.group_prefix.clone(),
     };
     let schedule = Schedule::starting_now(config.interval);
     let task = investor::run(bus.clone(), registry, schedule, settings, metrics.clone(), status, stop.clone());
@@ -168,6 +169,7 @@ fn start_sink<B: Bus>(
 ) -> tokio::task::JoinHandle<Result<(), sink::SinkError>> {
     let settings = SinkSettings {
         topic: config.topics.portfolios.clone(),
+        group: config.sink_group(),
         data: config.data.clone(),
         open_files: config.sink.open_files,
         sync: config.sink.sync,
@@ -231,12 +233,7 @@ fn open_plugins(config: &Config) -> anyhow::Result<(Arc<PluginRegistry>, Registr
 /// Logs, once per interval (at most once a second), what happened in it
 /// (see [`Metrics::interval_summary`]), and the running totals once a
 /// minute.
-async fn log_summaries(
-    metrics: Metrics,
-    interval: Duration,
-    sink_group: Option<&'static str>,
-    shutdown: CancellationToken,
-) {
+async fn log_summaries(metrics: Metrics, interval: Duration, sink_group: Option<String>, shutdown: CancellationToken) {
     let period = interval.max(Duration::from_secs(1));
     let mut ticker = tokio::time::interval(period);
     ticker.tick().await;
@@ -245,7 +242,7 @@ async fn log_summaries(
         tokio::select! {
             () = shutdown.cancelled() => return,
             _ = ticker.tick() => {
-                tracing::info!("last {}: {}", crate::config::duration::format(period), metrics.interval_summary(sink_group));
+                tracing::info!("last {}: {}", crate::config::duration::format(period), metrics.interval_summary(sink_group.as_deref()));
                 if totals_logged.elapsed() >= Duration::from_secs(60) {
                     totals_logged = tokio::time::Instant::now();
                     tracing::info!("counters: {}", metrics.summary());

@@ -18,7 +18,14 @@ use stockd::sink::{FailPoint, Sink, SinkError, SinkSettings};
 const TOPIC: &str = "Portfolios";
 
 fn settings(data: &Path) -> SinkSettings {
-    SinkSettings { topic: TOPIC.into(), data: data.to_path_buf(), open_files: 16, sync: SyncMode::File, batch: 137 }
+    SinkSettings {
+        topic: TOPIC.into(),
+        group: "app1".into(),
+        data: data.to_path_buf(),
+        open_files: 16,
+        sync: SyncMode::File,
+        batch: 137,
+    }
 }
 
 /// A sink on `bus` writing to `data`, with the test settings.
@@ -359,4 +366,31 @@ async fn a_valuation_published_twice_adds_one_row() {
     drain(&mut sink).await.unwrap();
     assert_exactly(data.path(), &expected);
     assert!(metrics.encode().contains("stockd_sink_duplicates_skipped_total 9"), "{}", metrics.encode());
+}
+
+/// Two sinks on one data folder: the second waits for the partition while
+/// the first holds it (the fence), then goes on from the first one's
+/// checkpoint: what the first wrote is skipped, the rest written, each row
+/// once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_sink_waits_for_the_partition_and_goes_on_from_its_checkpoint() {
+    let bus = bus_with_topic().await;
+    let data = tempfile::tempdir().unwrap();
+    let expected = valuations(300, 7);
+    publish(&bus, &expected[..200]).await;
+    let mut first = open_sink(&bus, data.path());
+    // Made now, the second reads the topic from its start.
+    let mut second = open_sink(&bus, data.path());
+    drain(&mut first).await.unwrap();
+    publish(&bus, &expected[200..]).await;
+    let hold = Duration::from_millis(500);
+    let release = tokio::spawn(async move {
+        tokio::time::sleep(hold).await;
+        drop(first);
+    });
+    let started = std::time::Instant::now();
+    drain(&mut second).await.unwrap();
+    assert!(started.elapsed() >= hold, "the second sink wrote while the first held the partition");
+    release.await.unwrap();
+    assert_exactly(data.path(), &expected);
 }

@@ -36,7 +36,7 @@ async fn a_sink_process_killed_at_random_moments_writes_every_row_exactly_once()
     let dir = tempfile::tempdir().unwrap();
     let (data, config, log) = (dir.path().join("data"), dir.path().join("stockd.toml"), dir.path().join("sink.log"));
     let (stock, portfolios) = (common::unique("StockExchange"), common::unique("Portfolios"));
-    std::fs::write(&config, format!("[topics]\nstock-exchange = \"{stock}\"\nportfolios = \"{portfolios}\"\n[sink]\nbatch = 50\n[kafka]\nsession-timeout = \"6s\"\n")).unwrap();
+    std::fs::write(&config, format!("[topics]\nstock-exchange = \"{stock}\"\nportfolios = \"{portfolios}\"\n[sink]\nbatch = 50\n[kafka]\nsession-timeout = \"6s\"\ngroup-prefix = \"{}-\"\n", common::unique("test"))).unwrap();
     let bus = KafkaBus::connect(KafkaSettings::new(brokers.clone(), "stockd-tests")).unwrap();
     bus.create_topics(&[TopicSpec { name: portfolios.clone(), partitions: 1, replication: 1 }]).await.unwrap();
 

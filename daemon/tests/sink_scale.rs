@@ -32,6 +32,7 @@ async fn a_hundred_thousand_portfolios_with_a_bounded_number_of_open_files() {
     let before = open_descriptors();
     let settings = SinkSettings {
         topic: "Portfolios".into(),
+        group: "app1".into(),
         data: data.path().to_path_buf(),
         open_files: 64,
         sync: SyncMode::Filesystem,

@@ -91,6 +91,7 @@ pub async fn run(bench: &SinkBench, dir: &Path) -> anyhow::Result<SinkReport> {
     }
     let settings = SinkSettings {
         topic: topic.into(),
+        group: crate::sink::GROUP.into(),
         data: data.clone(),
         open_files: bench.open_files,
         sync: bench.sync,

@@ -73,7 +73,13 @@ pub async fn run(bench: &ValuationBench, dir: &Path) -> anyhow::Result<Valuation
     // Room for every worker to start and read the ticks before interval 1.
     let interval = Duration::from_secs(5).max(Duration::from_millis(u64::from(bench.investors) * 4));
     let schedule = Schedule::starting_now(interval);
-    let settings = RuntimeSettings { stock_topic: stock, portfolio_topic, data: dir.join("data"), quarantine_after: 5 };
+    let settings = RuntimeSettings {
+        stock_topic: stock,
+        portfolio_topic,
+        data: dir.join("data"),
+        quarantine_after: 5,
+        group_prefix: String::new(),
+    };
     let shutdown = CancellationToken::new();
     let runtime = tokio::spawn(investor::run(
         bus.clone(),

@@ -399,10 +399,19 @@ impl Consumer for KafkaConsumer {
         .flatten()
     }
 
-    /// The current assignment (none while the group rebalances, or if
-    /// librdkafka cannot tell).
+    /// The current assignment (empty while the group rebalances). If
+    /// librdkafka cannot tell, `None`: nothing is let go on a guess (a
+    /// partition let go and taken again without a rebalance would resume
+    /// past the messages dropped meanwhile).
     fn assigned(&self, topic: &str) -> Option<Vec<i32>> {
-        let assignment = self.consumer.assignment().unwrap_or_default();
-        Some(assignment.elements_for_topic(topic).iter().map(|element| element.partition()).collect())
+        match self.consumer.assignment() {
+            Ok(assignment) => {
+                Some(assignment.elements_for_topic(topic).iter().map(|element| element.partition()).collect())
+            }
+            Err(error) => {
+                tracing::warn!("kafka: reading this consumer's assignment: {error}");
+                None
+            }
+        }
     }
 }

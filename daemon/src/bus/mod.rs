@@ -173,6 +173,6 @@ pub trait Consumer: Send + 'static {
     /// The partitions of `topic` the consumer group gives this consumer
     /// now, which change when members join or leave (a rebalance); `None`
     /// where the bus does not split partitions between a group's consumers
-    /// (the memory bus: each reads them all).
+    /// (the memory bus: each reads them all), or cannot tell now.
     fn assigned(&self, topic: &str) -> Option<Vec<i32>>;
 }

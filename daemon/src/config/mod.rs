@@ -104,11 +104,26 @@ pub struct KafkaConfig {
     /// log line each time) before it gives up with an error. Default `2m`.
     #[serde(with = "duration")]
     pub startup_timeout: Duration,
+    /// Put before the consumer groups' names (`app1`, `investor-N`), so
+    /// that several deployments can share a cluster. Default "" (the
+    /// seed's names).
+    pub group_prefix: String,
+}
+
+impl Config {
+    /// The sink's consumer group: `app1`, after `kafka.group-prefix`.
+    pub fn sink_group(&self) -> String {
+        format!("{}{}", self.kafka.group_prefix, crate::sink::GROUP)
+    }
 }
 
 impl Default for KafkaConfig {
     fn default() -> Self {
-        KafkaConfig { session_timeout: Duration::from_secs(10), startup_timeout: Duration::from_secs(120) }
+        KafkaConfig {
+            session_timeout: Duration::from_secs(10),
+            startup_timeout: Duration::from_secs(120),
+            group_prefix: String::new(),
+        }
     }
 }
 

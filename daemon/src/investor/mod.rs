@@ -48,6 +48,8 @@ pub struct RuntimeSettings {
     pub data: PathBuf,
     /// Consecutive failed intervals before quarantine.
     pub quarantine_after: u32,
+    /// Put before the consumer groups' names (`investor-N`).
+    pub group_prefix: String,
 }
 
 /// Runs a worker per loaded investor, following `registry`, until

@@ -65,6 +65,8 @@ struct Worker<B: Bus> {
     shared: Arc<Shared<B>>,
     /// This process's hold on the investor (see [`super::active`]).
     _active: std::fs::File,
+    /// Its consumer group.
+    group: String,
     investor: InvestorId,
     image: Arc<PluginImage>,
     /// Taken while a call runs on the blocking pool.
@@ -149,12 +151,13 @@ impl<B: Bus> Worker<B> {
         // What the checkpoint holds is durable: committable at once (which
         // also catches up after a crash between a checkpoint and its commit).
         let durable_positions = book.positions().clone();
-        let group = format!("investor-{investor}");
+        let group = format!("{}investor-{investor}", settings.group_prefix);
         let consumer = shared.bus.consumer(&group, &[&settings.stock_topic])?;
         tracing::info!(investor = %investor, name = image.name(), group, "investor started at interval {}", state.interval);
         Ok(Worker {
             shared,
             _active: lock,
+            group,
             investor,
             image,
             instance: None,
@@ -183,7 +186,7 @@ impl<B: Bus> Worker<B> {
             if lag_checked.elapsed() >= LAG_PERIOD {
                 lag_checked = Instant::now();
                 if let Some(lag) = self.consumer.lag().await {
-                    self.shared.metrics.consumer_lag(&format!("investor-{}", self.investor), lag);
+                    self.shared.metrics.consumer_lag(&self.group, lag);
                 }
             }
             if shutdown.is_cancelled() {
@@ -281,9 +284,9 @@ impl<B: Bus> Worker<B> {
             } else {
                 tracing::info!(
                     investor = %self.investor,
-                    "consumer group investor-{} gives this process no tick partition (the group is rebalancing, or \
+                    "consumer group {} gives this process no tick partition (the group is rebalancing, or \
                      another process runs investor {}): valuing nothing until it does",
-                    self.investor, self.investor
+                    self.group, self.investor
                 );
             }
         }

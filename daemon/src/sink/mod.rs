@@ -60,7 +60,8 @@ use names::Names;
 use partition::{Partition, partition_dir};
 use rejected::write_rejected;
 
-/// The consumer group of the sink.
+/// The consumer group of the sink, as the seed names it (see
+/// `kafka.group-prefix`).
 pub const GROUP: &str = "app1";
 
 /// How often the sink measures its lag (`stockd_consumer_lag{group="app1"}`):
@@ -75,6 +76,8 @@ const LOCK_WAIT_LOG_PERIOD: Duration = Duration::from_secs(10);
 pub struct SinkSettings {
     /// The topic valuations are read from.
     pub topic: String,
+    /// The consumer group.
+    pub group: String,
     /// The data folder.
     pub data: PathBuf,
     /// Open file handles kept.
@@ -259,7 +262,7 @@ impl<C: Consumer> Sink<C> {
             Arc::new(move |stored: &str| bus.is_identity(stored))
         };
         move_legacy_journal(&settings, &mut files, &is_bus)?;
-        let consumer = bus.consumer(GROUP, &[&settings.topic])?;
+        let consumer = bus.consumer(&settings.group, &[&settings.topic])?;
         let names = Names::load(&settings.data).map_err(write_error)?;
         Ok(Sink {
             consumer,
@@ -296,7 +299,7 @@ impl<C: Consumer> Sink<C> {
             if lag_checked.elapsed() >= LAG_PERIOD {
                 lag_checked = Instant::now();
                 if let Some(lag) = self.consumer.lag().await {
-                    self.metrics.consumer_lag(GROUP, lag);
+                    self.metrics.consumer_lag(&self.settings.group, lag);
                 }
             }
         }
@@ -380,8 +383,7 @@ impl<C: Consumer> Sink<C> {
     async fn take(&mut self, number: i32) -> Result<bool, SinkError> {
         let topic = self.settings.topic.clone();
         let dir = partition_dir(&self.settings.data, &topic, number);
-        let mut waiting_since: Option<Instant> = None;
-        let mut logged = Instant::now();
+        let mut logged: Option<Instant> = None;
         let lock = loop {
             match crate::fsutil::try_lock(&dir.join("lock")).map_err(|e| self.write_error(e))? {
                 LockAttempt::Taken(lock) => break lock,
@@ -389,9 +391,8 @@ impl<C: Consumer> Sink<C> {
                     if self.consumer.assigned(&topic).is_some_and(|assigned| !assigned.contains(&number)) {
                         return Ok(false);
                     }
-                    let since = *waiting_since.get_or_insert_with(Instant::now);
-                    if since == logged || logged.elapsed() >= LOCK_WAIT_LOG_PERIOD {
-                        logged = Instant::now();
+                    if logged.is_none_or(|at| at.elapsed() >= LOCK_WAIT_LOG_PERIOD) {
+                        logged = Some(Instant::now());
                         tracing::warn!(
                             partition = number,
                             "waiting for partition {number} of {topic}: another sink ({holder}) still holds {} \
@@ -533,7 +534,7 @@ impl<C: Consumer> Sink<C> {
             return;
         }
         let missed = message.offset - expected;
-        self.metrics.messages_missed(GROUP, missed as u64);
+        self.metrics.messages_missed(&self.settings.group, missed as u64);
         tracing::error!(
             topic = %message.topic, partition = message.partition,
             "the sink never read {missed} valuations (offsets {expected}..{}): they were gone from the bus \
@@ -750,8 +751,8 @@ pub async fn run<B: Bus>(
     metrics: Metrics,
     stop: CancellationToken,
 ) -> Result<(), SinkError> {
-    let data = settings.data.display().to_string();
+    let (data, group) = (settings.data.display().to_string(), settings.group.clone());
     let sink = Sink::open(&bus, settings, metrics)?;
-    tracing::info!(data, group = GROUP, "sink writing portfolio files");
+    tracing::info!(data, group, "sink writing portfolio files");
     sink.run(stop).await
 }

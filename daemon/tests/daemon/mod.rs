@@ -14,8 +14,10 @@ pub fn write_fast_config(dir: &Path, topics: Option<(&str, &str)>) -> PathBuf {
     let cache = common::test_plugins_dir().join(".cache");
     let mut text = format!(
         "[market]\nseed = 11\ntrade-delay-min = \"5ms\"\ntrade-delay-max = \"20ms\"\ntrade-delay-step = \"5ms\"\n\
-         [investors]\nreload-debounce = \"50ms\"\ncache-dir = \"{}\"\n[kafka]\nsession-timeout = \"6s\"\n",
-        cache.display()
+         [investors]\nreload-debounce = \"50ms\"\ncache-dir = \"{}\"\n[kafka]\nsession-timeout = \"6s\"\n\
+         group-prefix = \"{}-\"\n",
+        cache.display(),
+        common::unique("test")
     );
     if let Some((stock, portfolios)) = topics {
         text.push_str(&format!("[topics]\nstock-exchange = \"{stock}\"\nportfolios = \"{portfolios}\"\n"));
