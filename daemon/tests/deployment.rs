@@ -144,7 +144,7 @@ fn three_processes_on_kafka_lose_and_duplicate_nothing_across_an_investors_resta
 /// exchange, two investors processes on one state folder (one active, one
 /// standing by) and two sinks on one data folder. A sink is killed
 /// (SIGKILL) and restarted, then the active investors process is killed
-/// and the standby takes over. Every valuation on the topic must be in its
+/// and the standby takes over; restarted, the killed one stands by. Every valuation on the topic must be in its
 /// file exactly once, in order, with NAV_Change continuous.
 #[test]
 fn two_sinks_and_a_standby_investors_process_on_three_partitions_keep_one_row_per_valuation() {
@@ -230,8 +230,13 @@ fn two_sinks_and_a_standby_investors_process_on_three_partitions_keep_one_row_pe
         || grown_by(&before, 4),
         &[&exchange, &standby, &sink_a, &sink_b],
     );
+    // The killed process, restarted, is now the standby.
+    let mut active = start(investor_args, "investors-a2.log");
+    active.wait_for_log("standing by to take over", Duration::from_secs(30));
+    let before = rows_per_file(&sink_data);
+    wait_until("two more rows in each file", Duration::from_secs(60), || grown_by(&before, 2), &[&standby]);
 
-    for daemon in [&mut exchange, &mut standby] {
+    for daemon in [&mut exchange, &mut standby, &mut active] {
         daemon.signal("TERM");
         assert!(daemon.wait_exit(Duration::from_secs(10)).success(), "{}", daemon.log());
     }
