@@ -176,7 +176,10 @@ fn two_sinks_and_a_standby_investors_process_on_three_partitions_keep_one_row_pe
     let mut exchange = start(exchange_args, "exchange.log");
     let mut active = start(investor_args, "investors-a.log");
     active.wait_for_log("investor started", Duration::from_secs(60));
-    let mut standby = start(investor_args, "investors-b.log");
+    let standby_port = daemon::free_port();
+    let standby_http = format!("127.0.0.1:{standby_port}");
+    let standby_args: Vec<String> = investor_args.iter().cloned().chain(["--http".into(), standby_http]).collect();
+    let mut standby = start(&standby_args, "investors-b.log");
     let mut sink_a = start(sink_args, "sink-a.log");
     let mut sink_b = start(sink_args, "sink-b.log");
     wait_until(
@@ -186,6 +189,16 @@ fn two_sinks_and_a_standby_investors_process_on_three_partitions_keep_one_row_pe
         &[&exchange, &active, &standby, &sink_a, &sink_b],
     );
     standby.wait_for_log("standing by to take over", Duration::from_secs(30));
+    // Its investors page says so, naming the active process.
+    let (status, body) = daemon::http_get(standby_port, "/api/investors");
+    let investors: serde_json::Value = serde_json::from_str(&body).unwrap_or_else(|_| panic!("{status}: {body}"));
+    let rows = investors["investors"].as_array().unwrap();
+    assert_eq!(rows.len(), 3, "{body}");
+    for row in rows {
+        assert_eq!(row["status"], "standby", "{body}");
+        let error = row["error"].as_str().unwrap();
+        assert!(error.starts_with(&format!("active in another process: pid {} on ", active.pid())), "{error}");
+    }
     // The group split the partitions between the two sinks.
     wait_until(
         "each sink to write a partition",

@@ -5,10 +5,9 @@
 mod common;
 mod daemon;
 
-use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
-use daemon::{Daemon, csv_rows, free_port, seed_plugins, write_fast_config};
+use daemon::{Daemon, csv_rows, free_port, http_get, seed_plugins, write_fast_config};
 
 /// Starts `stockd run` on the memory bus with the seed investors, a fast
 /// market and a 200 ms interval in `dir`, plus `extra` flags; returns it
@@ -81,16 +80,6 @@ fn a_second_signal_exits_at_once() {
     assert_eq!(status.code(), Some(130), "{}", daemon.log());
     assert!(signalled.elapsed() < Duration::from_secs(2));
     assert!(daemon.log().contains("exiting at once"));
-}
-
-fn http_get(port: u16, path: &str) -> (u16, String) {
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let status = response.split(' ').nth(1).unwrap().parse().unwrap();
-    let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
-    (status, body)
 }
 
 fn metric(text: &str, series: &str) -> f64 {

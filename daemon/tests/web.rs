@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use browser::{CHROMEDRIVER, CHROMIUM, Driver};
 use common::deploy;
-use daemon::{Daemon, csv_rows, free_port, seed_plugins, write_fast_config};
+use daemon::{Daemon, csv_rows, free_port, http_get as request, seed_plugins, write_fast_config};
 use fantoccini::{Client, Locator};
 
 /// The investor whose name is markup.
@@ -82,16 +82,6 @@ async fn screenshot(browser: &Client, name: &str) {
 }
 
 /// `GET path` on `port`: the status and the body.
-fn request(port: u16, path: &str) -> (u16, String) {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let status: u16 = response[9..12].parse().unwrap();
-    (status, response.split("\r\n\r\n").nth(1).unwrap_or_default().to_string())
-}
-
 /// The body of a `GET` that must answer 200.
 fn http_get(port: u16, path: &str) -> String {
     let (status, body) = request(port, path);

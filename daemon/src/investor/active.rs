@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
+use super::status::StatusBoard;
 use crate::fsutil::{LockAttempt, try_lock};
 use crate::market::InvestorId;
 
@@ -22,12 +23,13 @@ pub fn lock_path(data: &Path, investor: InvestorId) -> std::path::PathBuf {
     data.join(".state").join(format!("investor-{investor}.lock"))
 }
 
-/// Takes the lock of `investor`, standing by while another process holds
-/// it. `None`: `stop` was cancelled, or `wanted` turned false (the plugin
-/// was removed), first.
+/// Takes the lock of `investor`, standing by (and saying so on `status`)
+/// while another process holds it. `None`: `stop` was cancelled, or
+/// `wanted` turned false (the plugin was removed), first.
 pub async fn take(
     data: &Path,
     investor: InvestorId,
+    status: &StatusBoard,
     stop: &CancellationToken,
     wanted: impl Fn() -> bool,
 ) -> std::io::Result<Option<File>> {
@@ -37,6 +39,7 @@ pub async fn take(
         match try_lock(&path)? {
             LockAttempt::Taken(lock) => {
                 if standing_by {
+                    status.standing_by(investor, None);
                     tracing::info!(investor = %investor, "the active process of investor {investor} is gone: taking over");
                 }
                 return Ok(Some(lock));
@@ -44,6 +47,7 @@ pub async fn take(
             LockAttempt::Held(holder) => {
                 if !standing_by {
                     standing_by = true;
+                    status.standing_by(investor, Some(holder.clone()));
                     tracing::warn!(
                         investor = %investor,
                         "investor {investor} is active in another process ({holder}, {}): standing by to take over",

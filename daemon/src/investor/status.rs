@@ -21,6 +21,8 @@ pub struct InvestorStatus {
     pub failed_intervals: u64,
     /// Its last failure.
     pub last_error: Option<String>,
+    /// While another process runs it (see `investor::active`): who.
+    pub standby_for: Option<String>,
 }
 
 /// The status of every running investor. Cheap to clone; clones share it.
@@ -57,6 +59,12 @@ impl StatusBoard {
         investors.values().filter(|s| s.quarantined.is_some()).count()
     }
 
+    /// Records that another process (`holder`) runs the investor and this
+    /// one stands by, or (`None`) that this one took over.
+    pub(crate) fn standing_by(&self, investor: InvestorId, holder: Option<String>) {
+        self.lock().entry(investor).or_default().standby_for = holder;
+    }
+
     /// Forgets an investor whose worker stopped.
     pub(crate) fn remove(&self, investor: InvestorId) {
         self.lock().remove(&investor);
@@ -84,6 +92,10 @@ mod tests {
         assert_eq!(status.quarantined.as_deref(), Some("investor 1: evaluate trapped: boom"));
         assert_eq!(status.last_valued.as_deref(), Some("2026-11-24 09:40:20"));
         assert_eq!(board.set_quarantined(one, false), 0);
+        board.standing_by(one, Some("pid 7 on host".into()));
+        assert_eq!(board.snapshot()[&one].standby_for.as_deref(), Some("pid 7 on host"));
+        board.standing_by(one, None);
+        assert_eq!(board.snapshot()[&one].standby_for, None);
         board.remove(one);
         assert!(board.snapshot().is_empty());
     }

@@ -103,10 +103,12 @@ pub(crate) async fn run<B: Bus>(
     shutdown: CancellationToken,
 ) -> anyhow::Result<Exit> {
     let loaded = || shared.registry.plugins().contains_key(&investor);
-    let lock = super::active::take(&shared.settings.data, investor, &shutdown, loaded).await.with_context(|| {
-        format!("investor {investor}: taking {}", super::active::lock_path(&shared.settings.data, investor).display())
-    })?;
-    let Some(lock) = lock else {
+    let taken = super::active::take(&shared.settings.data, investor, &shared.status, &shutdown, loaded).await;
+    let Ok(Some(lock)) = taken else {
+        // Stopped, unloaded or failed while standing by.
+        shared.status.remove(investor);
+        let path = super::active::lock_path(&shared.settings.data, investor);
+        taken.with_context(|| format!("investor {investor}: taking {}", path.display()))?;
         return Ok(if shutdown.is_cancelled() { Exit::Shutdown } else { Exit::Unloaded });
     };
     let Some(image) = shared.registry.plugins().get(&investor).cloned() else {

@@ -217,8 +217,8 @@ struct InvestorRow {
 }
 
 /// `GET /api/investors`: every plugin file of the folder this process
-/// runs: running, quarantined (with the reason) or failed to load (with the
-/// error), its last interval valued and its failed intervals. Empty when
+/// runs: running, standby (another process runs it, named), quarantined
+/// (with the reason) or failed to load (with the error), its last interval valued and its failed intervals. Empty when
 /// the process does not run the investors.
 pub async fn investors(State(view): State<WebView>) -> impl IntoResponse {
     let Some((registry, status)) = &view.investors else {
@@ -234,8 +234,16 @@ pub async fn investors(State(view): State<WebView>) -> impl IntoResponse {
                 investor: image.investor().get(),
                 file: image.path().display().to_string(),
                 name: Some(image.name().to_string()),
-                status: if state.quarantined.is_some() { "quarantined" } else { "running" },
-                error: state.quarantined.clone().or(state.last_error.clone()),
+                status: match (&state.quarantined, &state.standby_for) {
+                    (Some(_), _) => "quarantined",
+                    (None, Some(_)) => "standby",
+                    (None, None) => "running",
+                },
+                error: state
+                    .quarantined
+                    .clone()
+                    .or(state.standby_for.as_ref().map(|holder| format!("active in another process: {holder}")))
+                    .or(state.last_error.clone()),
                 portfolios: image.portfolios().iter().map(|p| p.id).collect(),
                 last_valued: state.last_valued,
                 failed_intervals: state.failed_intervals,
