@@ -38,6 +38,9 @@ pub fn fast_config(dir: &Path, roles: &[Role]) -> Config {
     config.investors.cache_dir = Some(common::test_plugins_dir().join(".cache"));
     config.topics.stock_exchange = common::unique("StockExchange");
     config.topics.portfolios = common::unique("Portfolios");
+    // Consumer groups of its own: tests running at once on one broker do
+    // not join each other's groups.
+    config.kafka.group_prefix = format!("{}-", common::unique("test"));
     config
 }
 
