@@ -394,3 +394,26 @@ async fn a_second_sink_waits_for_the_partition_and_goes_on_from_its_checkpoint()
     release.await.unwrap();
     assert_exactly(data.path(), &expected);
 }
+
+/// The identities log, grown well past one record per portfolio, is
+/// rewritten with one record each between batches; duplicates are still
+/// skipped after it, also across a restart.
+#[tokio::test]
+async fn the_identities_log_is_rewritten_compactly_and_still_skips_duplicates() {
+    let bus = bus_with_topic().await;
+    let data = tempfile::tempdir().unwrap();
+    let fast = |data: &Path| SinkSettings { sync: SyncMode::None, batch: 10_000, ..settings(data) };
+    let expected = valuations(70_007, 7);
+    publish(&bus, &expected[..70_000]).await;
+    let mut sink = Sink::open(&bus, fast(data.path()), Metrics::new()).unwrap();
+    drain(&mut sink).await.unwrap();
+    let log = data.path().join(".sink/partitions").join(TOPIC).join("0/identities.bin");
+    assert_eq!(std::fs::metadata(&log).unwrap().len(), 7 * 16, "one record per portfolio after the idle poll");
+    drop(sink);
+    let metrics = Metrics::new();
+    publish(&bus, &expected[69_993..]).await; // the last 7 again, then 7 new
+    let mut sink = Sink::open(&bus, fast(data.path()), metrics.clone()).unwrap();
+    drain(&mut sink).await.unwrap();
+    assert_exactly(data.path(), &expected);
+    assert!(metrics.encode().contains("stockd_sink_duplicates_skipped_total 7"), "{}", metrics.encode());
+}
