@@ -11,6 +11,7 @@
 //! (between batches, when no intent refers to its length).
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::io;
 use std::path::Path;
 
@@ -68,19 +69,17 @@ impl Identities {
     /// Whether `identity` is above the last one written for `portfolio`; if
     /// so it becomes the last, and its record is added to `log`.
     pub fn admit(&mut self, portfolio: PortfolioId, identity: i64, log: &mut Vec<u8>) -> bool {
-        match self.last.get_mut(&portfolio) {
-            Some(last) if *last >= identity => false,
-            slot => {
-                match slot {
-                    Some(last) => *last = identity,
-                    None => {
-                        self.last.insert(portfolio, identity);
-                    }
-                }
-                push_record(log, portfolio, identity);
-                true
+        match self.last.entry(portfolio) {
+            Entry::Occupied(last) if *last.get() >= identity => return false,
+            Entry::Occupied(mut last) => {
+                last.insert(identity);
+            }
+            Entry::Vacant(slot) => {
+                slot.insert(identity);
             }
         }
+        push_record(log, portfolio, identity);
+        true
     }
 
     /// Counts `bytes` of records appended to the log.

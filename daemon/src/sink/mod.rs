@@ -355,11 +355,6 @@ impl<C: Consumer> Sink<C> {
         self.settle().await?;
         let settle_took = timer.lap();
         tracing::debug!(step, intent = ?intent_took, append = ?append_took, previous_sync = ?settle_took, "batch written");
-        for (&number, intent) in &intents {
-            let partition = self.partitions.get_mut(&number).expect("a batch only has partitions held");
-            partition.syncing = Some(intent.clone());
-            partition.written = prepared.positions.get(&self.settings.topic, number);
-        }
         let job = self.files.take_sync();
         self.syncing = Some(Syncing {
             intents,
@@ -407,13 +402,7 @@ impl<C: Consumer> Sink<C> {
         // Another sink may have written files this one has open.
         self.files.close_all();
         let journal = Journal::at(&dir, self.settings.sync != SyncMode::None);
-        let mut checkpoint = journal.checkpoint()?;
-        let mut interrupted: Vec<Intent> =
-            journal.intents()?.into_iter().filter(|intent| intent.batch > checkpoint.batch).collect();
-        interrupted.sort_by_key(|intent| std::cmp::Reverse(intent.batch));
-        for intent in &interrupted {
-            recover(&mut self.files, intent, (self.is_bus)(&intent.bus)).map_err(|e| self.write_error(e))?;
-        }
+        let mut checkpoint = roll_back_interrupted(&journal, &mut self.files, &self.is_bus, &self.settings.data)?;
         if !checkpoint.bus.is_empty() && !(self.is_bus)(&checkpoint.bus) {
             tracing::info!(partition = number, previous = %checkpoint.bus, "the partition's offsets belong to another bus: reading from the group's committed offsets");
             checkpoint.positions = Positions::new();
@@ -426,13 +415,13 @@ impl<C: Consumer> Sink<C> {
             "took partition {number} of {topic}: {}",
             next.map_or_else(|| "nothing written yet".into(), |next| format!("written up to offset {next}"))
         );
-        self.partitions.insert(number, Partition::new(lock, journal, checkpoint, identities, &topic));
+        self.partitions.insert(number, Partition::new(lock, journal, checkpoint, identities));
         Ok(true)
     }
 
-    /// Finishes the batch being synced, commits, and lets go of
-    /// `partitions` (all when `None`): their locks are released and their
-    /// files closed.
+    /// Finishes the batch being synced, commits (again, should the last
+    /// commit have failed), and lets go of `partitions` (all when `None`):
+    /// their locks are released and their files closed.
     async fn let_go(&mut self, partitions: Option<&BTreeSet<i32>>) -> Result<(), SinkError> {
         self.settle().await?;
         let gone: Vec<i32> =
@@ -483,9 +472,7 @@ impl<C: Consumer> Sink<C> {
         let mut positions = Positions::new();
         let mut fresh: Vec<&Message> = Vec::with_capacity(messages.len());
         for &message in messages {
-            let written = positions
-                .get(topic, message.partition)
-                .or_else(|| self.partitions.get(&message.partition).and_then(|p| p.written));
+            let written = positions.get(topic, message.partition).or_else(|| self.written(message.partition));
             if written.is_some_and(|next| message.offset < next) {
                 continue;
             }
@@ -498,7 +485,7 @@ impl<C: Consumer> Sink<C> {
         let mut prepared = Prepared { positions, ..Prepared::default() };
         for part in parts {
             for (id, rows) in part.rows {
-                let Some(partition) = self.partitions.get_mut(&rows.partition) else { continue };
+                let partition = self.partitions.get_mut(&rows.partition).expect("a batch only has partitions held");
                 let log = prepared.identities.entry(rows.partition).or_default();
                 let (_, out) = prepared.rows.entry(id).or_insert_with(|| (rows.partition, Vec::new()));
                 let mut start = 0;
@@ -522,6 +509,16 @@ impl<C: Consumer> Sink<C> {
         prepared.rows.retain(|_, (_, rows)| !rows.is_empty());
         prepared.identities.retain(|_, log| !log.is_empty());
         prepared
+    }
+
+    /// The next offset after the last batch written of partition `number`:
+    /// the batch being synced, else the durable one.
+    fn written(&self, number: i32) -> Option<i64> {
+        let topic = self.settings.topic.as_str();
+        self.syncing
+            .as_ref()
+            .and_then(|syncing| syncing.positions.get(topic, number))
+            .or_else(|| self.partitions.get(&number)?.checkpoint.positions.get(topic, number))
     }
 
     /// Says so, loudly, when `message` is past `expected`, the next offset
@@ -562,12 +559,13 @@ impl<C: Consumer> Sink<C> {
         for (number, names) in names {
             let lengths = self.files.lengths(&names).map_err(|e| self.write_error(e))?;
             let partition = self.partitions.get(&number).expect("a batch only has partitions held");
+            let syncing = self.syncing.as_ref().and_then(|syncing| syncing.intents.get(&number));
             let intent = Intent {
                 bus: self.bus.clone(),
-                batch: partition.next_batch(),
+                batch: syncing.map_or(partition.checkpoint.batch, |intent| intent.batch) + 1,
                 files: names.into_iter().zip(lengths).collect(),
             };
-            let outstanding: Vec<Intent> = partition.syncing.iter().cloned().chain([intent.clone()]).collect();
+            let outstanding: Vec<Intent> = syncing.into_iter().cloned().chain([intent.clone()]).collect();
             partition.journal.write_intents(&outstanding)?;
             intents.insert(number, intent);
         }
@@ -617,7 +615,6 @@ impl<C: Consumer> Sink<C> {
             let checkpoint = Checkpoint { bus: self.bus.clone(), batch: intent.batch, positions: next };
             partition.journal.write_checkpoint(&checkpoint)?;
             partition.checkpoint = checkpoint;
-            partition.syncing = None;
         }
         Ok(())
     }
@@ -637,12 +634,16 @@ impl<C: Consumer> Sink<C> {
         }
     }
 
-    /// Between batches, rewrites the identity logs grown well past one
-    /// record per portfolio.
+    /// Between batches (none being synced, so no intent refers to a log's
+    /// length), rewrites the identity logs grown well past one record per
+    /// portfolio.
     fn compact_identities(&mut self) -> Result<(), SinkError> {
+        if self.syncing.is_some() {
+            return Ok(());
+        }
         let durable = self.settings.sync != SyncMode::None;
         for partition in self.partitions.values_mut() {
-            if partition.syncing.is_none() && partition.identities.wants_compaction() {
+            if partition.identities.wants_compaction() {
                 self.files.close(partition.identities.name());
                 partition
                     .identities
@@ -679,14 +680,7 @@ fn move_legacy_journal(
     if !legacy.exists() {
         return Ok(());
     }
-    let checkpoint = legacy.checkpoint()?;
-    let mut interrupted: Vec<Intent> =
-        legacy.intents()?.into_iter().filter(|intent| intent.batch > checkpoint.batch).collect();
-    interrupted.sort_by_key(|intent| std::cmp::Reverse(intent.batch));
-    for intent in &interrupted {
-        recover(files, intent, is_bus(&intent.bus))
-            .map_err(|cause| SinkError::Write { data: settings.data.clone(), cause })?;
-    }
+    let checkpoint = roll_back_interrupted(&legacy, files, is_bus, &settings.data)?;
     for (topic, number, next) in checkpoint.positions.iter() {
         let journal = Journal::at(&partition_dir(&settings.data, topic, number), durable);
         if journal.exists() {
@@ -699,6 +693,26 @@ fn move_legacy_journal(
     legacy.remove()?;
     tracing::info!(data = %settings.data.display(), "moved the sink's checkpoint into one per partition");
     Ok(())
+}
+
+/// Reads `journal`'s checkpoint after rolling back, newest first, the
+/// batches it has an intent for but no checkpoint (see [`recover`]), in
+/// the data folder `data`.
+fn roll_back_interrupted(
+    journal: &Journal,
+    files: &mut DataFiles,
+    is_bus: &IdentityCheck,
+    data: &std::path::Path,
+) -> Result<Checkpoint, SinkError> {
+    let checkpoint = journal.checkpoint()?;
+    let mut interrupted: Vec<Intent> =
+        journal.intents()?.into_iter().filter(|intent| intent.batch > checkpoint.batch).collect();
+    interrupted.sort_by_key(|intent| std::cmp::Reverse(intent.batch));
+    for intent in &interrupted {
+        recover(files, intent, is_bus(&intent.bus))
+            .map_err(|cause| SinkError::Write { data: data.to_path_buf(), cause })?;
+    }
+    Ok(checkpoint)
 }
 
 /// Times the steps of a batch, for the debug log.

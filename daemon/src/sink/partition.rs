@@ -18,7 +18,7 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use super::identities::Identities;
-use super::journal::{Checkpoint, Intent, Journal};
+use super::journal::{Checkpoint, Journal};
 
 /// The folder of `partition` of `topic` in the data folder `data`.
 pub fn partition_dir(data: &Path, topic: &str, partition: i32) -> PathBuf {
@@ -38,11 +38,6 @@ pub struct Partition {
     pub journal: Journal,
     /// What is durable.
     pub checkpoint: Checkpoint,
-    /// The next offset after the last batch written (durable or not).
-    pub written: Option<i64>,
-    /// The intent of the batch being synced, if it has rows of this
-    /// partition.
-    pub syncing: Option<Intent>,
     /// The last identity written per portfolio.
     pub identities: Identities,
 }
@@ -50,19 +45,13 @@ pub struct Partition {
 impl Partition {
     /// The partition whose lock is `lock`, its journal `journal` as read,
     /// and its identities as loaded.
-    pub fn new(lock: File, journal: Journal, checkpoint: Checkpoint, identities: Identities, topic: &str) -> Self {
-        let written = checkpoint.positions.iter().find(|(t, ..)| *t == topic).map(|(_, _, next)| next);
-        Partition { _lock: lock, journal, checkpoint, written, syncing: None, identities }
+    pub fn new(lock: File, journal: Journal, checkpoint: Checkpoint, identities: Identities) -> Self {
+        Partition { _lock: lock, journal, checkpoint, identities }
     }
 
     /// The identities log of `partition` of `topic`, relative to the data
     /// folder.
     pub fn identities_name(topic: &str, partition: i32) -> String {
         relative_dir(topic, partition).join("identities.bin").to_string_lossy().into_owned()
-    }
-
-    /// The sequence number of the next batch of this partition.
-    pub fn next_batch(&self) -> u64 {
-        self.syncing.as_ref().map_or(self.checkpoint.batch, |intent| intent.batch) + 1
     }
 }
