@@ -122,21 +122,8 @@ fn three_processes_on_kafka_lose_and_duplicate_nothing_across_an_investors_resta
         &[&exchange, &investors, &sink],
     );
 
-    for daemon in [&mut exchange, &mut investors] {
-        daemon.signal("TERM");
-        assert!(daemon.wait_exit(Duration::from_secs(10)).success(), "{}", daemon.log());
-    }
-    let published = topic_valuations(&brokers, &portfolios);
-    let total: usize = published.values().map(Vec::len).sum();
-    wait_until(
-        "the sink to write every published valuation",
-        Duration::from_secs(60),
-        || rows_per_file(&sink_data).iter().sum::<usize>() >= total,
-        &[&sink],
-    );
-    sink.signal("TERM");
-    assert!(sink.wait_exit(Duration::from_secs(10)).success(), "{}", sink.log());
-
+    let published =
+        stop_and_drain(&brokers, &portfolios, &sink_data, &mut [&mut exchange, &mut investors], &mut [&mut sink]);
     assert_files_hold_each_valuation_once(&sink_data, &published);
 }
 
@@ -249,34 +236,52 @@ fn two_sinks_and_a_standby_investors_process_on_three_partitions_keep_one_row_pe
     let before = rows_per_file(&sink_data);
     wait_until("two more rows in each file", Duration::from_secs(60), || grown_by(&before, 2), &[&standby]);
 
-    for daemon in [&mut exchange, &mut standby, &mut active] {
+    let published = stop_and_drain(
+        &brokers,
+        &portfolios,
+        &sink_data,
+        &mut [&mut exchange, &mut standby, &mut active],
+        &mut [&mut sink_a, &mut sink_b],
+    );
+    assert_files_hold_each_valuation_once(&sink_data, &published);
+}
+
+/// Stops the `producers` (SIGTERM: they must exit cleanly), reads every
+/// valuation the topic then holds, waits until each portfolio's file ends
+/// with its portfolio's last one (a count of rows would never reach the
+/// topic's when it carries copies, which have no row), then stops the
+/// `sinks`. Returns the topic's valuations, by portfolio in offset order.
+fn stop_and_drain(
+    brokers: &str,
+    topic: &str,
+    data: &std::path::Path,
+    producers: &mut [&mut Daemon],
+    sinks: &mut [&mut Daemon],
+) -> BTreeMap<String, Vec<Valuation>> {
+    for daemon in producers.iter_mut() {
         daemon.signal("TERM");
         assert!(daemon.wait_exit(Duration::from_secs(10)).success(), "{}", daemon.log());
     }
-    let published = topic_valuations(&brokers, &portfolios);
-    let total: usize = published.values().map(Vec::len).sum();
-    wait_until(
-        "the sinks to write the topic's last valuations",
-        Duration::from_secs(60),
-        || {
-            let files = csv_rows(&sink_data);
-            published.iter().all(|(portfolio, valuations)| {
-                let id: stockd::market::PortfolioId = portfolio.parse().unwrap();
-                let last = valuations.last().unwrap();
-                files
-                    .get(&format!("INVESTOR_{}_PORTFOLIO_{}.csv", id.investor, id.number))
-                    .and_then(|rows| rows.last())
-                    .is_some_and(|row| row[2].parse::<f64>().ok() == Some(last.nav))
-            })
-        },
-        &[&sink_a, &sink_b],
-    );
-    for sink in [&mut sink_a, &mut sink_b] {
+    let published = topic_valuations(brokers, topic);
+    let ends_with_the_last = || {
+        let files = csv_rows(data);
+        published.iter().all(|(portfolio, valuations)| {
+            let id: stockd::market::PortfolioId = portfolio.parse().unwrap();
+            let last = valuations.last().unwrap();
+            files
+                .get(&format!("INVESTOR_{}_PORTFOLIO_{}.csv", id.investor, id.number))
+                .and_then(|rows| rows.last())
+                .is_some_and(|row| row[2].parse::<f64>().ok() == Some(last.nav))
+        })
+    };
+    let logs: Vec<&Daemon> = sinks.iter().map(|sink| &**sink).collect();
+    wait_until("the sinks to write the topic's last valuations", Duration::from_secs(60), ends_with_the_last, &logs);
+    for sink in sinks.iter_mut() {
         sink.signal("TERM");
-        assert!(sink.wait_exit(Duration::from_secs(20)).success(), "{}", sink.log());
+        assert!(sink.wait_exit(Duration::from_secs(10)).success(), "{}", sink.log());
     }
-    eprintln!("{total} valuations on the topic");
-    assert_files_hold_each_valuation_once(&sink_data, &published);
+    eprintln!("{} valuations on the topic", published.values().map(Vec::len).sum::<usize>());
+    published
 }
 
 /// Every valuation of the topic (`published`, by portfolio in offset
