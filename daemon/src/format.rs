@@ -23,6 +23,26 @@ pub fn money(value: f64) -> String {
     format!("{sign}{grouped}.{frac}")
 }
 
+/// A byte count in decimal units, three significant digits: `224 GB`,
+/// `1.50 MB`, `512 B`.
+pub fn bytes(count: u64) -> String {
+    const UNITS: [&str; 5] = ["kB", "MB", "GB", "TB", "PB"];
+    if count < 1000 {
+        return format!("{count} B");
+    }
+    let mut value = count as f64;
+    let mut unit = "B";
+    for next in UNITS {
+        if value < 1000.0 {
+            break;
+        }
+        value /= 1000.0;
+        unit = next;
+    }
+    let decimals = if value >= 100.0 { 0 } else if value >= 10.0 { 1 } else { 2 };
+    format!("{value:.decimals$} {unit}")
+}
+
 /// A text table: a header and rows of cells; the columns listed in
 /// `right_aligned` (numbers) are aligned right.
 pub fn table(header: &[&str], rows: impl IntoIterator<Item = Vec<String>>, right_aligned: &[usize]) -> String {
@@ -42,6 +62,14 @@ pub fn table(header: &[&str], rows: impl IntoIterator<Item = Vec<String>>, right
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bytes_read_in_decimal_units() {
+        assert_eq!(bytes(512), "512 B");
+        assert_eq!(bytes(1500), "1.50 kB");
+        assert_eq!(bytes(224_000_000_000), "224 GB");
+        assert_eq!(bytes(67_300_000_000), "67.3 GB");
+    }
 
     #[test]
     fn money_rounds_and_groups() {

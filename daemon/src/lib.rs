@@ -8,6 +8,7 @@
 //! query. Shared types live in [`market`]; the data folder's layout, which
 //! the sink writes and the query reads, in [`layout`].
 
+pub mod archive;
 pub mod bench;
 pub mod bus;
 pub mod cli;

@@ -29,6 +29,11 @@ struct PluginErrorLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TierLabel {
+    tier: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct GroupLabel {
     group: String,
 }
@@ -62,6 +67,11 @@ struct Inner {
     messages_missed: Family<GroupLabel, Counter>,
     web_events_dropped: Counter,
     produce_wait_seconds: Histogram,
+    data_bytes: Family<TierLabel, Gauge>,
+    filesystem_free_bytes: Gauge,
+    archive_files_merged: Counter,
+    archive_hours_dropped: Counter,
+    csv_files_cut: Counter,
     totals: Totals,
     /// The slowest plugin call since the last interval summary.
     slowest_call: Mutex<Option<(u32, Duration)>>,
@@ -121,6 +131,11 @@ impl Metrics {
             web_events_dropped: Counter::default(),
             // 100 µs … ~60 s
             produce_wait_seconds: Histogram::new(exponential_buckets(1e-4, 3.0, 13)),
+            data_bytes: Family::default(),
+            filesystem_free_bytes: Gauge::default(),
+            archive_files_merged: Counter::default(),
+            archive_hours_dropped: Counter::default(),
+            csv_files_cut: Counter::default(),
             totals: Totals::default(),
             slowest_call: Mutex::new(None),
             last_summary: Mutex::new(Snapshot::default()),
@@ -194,6 +209,31 @@ impl Metrics {
             "produce_wait_seconds",
             "Time a producer waited for room on the embedded bus (backpressure from a consumer behind)",
             inner.produce_wait_seconds.clone(),
+        );
+        registry.register(
+            "data_bytes",
+            "Bytes the data folder holds, by tier (csv: the portfolio files; archive: the Parquet archive)",
+            inner.data_bytes.clone(),
+        );
+        registry.register(
+            "filesystem_free_bytes",
+            "Bytes free for the sink on the data folder's file system",
+            inner.filesystem_free_bytes.clone(),
+        );
+        registry.register(
+            "archive_files_merged",
+            "Small archive files merged by compaction",
+            inner.archive_files_merged.clone(),
+        );
+        registry.register(
+            "archive_hours_dropped",
+            "Hour partitions of the archive dropped by retention",
+            inner.archive_hours_dropped.clone(),
+        );
+        registry.register(
+            "csv_files_cut",
+            "Portfolio files cut back to their header when a CSV window started",
+            inner.csv_files_cut.clone(),
         );
         Metrics { inner: Arc::new(Inner { registry, ..inner }) }
     }
@@ -291,6 +331,28 @@ impl Metrics {
         self.inner.sink_files_created.inc_by(files_created);
         self.inner.sink_rejected.inc_by(rejected);
         self.inner.sink_duplicates.inc_by(duplicates);
+    }
+
+    /// The bytes the data folder's `tier` ("csv" or "archive") holds.
+    pub fn data_bytes(&self, tier: &str, bytes: u64) {
+        self.inner.data_bytes.get_or_create(&TierLabel { tier: tier.to_string() }).set(bytes as i64);
+    }
+
+    /// The bytes free on the data folder's file system.
+    pub fn filesystem_free_bytes(&self, bytes: u64) {
+        self.inner.filesystem_free_bytes.set(bytes as i64);
+    }
+
+    /// An archive upkeep pass merged `merged` files and dropped `dropped`
+    /// hours.
+    pub fn archive_upkeep(&self, merged: u64, dropped: u64) {
+        self.inner.archive_files_merged.inc_by(merged);
+        self.inner.archive_hours_dropped.inc_by(dropped);
+    }
+
+    /// Portfolio files cut back to their header.
+    pub fn csv_files_cut(&self, files: u64) {
+        self.inner.csv_files_cut.inc_by(files);
     }
 
     /// A consumer group's lag.

@@ -174,6 +174,12 @@ fn start_sink<B: Bus>(
         open_files: config.sink.open_files,
         sync: config.sink.sync,
         batch: config.sink.batch,
+        archive: config.archive.enabled,
+        retention: crate::archive::maintain::Retention {
+            max_age: config.archive.retention,
+            max_bytes: config.archive.max_bytes,
+        },
+        csv_window: config.sink.csv_window,
     };
     let (bus, metrics, sink_stop, stop) = (bus.clone(), metrics.clone(), sink_stop.clone(), stop.clone());
     tokio::spawn(async move {

@@ -292,3 +292,55 @@ fn a_plot_is_an_svg_with_a_line_per_portfolio() {
     assert!(text.matches("<polyline").count() >= 4, "four lines");
     assert!(text.contains("Investor 2 · 2.2") && text.contains("NAV (currency units)"));
 }
+
+/// The same questions answered from the CSV files and, after `stockd
+/// archive` built the archive from them, from the archive: the same rows
+/// bit for bit, the same statistics to 1e-9, over intervals whose ends cut
+/// hour partitions, and over the archive alone once the CSV files are gone.
+#[test]
+fn the_archive_gives_the_same_answers_as_the_csv_files() {
+    let dir = tempfile::tempdir().unwrap();
+    dataset(dir.path(), 5, 4, 2_000); // 2,000 rows 20 s apart: 11 hours and a bit
+    let intervals = [
+        (None, None),
+        (Some("2026-11-24 09:59:59"), Some("2026-11-24 10:00:20")),
+        (Some("2026-11-24 10:17:20"), Some("2026-11-24 14:41:40")),
+        (Some("2026-11-24 19:59:00"), None),
+        (Some("2026-11-24 11:00:00"), Some("2026-11-24 11:00:00")),
+    ];
+    let before: Vec<(Answer, Answer)> = intervals
+        .iter()
+        .map(|(from, to)| (query(dir.path(), Some("3.2"), *from, *to), query(dir.path(), None, *from, *to)))
+        .collect();
+    assert!(!stockd::archive::is_complete(dir.path()));
+    let imported = stockd::archive::import::import(dir.path()).unwrap();
+    assert_eq!((imported.files, imported.rows, imported.skipped), (20, 40_000, 0));
+    assert!(stockd::archive::is_complete(dir.path()), "the archive now holds every row");
+    let compare = |label: &str| {
+        for ((from, to), (rows, all)) in intervals.iter().zip(&before) {
+            let archived = query(dir.path(), Some("3.2"), *from, *to);
+            assert_eq!(archived.rows, rows.rows, "{label} {from:?}..{to:?}: rows of 3.2");
+            let archived = query(dir.path(), None, *from, *to);
+            assert_eq!(archived.stats.len(), all.stats.len(), "{label} {from:?}..{to:?}: portfolios");
+            for (got, want) in archived.stats.iter().zip(&all.stats) {
+                assert_eq!((got.portfolio, &got.name, got.moments.count), (want.portfolio, &want.name, want.moments.count));
+                assert!(close(got.moments.mean, want.moments.mean), "{label} {}: mean", got.portfolio);
+                assert_eq!((got.moments.min, got.moments.max), (want.moments.min, want.moments.max));
+                match (got.moments.stddev(), want.moments.stddev()) {
+                    (Some(a), Some(b)) => assert!(close(a, b), "{label} {}: stddev {a} vs {b}", got.portfolio),
+                    (a, b) => assert_eq!(a, b),
+                }
+            }
+        }
+    };
+    compare("with the CSV files");
+    for entry in std::fs::read_dir(dir.path()).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "csv") {
+            std::fs::remove_file(path).unwrap();
+        }
+    }
+    compare("without the CSV files");
+    let (ok, _, stderr) = stockd(&["query", "9.9", "--data", dir.path().to_str().unwrap()]);
+    assert!(!ok && stderr.contains("no portfolio 9.9"), "{stderr}");
+}

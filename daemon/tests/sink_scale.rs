@@ -37,6 +37,9 @@ async fn a_hundred_thousand_portfolios_with_a_bounded_number_of_open_files() {
         open_files: 64,
         sync: SyncMode::Filesystem,
         batch: 10_000,
+        archive: true,
+        retention: Default::default(),
+        csv_window: None,
     };
     let mut sink = Sink::open(&bus, settings, Metrics::new()).unwrap();
     let mut peak = 0;

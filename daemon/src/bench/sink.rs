@@ -96,6 +96,9 @@ pub async fn run(bench: &SinkBench, dir: &Path) -> anyhow::Result<SinkReport> {
         open_files: bench.open_files,
         sync: bench.sync,
         batch: bench.batch,
+        archive: true,
+        retention: Default::default(),
+        csv_window: None,
     };
     let mut sink = Sink::open(&bus, settings, Metrics::new())?;
     if bench.passes == 0 {

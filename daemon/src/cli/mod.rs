@@ -1,5 +1,6 @@
 //! The `stockd` command line: one module per subcommand.
 
+mod archive;
 mod bench;
 mod config;
 mod investors;
@@ -34,6 +35,8 @@ enum Command {
     Config(config::ConfigArgs),
     /// Query the portfolio files: one portfolio's rows and every portfolio's statistics.
     Query(query::QueryArgs),
+    /// Build the data folder's Parquet archive from its CSV files (with the sink stopped).
+    Archive(archive::ArchiveArgs),
     /// Write a test dataset in the sink's layout.
     GenData(query::GenDataArgs),
     /// Print a Kafka topic's messages as they arrive.
@@ -69,6 +72,7 @@ pub fn main() -> ExitCode {
         Command::Config(args) => config::run(&args, &sub_matches),
         Command::Query(args) => query::run(&args),
         Command::GenData(args) => query::gen_data(&args),
+        Command::Archive(args) => archive::run(&args),
         Command::Tail(args) => tail::run(&args),
         Command::Bench(args) => bench::run(&args),
         Command::Investors(args) => investors::run(&args),

@@ -7,6 +7,7 @@
 pub mod batch;
 pub mod files;
 pub mod generate;
+pub mod history;
 pub mod plot;
 pub mod report;
 pub mod scan;
@@ -148,8 +149,12 @@ impl BatchConsumer for RowsConsumer {
     }
 }
 
-/// Answers `query`.
+/// Answers `query`: from the archive when it holds every row (see
+/// [`crate::archive::is_complete`]), else from the CSV files.
 pub fn run(query: &Query) -> Result<Answer, QueryError> {
+    if crate::archive::is_complete(&query.data) {
+        return history::run(query);
+    }
     let data = &query.data;
     let folder_error = |source| QueryError::Folder { data: data.clone(), cause: source };
     let files = files::discover(data).map_err(folder_error)?;
@@ -237,7 +242,14 @@ pub fn plot_series(query: &Query, answer: &Answer, limit: usize) -> Result<Vec<p
         series.push((label(portfolio, &name_of(portfolio)), points));
         return Ok(series);
     }
+    let archived = crate::archive::is_complete(&query.data);
     for stats in answer.stats.iter().take(limit) {
+        if archived {
+            let mut points = history::points(query, stats.portfolio)?;
+            plot::thin(&mut points);
+            series.push((label(stats.portfolio, &stats.name), points));
+            continue;
+        }
         let path = query.data.join(crate::layout::file_name(stats.portfolio));
         let (mut points, _) = scan(&path, Columns::Stats, query.interval, PointsConsumer::default)
             .map_err(|source| QueryError::Read { path: path.clone(), cause: source })?;

@@ -263,6 +263,41 @@ impl DataFiles {
         Ok(Some(torn))
     }
 
+    /// Cuts every file of `names` longer than `length` back to it (on all
+    /// cores); returns how many were cut. Missing files are left missing.
+    pub fn cut_all(&mut self, names: &[String], length: u64) -> io::Result<u64> {
+        for name in names {
+            self.open.pop(name.as_str());
+        }
+        let dir = &self.dir;
+        let cut: Vec<bool> = names
+            .par_iter()
+            .map(|name| match stat_length(dir, name)? {
+                Some(now) if now > length => {
+                    let file = open_at(dir, name, OFlags::WRONLY)?;
+                    file.set_len(length).map_err(with_name(name))?;
+                    Ok(true)
+                }
+                _ => Ok(false),
+            })
+            .collect::<io::Result<_>>()?;
+        Ok(cut.iter().filter(|c| **c).count() as u64)
+    }
+
+    /// Cuts file `name` back to a whole number of `record`-byte records,
+    /// and returns the bytes cut.
+    pub fn trim_partial_record(&mut self, name: &str, record: u64) -> io::Result<u64> {
+        self.open.pop(name);
+        let Some(len) = self.length(name)? else { return Ok(0) };
+        let partial = len % record;
+        if partial > 0 {
+            let file = open_at(&self.dir, name, OFlags::WRONLY)?;
+            file.set_len(len - partial).map_err(with_name(name))?;
+            file.sync_all().map_err(with_name(name))?;
+        }
+        Ok(partial)
+    }
+
     /// The open handle of `name`, opening (and creating) it if needed.
     fn handle(&mut self, name: &str) -> io::Result<&mut OpenFile> {
         if !self.open.contains(name) {
@@ -340,5 +375,9 @@ mod tests {
         assert_eq!(files.trim_torn_line("a.csv").unwrap().as_deref(), Some("2026,halfr"));
         assert_eq!(std::fs::read_to_string(dir.path().join("a.csv")).unwrap(), "H\n1\n");
         assert_eq!(files.trim_torn_line("a.csv").unwrap(), None);
+        files.append("log.bin", b"", &[10; 37]).unwrap();
+        assert_eq!(files.trim_partial_record("log.bin", 16).unwrap(), 5);
+        assert_eq!(std::fs::read(dir.path().join("log.bin")).unwrap(), [10; 32]);
+        assert_eq!(files.trim_partial_record("log.bin", 16).unwrap(), 0);
     }
 }

@@ -19,7 +19,11 @@ use crate::fsutil;
 use crate::market::{InvestorId, PortfolioId};
 
 /// Bytes per record.
-const RECORD: usize = 16;
+pub const RECORD: usize = 16;
+
+/// The name every identities log ends with (binary: never trimmed as
+/// text).
+pub const LOG_SUFFIX: &str = "identities.bin";
 /// Records beyond twice the portfolios before the log is rewritten.
 const SLACK: u64 = 65_536;
 
@@ -36,6 +40,11 @@ impl Identities {
     /// Reads the log `name` of the data folder `data` (none yet: empty). A
     /// partial last record (which the sink's recovery removes before this
     /// is read) is ignored with a warning.
+    /// The portfolios with a row written.
+    pub fn portfolios(&self) -> impl Iterator<Item = PortfolioId> + '_ {
+        self.last.keys().copied()
+    }
+
     pub fn load(data: &Path, name: String) -> io::Result<Self> {
         let bytes = match std::fs::read(data.join(&name)) {
             Ok(bytes) => bytes,

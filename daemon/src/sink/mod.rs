@@ -33,12 +33,14 @@
 //! that have an intent but no checkpoint (at most two), trimming torn lines
 //! with them.
 
+pub mod archive;
 pub mod files;
 pub mod identities;
 pub mod journal;
 pub mod names;
 pub mod partition;
 pub mod rejected;
+mod upkeep;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -49,10 +51,12 @@ use tokio_util::sync::CancellationToken;
 
 use crate::bus::{Bus, BusError, Consumer, Message, Positions};
 use crate::config::SyncMode;
+use crate::archive::ArchiveRow;
 use crate::fsutil::LockAttempt;
 use crate::layout::{HEADER, REJECTED_FILE, file_name, write_row};
 use crate::market::{InvestorId, PortfolioId, Valuation, ValuationView};
 use crate::metrics::Metrics;
+use archive::ArchiveFile;
 use files::DataFiles;
 use identities::Identities;
 use journal::{Checkpoint, Intent, Journal, JournalError};
@@ -86,6 +90,12 @@ pub struct SinkSettings {
     pub sync: SyncMode,
     /// Messages per batch.
     pub batch: usize,
+    /// Write every row into the Parquet archive too (`archive.enabled`).
+    pub archive: bool,
+    /// How long and how large the archive is kept.
+    pub retention: crate::archive::maintain::Retention,
+    /// The CSV files' window (`sink.csv-window`), if any.
+    pub csv_window: Option<Duration>,
 }
 
 /// Where to stop on purpose, as if the process died there (tests of the
@@ -98,6 +108,9 @@ pub enum FailPoint {
     /// In the middle of writing: after `files` files, and with half a row
     /// in the next one when `torn`.
     MidWrite { files: usize, torn: bool },
+    /// After the rows and identities, before the archive's files are
+    /// renamed into place.
+    BeforeArchive,
     /// After the rows, before the sync.
     AfterWrite,
     /// After the sync, before the checkpoint.
@@ -153,6 +166,8 @@ struct Prepared {
     rows: BTreeMap<PortfolioId, (i32, Vec<u8>)>,
     /// Partition → identity records to append to its log.
     identities: BTreeMap<i32, Vec<u8>>,
+    /// Partition → the rows for the archive (empty without one).
+    archive: BTreeMap<i32, Vec<ArchiveRow>>,
     rejected: Vec<u8>,
     row_count: u64,
     reject_count: u64,
@@ -168,6 +183,8 @@ struct PortfolioRows {
     bytes: Vec<u8>,
     /// Per row, its valuation's identity and where it ends in `bytes`.
     ends: Vec<(i64, usize)>,
+    /// Per row, its values for the archive.
+    values: Vec<ArchiveRow>,
 }
 
 /// One chunk of a batch, decoded and formatted.
@@ -190,6 +207,13 @@ impl Part {
                     rows.partition = message.partition;
                     write_row(&mut rows.bytes, &valuation);
                     rows.ends.push((valuation.identity(), rows.bytes.len()));
+                    rows.values.push(ArchiveRow {
+                        portfolio: valuation.portfolio,
+                        timestamp: valuation.at.and_utc().timestamp(),
+                        nav: valuation.nav + 0.0,
+                        nav_change: valuation.nav_change + 0.0,
+                        nav_change_pct: valuation.nav_change_pct + 0.0,
+                    });
                     if let Some(name) = &valuation.investor {
                         let investor = valuation.portfolio.investor;
                         if part.names.last().is_none_or(|(i, n)| *i != investor || n != name) {
@@ -233,6 +257,11 @@ pub struct Sink<C: Consumer> {
     fail_at: Option<(u64, FailPoint)>,
     /// Steps that read messages, for the failure injection.
     batches: u64,
+    /// Held (shared) while the sink runs, so that `stockd archive` does not
+    /// rebuild the archive under it.
+    _import_fence: std::fs::File,
+    /// The archive's upkeep (compaction, retention, the CSV window).
+    upkeep: upkeep::Upkeep,
 }
 
 /// A batch written whose sync runs on a blocking thread.
@@ -262,6 +291,8 @@ impl<C: Consumer> Sink<C> {
             Arc::new(move |stored: &str| bus.is_identity(stored))
         };
         move_legacy_journal(&settings, &mut files, &is_bus)?;
+        let import_fence = upkeep::fence_imports(&settings.data).map_err(write_error)?;
+        let covering = upkeep::record_coverage(&settings.data, settings.archive).map_err(write_error)?;
         let consumer = bus.consumer(&settings.group, &[&settings.topic])?;
         let names = Names::load(&settings.data).map_err(write_error)?;
         Ok(Sink {
@@ -276,6 +307,8 @@ impl<C: Consumer> Sink<C> {
             metrics,
             fail_at: None,
             batches: 0,
+            _import_fence: import_fence,
+            upkeep: upkeep::Upkeep::new(covering),
         })
     }
 
@@ -329,6 +362,7 @@ impl<C: Consumer> Sink<C> {
         if messages.is_empty() {
             self.settle().await?;
             self.compact_identities()?;
+            self.upkeep()?;
             return Ok(0);
         }
         self.batches += 1;
@@ -346,10 +380,10 @@ impl<C: Consumer> Sink<C> {
             return Ok(messages.len());
         }
         let mut timer = StepTimer::start();
-        let intents = self.write_intent(&prepared)?;
+        let (intents, archive_files) = self.write_intent(&prepared)?;
         let intent_took = timer.lap();
         self.fail(step, FailPoint::AfterIntent)?;
-        let created = self.append(&prepared)?;
+        let created = self.append(&prepared, &archive_files)?;
         let append_took = timer.lap();
         self.fail(step, FailPoint::AfterWrite)?;
         self.settle().await?;
@@ -401,6 +435,7 @@ impl<C: Consumer> Sink<C> {
         };
         // Another sink may have written files this one has open.
         self.files.close_all();
+        archive::clear_tmp(&dir).map_err(|e| self.write_error(e))?;
         let journal = Journal::at(&dir, self.settings.sync != SyncMode::None);
         let mut checkpoint = roll_back_interrupted(&journal, &mut self.files, &self.is_bus, &self.settings.data)?;
         if !checkpoint.bus.is_empty() && !(self.is_bus)(&checkpoint.bus) {
@@ -488,10 +523,15 @@ impl<C: Consumer> Sink<C> {
                 let partition = self.partitions.get_mut(&rows.partition).expect("a batch only has partitions held");
                 let log = prepared.identities.entry(rows.partition).or_default();
                 let (_, out) = prepared.rows.entry(id).or_insert_with(|| (rows.partition, Vec::new()));
+                let archive = self.settings.archive.then(|| prepared.archive.entry(rows.partition).or_default());
+                let mut archive = archive;
                 let mut start = 0;
-                for (identity, end) in rows.ends {
+                for ((identity, end), values) in rows.ends.into_iter().zip(rows.values) {
                     if partition.identities.admit(id, identity, log) {
                         out.extend_from_slice(&rows.bytes[start..end]);
+                        if let Some(archive) = archive.as_deref_mut() {
+                            archive.push(values);
+                        }
                         prepared.row_count += 1;
                     } else {
                         prepared.duplicate_count += 1;
@@ -508,6 +548,7 @@ impl<C: Consumer> Sink<C> {
         }
         prepared.rows.retain(|_, (_, rows)| !rows.is_empty());
         prepared.identities.retain(|_, log| !log.is_empty());
+        prepared.archive.retain(|_, rows| !rows.is_empty());
         prepared
     }
 
@@ -541,9 +582,10 @@ impl<C: Consumer> Sink<C> {
     }
 
     /// Step 2: per partition of the batch, the lengths of the files it
-    /// touches, durably (with the intent of the batch still syncing, if
-    /// any).
-    fn write_intent(&mut self, prepared: &Prepared) -> Result<BTreeMap<i32, Intent>, SinkError> {
+    /// touches and the archive files it will write, durably (with the
+    /// intent of the batch still syncing, if any). Returns the intents and
+    /// the archive files.
+    fn write_intent(&mut self, prepared: &Prepared) -> Result<(BTreeMap<i32, Intent>, Vec<ArchiveFile>), SinkError> {
         let topic = self.settings.topic.clone();
         let mut names: BTreeMap<i32, Vec<String>> = BTreeMap::new();
         for (_, number, _) in prepared.positions.iter() {
@@ -556,26 +598,30 @@ impl<C: Consumer> Sink<C> {
             names.entry(*number).or_default().push(Partition::identities_name(&topic, *number));
         }
         let mut intents = BTreeMap::new();
+        let mut archive_files = Vec::new();
         for (number, names) in names {
             let lengths = self.files.lengths(&names).map_err(|e| self.write_error(e))?;
             let partition = self.partitions.get(&number).expect("a batch only has partitions held");
             let syncing = self.syncing.as_ref().and_then(|syncing| syncing.intents.get(&number));
-            let intent = Intent {
-                bus: self.bus.clone(),
-                batch: syncing.map_or(partition.checkpoint.batch, |intent| intent.batch) + 1,
-                files: names.into_iter().zip(lengths).collect(),
-            };
+            let batch = syncing.map_or(partition.checkpoint.batch, |intent| intent.batch) + 1;
+            let mut files: BTreeMap<String, Option<u64>> = names.into_iter().zip(lengths).collect();
+            if let Some(rows) = prepared.archive.get(&number) {
+                let planned = archive::plan(&topic, number, batch, rows);
+                files.extend(planned.iter().map(|file| (file.name.clone(), None)));
+                archive_files.extend(planned);
+            }
+            let intent = Intent { bus: self.bus.clone(), batch, files };
             let outstanding: Vec<Intent> = syncing.into_iter().cloned().chain([intent.clone()]).collect();
             partition.journal.write_intents(&outstanding)?;
             intents.insert(number, intent);
         }
-        Ok(intents)
+        Ok((intents, archive_files))
     }
 
     /// Step 3: append the rows and their identities (and rejects, which no
-    /// intent covers: a crash may record a reject twice); returns the files
-    /// created.
-    fn append(&mut self, prepared: &Prepared) -> Result<u64, SinkError> {
+    /// intent covers: a crash may record a reject twice), then write the
+    /// archive's files; returns the files created.
+    fn append(&mut self, prepared: &Prepared, archive_files: &[ArchiveFile]) -> Result<u64, SinkError> {
         let appends: Vec<(String, &[u8])> =
             prepared.rows.iter().map(|(id, (_, rows))| (file_name(*id), rows.as_slice())).collect();
         if let Some((n, FailPoint::MidWrite { files, torn })) = self.fail_at
@@ -599,6 +645,9 @@ impl<C: Consumer> Sink<C> {
         if !prepared.rejected.is_empty() {
             self.files.append(REJECTED_FILE, b"", &prepared.rejected).map_err(|e| self.write_error(e))?;
         }
+        self.fail(self.batches, FailPoint::BeforeArchive)?;
+        archive::write(&self.settings.data, &self.settings.topic, archive_files, &prepared.archive, self.settings.sync)
+            .map_err(|e| self.write_error(e))?;
         Ok(created)
     }
 
@@ -709,7 +758,7 @@ fn roll_back_interrupted(
         journal.intents()?.into_iter().filter(|intent| intent.batch > checkpoint.batch).collect();
     interrupted.sort_by_key(|intent| std::cmp::Reverse(intent.batch));
     for intent in &interrupted {
-        recover(files, intent, is_bus(&intent.bus))
+        recover(files, intent, is_bus(&intent.bus), data)
             .map_err(|cause| SinkError::Write { data: data.to_path_buf(), cause })?;
     }
     Ok(checkpoint)
@@ -732,21 +781,36 @@ impl StepTimer {
     }
 }
 
-/// Undoes an interrupted batch. When its messages will be read again (same
-/// bus), its files go back to their lengths before it; when they cannot be
-/// (a restarted memory bus lost them), only torn last lines are trimmed and
-/// complete rows kept.
-fn recover(files: &mut DataFiles, intent: &Intent, replayable: bool) -> std::io::Result<()> {
+/// Undoes an interrupted batch, each file by its kind. When its messages
+/// will be read again (same bus), its files go back to their lengths
+/// before it and its archive files are removed. When they cannot be (a
+/// restarted memory bus lost them), the batch is kept if it got as far as
+/// its archive files (every one is there: its rows and identities are
+/// complete), with identity logs cut to whole records and torn last lines
+/// trimmed; a batch that did not get that far is rolled back as above, so
+/// that the archive and the CSV files keep the same rows.
+fn recover(files: &mut DataFiles, intent: &Intent, replayable: bool, data: &std::path::Path) -> std::io::Result<()> {
+    let archived = intent.files.keys().filter(|name| archive::is_archive_file(name)).all(|name| data.join(name).exists());
+    let keep = !replayable && archived;
     for (name, length) in &intent.files {
-        if replayable {
-            let removed = files.truncate(name, *length)?;
+        if !keep {
+            let removed =
+                if archive::is_archive_file(name) { archive::roll_back(data, name)? } else { files.truncate(name, *length)? };
             if removed > 0 {
                 tracing::warn!(
                     file = name.as_str(),
                     batch = intent.batch,
                     removed_bytes = removed,
-                    "rolled back the rows of an interrupted batch (they are written again from the topic)"
+                    "rolled back the rows of an interrupted batch{}",
+                    if replayable { " (they are written again from the topic)" } else { " (its messages were on a bus that is gone)" }
                 );
+            }
+        } else if archive::is_archive_file(name) {
+            continue;
+        } else if name.ends_with(identities::LOG_SUFFIX) {
+            let cut = files.trim_partial_record(name, identities::RECORD as u64)?;
+            if cut > 0 {
+                tracing::warn!(file = name.as_str(), "cut a partial last record of {cut} bytes");
             }
         } else if let Some(torn) = files.trim_torn_line(name)? {
             tracing::warn!(

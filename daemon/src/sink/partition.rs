@@ -52,6 +52,6 @@ impl Partition {
     /// The identities log of `partition` of `topic`, relative to the data
     /// folder.
     pub fn identities_name(topic: &str, partition: i32) -> String {
-        relative_dir(topic, partition).join("identities.bin").to_string_lossy().into_owned()
+        relative_dir(topic, partition).join(super::identities::LOG_SUFFIX).to_string_lossy().into_owned()
     }
 }

@@ -1,0 +1,458 @@
+//! Keeping the archive small and bounded, in the background: compaction of
+//! closed hours and retention by age and size. One pass at a time per data
+//! folder (`.sink/archive-maintain.lock`; a sink that finds it held skips
+//! its pass).
+//!
+//! - **Compaction** merges, in each hour partition closed for a minute, the
+//!   batch files of the partitions of the topic this sink holds, of batches
+//!   already checkpointed (never one a crash could still roll back), into
+//!   files of at most [`MERGE_ROWS`] rows sorted by PORTFOLIO then
+//!   TIMESTAMP. The new hour folder (the merged files and hard links to
+//!   every other file) is built in `.sink/archive-staging/` and swapped
+//!   with the old one in one `renameat2(RENAME_EXCHANGE)` under the
+//!   archive's exclusive lock, after checking that the merged files are
+//!   all still there. A reader lists the old folder or the new one: it
+//!   never sees a row twice or misses one. The old folder is removed at the
+//!   next pass, so a reader that listed it just before the swap can still
+//!   open its files.
+//! - **Retention** drops whole hour partitions: those that ended more than
+//!   `archive.retention` ago, then the oldest while the archive is larger
+//!   than `archive.max-bytes` (the newest two hours are always kept).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::File;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use arrow::array::RecordBatch;
+use arrow::compute::{SortColumn, concat_batches, lexsort_to_indices, take_record_batch};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::file::reader::{FileReader, SerializedFileReader};
+
+use super::{ArchiveLock, DIR, HOUR, batch_of, encode, hour_of_dir};
+use crate::fsutil::{LockAttempt, try_lock};
+
+/// Rows merged into one file at most (bounds a pass's memory to a few
+/// hundred MB).
+pub const MERGE_ROWS: u64 = 4 << 20;
+
+/// How long after an hour ends before it is compacted (late rows of a
+/// sink that is behind still go in as small files, merged at a later
+/// pass).
+const CLOSED_AFTER: i64 = 60;
+
+/// How long and how large the archive is kept.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Retention {
+    /// Hours that ended longer ago than this are dropped.
+    pub max_age: Option<Duration>,
+    /// The oldest hours are dropped while the archive is larger.
+    pub max_bytes: Option<u64>,
+}
+
+/// What one pass may do.
+#[derive(Debug, Clone)]
+pub struct Pass {
+    /// The data folder.
+    pub data: PathBuf,
+    /// The valuations topic (its batch files are named after it).
+    pub topic: String,
+    /// Per partition of the topic this sink holds, its last checkpointed
+    /// batch: only their batch files up to it are merged.
+    pub checkpointed: BTreeMap<i32, u64>,
+    /// What to keep.
+    pub retention: Retention,
+    /// Now, in seconds since the epoch.
+    pub now: i64,
+}
+
+/// What a pass did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Report {
+    /// Another pass held the lock: nothing was done.
+    pub skipped: bool,
+    /// Hours compacted.
+    pub compacted_hours: u64,
+    /// Batch files merged away.
+    pub merged_files: u64,
+    /// Hours dropped by retention.
+    pub dropped_hours: u64,
+    /// The archive's size after the pass, in bytes.
+    pub archive_bytes: u64,
+}
+
+/// One hour partition: its start and folder.
+struct Hour {
+    start: i64,
+    dir: PathBuf,
+}
+
+fn staging(data: &Path) -> PathBuf {
+    data.join(".sink").join("archive-staging")
+}
+
+fn unique() -> u128 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos())
+}
+
+fn with_path(path: &Path) -> impl FnOnce(io::Error) -> io::Error + '_ {
+    move |error| io::Error::new(error.kind(), format!("{}: {error}", path.display()))
+}
+
+/// Runs one pass over the archive of `pass.data`.
+pub fn run(pass: &Pass) -> io::Result<Report> {
+    let lock_path = pass.data.join(".sink").join("archive-maintain.lock");
+    let _lock = match try_lock(&lock_path).map_err(with_path(&lock_path))? {
+        LockAttempt::Taken(lock) => lock,
+        LockAttempt::Held(_) => return Ok(Report { skipped: true, ..Report::default() }),
+    };
+    let staging = staging(&pass.data);
+    if staging.exists() {
+        std::fs::remove_dir_all(&staging).map_err(with_path(&staging))?;
+    }
+    std::fs::create_dir_all(&staging).map_err(with_path(&staging))?;
+    let mut report = Report::default();
+    for hour in hours(&pass.data)? {
+        if hour.start + HOUR + CLOSED_AFTER > pass.now {
+            continue;
+        }
+        let merged = compact_hour(pass, &hour, &staging)?;
+        if merged > 0 {
+            report.compacted_hours += 1;
+            report.merged_files += merged;
+        }
+    }
+    report.dropped_hours = apply_retention(pass, &staging)?;
+    report.archive_bytes = hours(&pass.data)?.iter().map(|h| dir_bytes(&h.dir)).sum::<io::Result<u64>>()?;
+    Ok(report)
+}
+
+/// The hour partitions of `data`'s archive, oldest first.
+fn hours(data: &Path) -> io::Result<Vec<Hour>> {
+    let root = data.join(DIR);
+    let mut hours = Vec::new();
+    for date in names(&root)? {
+        for name in names(&root.join(&date))? {
+            if let Some(start) = hour_of_dir(&date, &name) {
+                hours.push(Hour { start, dir: root.join(&date).join(name) });
+            }
+        }
+    }
+    hours.sort_by_key(|hour| hour.start);
+    Ok(hours)
+}
+
+/// The names in `dir` (none when it does not exist), sorted.
+fn names(dir: &Path) -> io::Result<Vec<String>> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(error) => return Err(with_path(dir)(error)),
+    };
+    let mut names = Vec::new();
+    for entry in entries {
+        if let Some(name) = entry.map_err(with_path(dir))?.file_name().to_str() {
+            names.push(name.to_string());
+        }
+    }
+    names.sort();
+    Ok(names)
+}
+
+/// The bytes of the files in `dir`.
+fn dir_bytes(dir: &Path) -> io::Result<u64> {
+    let mut total = 0;
+    for name in names(dir)? {
+        match std::fs::metadata(dir.join(&name)) {
+            Ok(meta) => total += meta.len(),
+            Err(error) if error.kind() == io::ErrorKind::NotFound => {}
+            Err(error) => return Err(with_path(&dir.join(name))(error)),
+        }
+    }
+    Ok(total)
+}
+
+/// Merges the batch files of `hour` that `pass` may merge; returns how
+/// many were merged (0: none, or the folder changed under it).
+fn compact_hour(pass: &Pass, hour: &Hour, staging: &Path) -> io::Result<u64> {
+    let candidates: Vec<String> = names(&hour.dir)?
+        .into_iter()
+        .filter(|name| {
+            batch_of(name, &pass.topic).is_some_and(|(partition, batch)| {
+                pass.checkpointed.get(&partition).is_some_and(|&checkpointed| batch <= checkpointed)
+            })
+        })
+        .collect();
+    if candidates.len() < 2 {
+        return Ok(0);
+    }
+    let work = staging.join(format!("hour-{}", unique()));
+    let new = work.join("new");
+    std::fs::create_dir_all(&new).map_err(with_path(&new))?;
+    let mut chunk: Vec<PathBuf> = Vec::new();
+    let mut chunk_rows = 0;
+    let mut written = 0;
+    for name in &candidates {
+        let path = hour.dir.join(name);
+        let rows = row_count(&path)?;
+        if !chunk.is_empty() && chunk_rows + rows > MERGE_ROWS {
+            merge(&chunk, &new.join(format!("c-{}-{}-{written}.parquet", pass.topic, unique())))?;
+            written += 1;
+            chunk.clear();
+            chunk_rows = 0;
+        }
+        chunk.push(path);
+        chunk_rows += rows;
+    }
+    merge(&chunk, &new.join(format!("c-{}-{}-{written}.parquet", pass.topic, unique())))?;
+    let _lock = ArchiveLock::exclusive(&pass.data)?;
+    let now: BTreeSet<String> = names(&hour.dir)?.into_iter().collect();
+    if !candidates.iter().all(|name| now.contains(name)) {
+        tracing::info!(hour = %hour.dir.display(), "archive compaction: the hour changed meanwhile; left for the next pass");
+        return Ok(0);
+    }
+    let merged: BTreeSet<&String> = candidates.iter().collect();
+    for name in now.iter().filter(|name| !merged.contains(name)) {
+        std::fs::hard_link(hour.dir.join(name), new.join(name)).map_err(with_path(&hour.dir.join(name)))?;
+    }
+    File::open(&new)?.sync_all().map_err(with_path(&new))?;
+    rustix::fs::renameat_with(
+        rustix::fs::CWD,
+        &new,
+        rustix::fs::CWD,
+        &hour.dir,
+        rustix::fs::RenameFlags::EXCHANGE,
+    )
+    .map_err(|e| with_path(&hour.dir)(e.into()))?;
+    crate::fsutil::sync_dir(hour.dir.parent().expect("in a date folder")).map_err(with_path(&hour.dir))?;
+    crate::fsutil::sync_dir(&work).map_err(with_path(&work))?;
+    Ok(candidates.len() as u64)
+}
+
+/// The rows of the Parquet file `path`, from its footer.
+fn row_count(path: &Path) -> io::Result<u64> {
+    let file = File::open(path).map_err(with_path(path))?;
+    let reader = SerializedFileReader::new(file).map_err(|e| invalid(path, e))?;
+    Ok(reader.metadata().file_metadata().num_rows() as u64)
+}
+
+fn invalid(path: &Path, error: impl std::fmt::Display) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, format!("{}: {error}", path.display()))
+}
+
+/// Writes the rows of `files` to `target`, sorted by PORTFOLIO then
+/// TIMESTAMP, synced.
+fn merge(files: &[PathBuf], target: &Path) -> io::Result<()> {
+    let mut batches: Vec<RecordBatch> = Vec::new();
+    for path in files {
+        let file = File::open(path).map_err(with_path(path))?;
+        let reader = ParquetRecordBatchReaderBuilder::try_new(file)
+            .and_then(|builder| builder.with_batch_size(64 * 1024).build())
+            .map_err(|e| invalid(path, e))?;
+        for batch in reader {
+            let batch = batch.map_err(|e| invalid(path, e))?;
+            if batch.schema().fields() != encode::SCHEMA.fields() {
+                return Err(invalid(path, "not the archive's columns"));
+            }
+            batches.push(batch.with_schema(Arc::clone(&encode::SCHEMA)).map_err(|e| invalid(path, e))?);
+        }
+    }
+    let all = concat_batches(&encode::SCHEMA, &batches).map_err(|e| invalid(target, e))?;
+    drop(batches);
+    let order = lexsort_to_indices(
+        &[
+            SortColumn { values: Arc::clone(all.column(0)), options: None },
+            SortColumn { values: Arc::clone(all.column(1)), options: None },
+        ],
+        None,
+    )
+    .map_err(|e| invalid(target, e))?;
+    let sorted = take_record_batch(&all, &order).map_err(|e| invalid(target, e))?;
+    drop(all);
+    let bytes = encode::to_parquet([&sorted]);
+    let mut out = File::create(target).map_err(with_path(target))?;
+    io::Write::write_all(&mut out, &bytes).map_err(with_path(target))?;
+    out.sync_all().map_err(with_path(target))
+}
+
+/// Drops the hours `pass.retention` no longer keeps; returns how many.
+fn apply_retention(pass: &Pass, staging: &Path) -> io::Result<u64> {
+    let Retention { max_age, max_bytes } = pass.retention;
+    if max_age.is_none() && max_bytes.is_none() {
+        return Ok(0);
+    }
+    let mut hours = hours(&pass.data)?;
+    let mut dropped = 0;
+    if let Some(max_age) = max_age {
+        let oldest_kept_end = pass.now - max_age.as_secs() as i64;
+        while hours.first().is_some_and(|hour| hour.start + HOUR <= oldest_kept_end) {
+            drop_hour(&pass.data, &hours.remove(0), staging, "older than archive.retention")?;
+            dropped += 1;
+        }
+    }
+    if let Some(max_bytes) = max_bytes {
+        let mut sizes: Vec<u64> = hours.iter().map(|hour| dir_bytes(&hour.dir)).collect::<io::Result<_>>()?;
+        let mut total: u64 = sizes.iter().sum();
+        while total > max_bytes && hours.len() > 2 {
+            drop_hour(&pass.data, &hours.remove(0), staging, "archive.max-bytes reached")?;
+            total -= sizes.remove(0);
+            dropped += 1;
+        }
+    }
+    Ok(dropped)
+}
+
+/// Removes `hour` whole: moved out of the archive in one rename (under the
+/// exclusive lock), then deleted; its date folder goes with its last hour.
+fn drop_hour(data: &Path, hour: &Hour, staging: &Path, why: &str) -> io::Result<()> {
+    let trash = staging.join(format!("dropped-{}", unique()));
+    {
+        let _lock = ArchiveLock::exclusive(data)?;
+        std::fs::rename(&hour.dir, &trash).map_err(with_path(&hour.dir))?;
+        let date = hour.dir.parent().expect("in a date folder");
+        if names(date)?.is_empty() {
+            std::fs::remove_dir(date).map_err(with_path(date))?;
+        }
+    }
+    std::fs::remove_dir_all(&trash).map_err(with_path(&trash))?;
+    tracing::info!(hour = %hour.dir.display(), "archive: dropped an hour ({why})");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use super::*;
+    use crate::archive::read::{files, scan};
+    use crate::archive::{ArchiveRow, batch_file, hour_dir};
+    use crate::market::{InvestorId, PortfolioId};
+    use crate::query::batch::{BatchConsumer, Interval};
+
+    const TOPIC: &str = "Portfolios";
+
+    /// Counts rows and keeps (PORTFOLIO, TIMESTAMP, NAV bits).
+    #[derive(Default)]
+    struct Collect(Vec<(String, i64, u64)>);
+
+    impl BatchConsumer for Collect {
+        fn take(&mut self, batch: &RecordBatch) {
+            use arrow::array::{Array, Float64Array, StringArray, TimestampSecondArray};
+            let p = batch.column(0).as_any().downcast_ref::<StringArray>().unwrap();
+            let t = batch.column(1).as_any().downcast_ref::<TimestampSecondArray>().unwrap();
+            let n = batch.column(2).as_any().downcast_ref::<Float64Array>().unwrap();
+            self.0.extend((0..batch.num_rows()).map(|i| (p.value(i).to_string(), t.value(i), n.value(i).to_bits())));
+        }
+    }
+
+    fn read_all(data: &Path) -> Vec<(String, i64, u64)> {
+        let mut rows = Collect::default();
+        for path in files(data, Interval::default()).unwrap() {
+            scan(&path, None, Interval::default(), &mut rows).unwrap();
+        }
+        rows.0.sort();
+        rows.0
+    }
+
+    /// Writes batch `batch` of partition 0 into `hour`: `rows` rows over 37
+    /// portfolios, 20 s apart from `first`.
+    fn write_batch(data: &Path, hour: i64, batch: u64, first: usize, rows: usize) {
+        let mut rows: Vec<ArchiveRow> = (first..first + rows)
+            .map(|i| ArchiveRow {
+                portfolio: PortfolioId::new(InvestorId::new(i as u32 % 37 / 10 + 1).unwrap(), i as u32 % 10 + 1).unwrap(),
+                timestamp: hour + (i as i64 % 180) * 20,
+                nav: 1000.0 + i as f64,
+                nav_change: i as f64 / 3.0,
+                nav_change_pct: 0.01,
+            })
+            .collect();
+        let path = data.join(batch_file(TOPIC, 0, batch, 7, hour));
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, encode::rows_to_parquet(&mut rows)).unwrap();
+    }
+
+    fn pass(data: &Path, checkpointed: u64, retention: Retention, now: i64) -> Pass {
+        Pass {
+            data: data.to_path_buf(),
+            topic: TOPIC.into(),
+            checkpointed: BTreeMap::from([(0, checkpointed)]),
+            retention,
+            now,
+        }
+    }
+
+    #[test]
+    fn compaction_merges_checkpointed_batches_while_a_reader_sees_every_row_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path();
+        let hour = 1_764_579_600; // 2025-12-01 09:00 UTC
+        for batch in 1..=30 {
+            write_batch(data, hour, batch, batch as usize * 1000, 1000);
+        }
+        let expected = read_all(data);
+        assert_eq!(expected.len(), 30_000);
+        let done = Arc::new(AtomicBool::new(false));
+        let reader = {
+            let (data, done, expected) = (data.to_path_buf(), Arc::clone(&done), expected.clone());
+            std::thread::spawn(move || {
+                let mut reads = 0;
+                while !done.load(Ordering::Relaxed) || reads < 3 {
+                    assert_eq!(read_all(&data), expected, "a reader saw a row twice or missed one");
+                    reads += 1;
+                }
+                reads
+            })
+        };
+        // Batches 26..=30 are not checkpointed: a crash could still roll them back.
+        let report = run(&pass(data, 25, Retention::default(), hour + 2 * HOUR)).unwrap();
+        done.store(true, Ordering::Relaxed);
+        let reads = reader.join().unwrap();
+        assert!(reads >= 3);
+        assert_eq!((report.compacted_hours, report.merged_files, report.dropped_hours), (1, 25, 0));
+        let names = names(&data.join(hour_dir(hour))).unwrap();
+        let merged: Vec<&String> = names.iter().filter(|n| n.starts_with("c-")).collect();
+        assert_eq!(merged.len(), 1, "{names:?}");
+        assert_eq!(names.iter().filter(|n| n.starts_with("b-")).count(), 5, "{names:?}");
+        assert_eq!(read_all(data), expected);
+        let mut merged_rows = Collect::default();
+        scan(&data.join(hour_dir(hour)).join(merged[0]), None, Interval::default(), &mut merged_rows).unwrap();
+        assert_eq!(merged_rows.0.len(), 25_000);
+        assert!(merged_rows.0.windows(2).all(|w| (&w[0].0, w[0].1) <= (&w[1].0, w[1].1)), "sorted");
+        // An open hour is left alone; a second pass finds nothing more to merge.
+        write_batch(data, hour + HOUR, 31, 0, 10);
+        write_batch(data, hour + HOUR, 32, 10, 10);
+        let again = run(&pass(data, 32, Retention::default(), hour + 2 * HOUR)).unwrap();
+        assert_eq!((again.compacted_hours, again.merged_files), (1, 5), "only the closed hour's 5 new files");
+        assert_eq!(read_all(data).len(), 30_020);
+    }
+
+    #[test]
+    fn retention_drops_whole_hours_only_once_they_are_old_enough_or_too_many_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path();
+        let now = 1_764_579_600 + 10 * HOUR;
+        for (batch, hours_ago) in [(1, 10), (2, 6), (3, 3), (4, 2), (5, 1)] {
+            write_batch(data, hour_of_now(now, hours_ago), batch, 0, 500);
+        }
+        let keep_4h = Retention { max_age: Some(Duration::from_secs(4 * 3600)), max_bytes: None };
+        let report = run(&pass(data, 0, keep_4h, now)).unwrap();
+        assert_eq!(report.dropped_hours, 2, "the hours that ended more than 4 h ago");
+        let left: Vec<i64> = hours(data).unwrap().iter().map(|h| (now - h.start) / HOUR).collect();
+        assert_eq!(left, [3, 2, 1]);
+        assert_eq!(read_all(data).len(), 1500);
+        // The hour that ended exactly 3 h ago is kept by a 3 h retention.
+        let keep_3h = Retention { max_age: Some(Duration::from_secs(3 * 3600)), max_bytes: None };
+        assert_eq!(run(&pass(data, 0, keep_3h, now)).unwrap().dropped_hours, 0);
+        let tiny = Retention { max_age: None, max_bytes: Some(1) };
+        let report = run(&pass(data, 0, tiny, now)).unwrap();
+        assert_eq!(report.dropped_hours, 1, "the newest two hours are always kept");
+        assert_eq!(read_all(data).len(), 1000);
+        assert!(report.archive_bytes > 0);
+    }
+
+    fn hour_of_now(now: i64, hours_ago: i64) -> i64 {
+        now - hours_ago * HOUR
+    }
+}

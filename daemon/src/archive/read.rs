@@ -1,0 +1,127 @@
+//! Reading the archive: the files of the hour partitions an interval
+//! touches, as record batches in the query's file schema (TIMESTAMP in
+//! seconds), filtered to the interval and, when asked, to one portfolio
+//! (row groups whose PORTFOLIO statistics cannot hold it are not read).
+
+use std::fs::File;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, RecordBatch, StringArray};
+use arrow::compute::kernels::cmp;
+use arrow::compute::{cast, filter_record_batch};
+use arrow::datatypes::{DataType, TimeUnit};
+use parquet::arrow::ProjectionMask;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+use super::{DIR, HOUR, hour_of_dir};
+use crate::market::PortfolioId;
+use crate::query::batch::{BATCH_ROWS, BatchConsumer, FILE_SCHEMA, Interval, deliver};
+
+/// The archive's files in the hour partitions that overlap `interval`, by
+/// hour then name.
+pub fn files(data: &Path, interval: Interval) -> io::Result<Vec<PathBuf>> {
+    let root = data.join(DIR);
+    let mut hours: Vec<(i64, PathBuf)> = Vec::new();
+    for date in read_dir_names(&root)? {
+        for hour in read_dir_names(&root.join(&date))? {
+            let Some(start) = hour_of_dir(&date, &hour) else { continue };
+            let overlaps = interval.from.is_none_or(|from| start + HOUR > from) && interval.to.is_none_or(|to| start <= to);
+            if overlaps {
+                hours.push((start, root.join(&date).join(hour)));
+            }
+        }
+    }
+    hours.sort();
+    let mut files = Vec::new();
+    for (_, dir) in hours {
+        let mut names: Vec<String> = read_dir_names(&dir)?.into_iter().filter(|n| n.ends_with(".parquet")).collect();
+        names.sort();
+        files.extend(names.into_iter().map(|name| dir.join(name)));
+    }
+    Ok(files)
+}
+
+/// The names in folder `dir` (none if it does not exist).
+fn read_dir_names(dir: &Path) -> io::Result<Vec<String>> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(error) => return Err(error),
+    };
+    let mut names = Vec::new();
+    for entry in entries {
+        if let Some(name) = entry?.file_name().to_str()
+            && !name.starts_with('.')
+        {
+            names.push(name.to_string());
+        }
+    }
+    Ok(names)
+}
+
+/// Reads `path` into `consumer`: the rows in `interval` (of `portfolio`
+/// only, when given), batch by batch, in the query's file schema with the
+/// columns `columns` asks for (PORTFOLIO always leads, for grouping).
+pub fn scan<C: BatchConsumer>(
+    path: &Path,
+    portfolio: Option<PortfolioId>,
+    interval: Interval,
+    consumer: &mut C,
+) -> io::Result<()> {
+    let file = File::open(path)?;
+    let invalid = |error: parquet::errors::ParquetError| io::Error::new(io::ErrorKind::InvalidData, error.to_string());
+    let mut builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(invalid)?.with_batch_size(BATCH_ROWS);
+    let wanted = portfolio.map(|p| p.to_string());
+    if let Some(wanted) = &wanted {
+        let groups: Vec<usize> = builder
+            .metadata()
+            .row_groups()
+            .iter()
+            .enumerate()
+            .filter(|(_, group)| {
+                group.column(0).statistics().is_none_or(|stats| {
+                    let above_min = stats.min_bytes_opt().is_none_or(|min| min <= wanted.as_bytes());
+                    let below_max = stats.max_bytes_opt().is_none_or(|max| wanted.as_bytes() <= max);
+                    above_min && below_max
+                })
+            })
+            .map(|(index, _)| index)
+            .collect();
+        builder = builder.with_row_groups(groups);
+    }
+    let mask = ProjectionMask::roots(builder.parquet_schema(), [0, 1, 2, 3, 4]);
+    let reader = builder.with_projection(mask).build().map_err(invalid)?;
+    for batch in reader {
+        let batch = batch.map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
+        let mut batch = in_file_schema(&batch).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+        if let Some(wanted) = &wanted {
+            let portfolios = batch.column(0).clone();
+            let mask = cmp::eq(&portfolios, &StringArray::new_scalar(wanted.as_str())).expect("strings");
+            if mask.true_count() == 0 {
+                continue;
+            }
+            batch = filter_record_batch(&batch, &mask).expect("mask of the batch's length");
+        }
+        deliver(&batch, None, interval, consumer);
+    }
+    Ok(())
+}
+
+/// An archive batch as the query's file schema has it: TIMESTAMP in
+/// seconds without a zone.
+fn in_file_schema(batch: &RecordBatch) -> Result<RecordBatch, String> {
+    if batch.num_columns() != 5 || batch.schema().field(0).name() != "PORTFOLIO" {
+        return Err(format!("not an archive file's columns: {:?}", batch.schema()));
+    }
+    let timestamps = cast(batch.column(1), &DataType::Timestamp(TimeUnit::Second, None)).map_err(|e| e.to_string())?;
+    let mut columns: Vec<ArrayRef> = batch.columns().to_vec();
+    columns[1] = timestamps;
+    for (index, column) in columns.iter().enumerate() {
+        if column.data_type() != FILE_SCHEMA.field(index).data_type() {
+            return Err(format!("column {} is {}", FILE_SCHEMA.field(index).name(), column.data_type()));
+        }
+    }
+    RecordBatch::try_new(Arc::clone(&FILE_SCHEMA), columns).map_err(|e| e.to_string())
+}

@@ -1,0 +1,262 @@
+//! What the sink does between batches to keep the data folder bounded: the
+//! archive's compaction and retention (a background pass, see
+//! [`crate::archive::maintain`]), the CSV window (portfolio files cut back
+//! to their header when a window starts, their rows being in the archive),
+//! and the disk accounting: bytes per tier, free space, and a warning when
+//! the file system would fill within a day at the current rate.
+
+use std::fs::{File, TryLockError};
+use std::io;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use super::partition::partition_dir;
+use super::{Sink, SinkError};
+use crate::archive::Coverage;
+use crate::archive::import::sink_lock_path;
+use crate::archive::maintain::{self, Pass, Report};
+use crate::bus::Consumer;
+use crate::layout::{HEADER, file_name};
+
+/// How often an archive pass starts.
+const PASS_PERIOD: Duration = Duration::from_secs(60);
+
+/// How often the CSV files are measured (a stat of every portfolio file).
+const CSV_MEASURE_PERIOD: Duration = Duration::from_secs(3600);
+
+/// The free space is compared with the last measurement this long ago to
+/// estimate when the file system fills (the first estimate after start-up
+/// comes after [`FIRST_ESTIMATE`]).
+const ESTIMATE_PERIOD: Duration = Duration::from_secs(3600);
+const FIRST_ESTIMATE: Duration = Duration::from_secs(600);
+
+/// A warning is logged when the file system would fill within this.
+const FILL_WARNING: Duration = Duration::from_secs(24 * 3600);
+
+/// The CSV window's marker in a partition's folder: the index of the last
+/// window the partition's files were cut for.
+const WINDOW_MARKER: &str = "csv-window";
+
+/// The state of the upkeep.
+#[derive(Default)]
+pub(super) struct Upkeep {
+    /// The archive pass running, if any.
+    pass: Option<tokio::task::JoinHandle<io::Result<(Report, Option<u64>)>>>,
+    started: Option<Instant>,
+    csv_measured: Option<Instant>,
+    /// Free bytes at the last estimate, and when.
+    free_before: Option<(Instant, u64)>,
+    /// A fill estimate has been made (the next comes an hour later).
+    estimated: bool,
+    /// The archive holds every CSV row (the CSV window may cut).
+    pub(super) covering: bool,
+}
+
+impl Upkeep {
+    /// The upkeep of a sink whose archive holds every CSV row when
+    /// `covering`.
+    pub(super) fn new(covering: bool) -> Self {
+        Upkeep { covering, ..Upkeep::default() }
+    }
+}
+
+/// Takes the lock that keeps `stockd archive` from rebuilding the archive
+/// while this sink runs (shared: sinks share the folder).
+pub(super) fn fence_imports(data: &Path) -> io::Result<File> {
+    let path = sink_lock_path(data);
+    std::fs::create_dir_all(path.parent().expect("in .sink"))?;
+    let file = File::options().read(true).write(true).create(true).truncate(false).open(&path)?;
+    match file.try_lock_shared() {
+        Ok(()) => Ok(file),
+        Err(TryLockError::WouldBlock) => Err(io::Error::new(
+            io::ErrorKind::WouldBlock,
+            format!("`stockd archive` is rebuilding the archive of {} ({}): start the sink once it has finished", data.display(), path.display()),
+        )),
+        Err(TryLockError::Error(error)) => Err(error),
+    }
+}
+
+/// Records, the first time, whether the archive holds every CSV row (yes
+/// when the sink starts it on a folder without portfolio files), and stops
+/// saying so when the archive is turned off. Returns whether it does.
+pub(super) fn record_coverage(data: &Path, archive: bool) -> io::Result<bool> {
+    let coverage = Coverage::read(data);
+    if !archive {
+        if coverage.covers_csvs {
+            Coverage::write(data, false)?;
+            tracing::warn!("archive.enabled = false: the archive no longer holds every row; readers use the CSV files");
+        }
+        return Ok(false);
+    }
+    if Coverage::recorded(data) {
+        if !coverage.covers_csvs {
+            warn_not_covering(data);
+        }
+        return Ok(coverage.covers_csvs);
+    }
+    let covers = crate::query::files::discover(data)?.is_empty();
+    Coverage::write(data, covers)?;
+    if !covers {
+        warn_not_covering(data);
+    }
+    Ok(covers)
+}
+
+fn warn_not_covering(data: &Path) {
+    tracing::warn!(
+        "the archive of {0} holds the rows written since it was started, not the older ones of the CSV files: \
+         queries read the CSV files and no CSV window is applied until `stockd archive --data {0}` (with the sink \
+         stopped) builds the archive from them",
+        data.display()
+    );
+}
+
+impl<C: Consumer> Sink<C> {
+    /// Between batches (nothing being synced): collects a finished archive
+    /// pass, starts the next when due, and cuts the CSV files when a new
+    /// window has started.
+    pub(super) fn upkeep(&mut self) -> Result<(), SinkError> {
+        if self.syncing.is_some() {
+            return Ok(());
+        }
+        self.collect_pass();
+        if self.settings.archive
+            && self.upkeep.pass.is_none()
+            && self.upkeep.started.is_none_or(|at| at.elapsed() >= PASS_PERIOD)
+        {
+            self.start_pass();
+        }
+        self.cut_csv_window()
+    }
+
+    fn start_pass(&mut self) {
+        let pass = Pass {
+            data: self.settings.data.clone(),
+            topic: self.settings.topic.clone(),
+            checkpointed: self.partitions.iter().map(|(number, p)| (*number, p.checkpoint.batch)).collect(),
+            retention: self.settings.retention,
+            now: chrono::Utc::now().timestamp(),
+        };
+        let measure_csv = self.upkeep.csv_measured.is_none_or(|at| at.elapsed() >= CSV_MEASURE_PERIOD);
+        if measure_csv {
+            self.upkeep.csv_measured = Some(Instant::now());
+        }
+        self.upkeep.started = Some(Instant::now());
+        self.upkeep.pass = Some(tokio::task::spawn_blocking(move || {
+            let report = maintain::run(&pass)?;
+            let csv = if measure_csv { Some(csv_bytes(&pass.data)?) } else { None };
+            Ok((report, csv))
+        }));
+    }
+
+    /// Takes the result of a finished pass: metrics, the log, the fill
+    /// estimate. A failed pass is logged and tried again at the next.
+    fn collect_pass(&mut self) {
+        if !self.upkeep.pass.as_ref().is_some_and(|pass| pass.is_finished()) {
+            return;
+        }
+        let pass = self.upkeep.pass.take().expect("finished");
+        let result = futures_util::FutureExt::now_or_never(pass).expect("finished").expect("a pass cannot panic");
+        match result {
+            Ok((report, csv)) => {
+                if !report.skipped {
+                    self.metrics.archive_upkeep(report.merged_files, report.dropped_hours);
+                    self.metrics.data_bytes("archive", report.archive_bytes);
+                    if report.compacted_hours > 0 || report.dropped_hours > 0 {
+                        tracing::info!(
+                            compacted_hours = report.compacted_hours,
+                            merged_files = report.merged_files,
+                            dropped_hours = report.dropped_hours,
+                            archive_bytes = report.archive_bytes,
+                            "archive upkeep"
+                        );
+                    }
+                }
+                if let Some(csv) = csv {
+                    self.metrics.data_bytes("csv", csv);
+                }
+            }
+            Err(error) => tracing::warn!("archive upkeep failed (tried again in {PASS_PERIOD:?}): {error}"),
+        }
+        self.estimate_fill();
+    }
+
+    /// Measures the free space and warns when, at the rate it fell since
+    /// the last estimate, it runs out within [`FILL_WARNING`].
+    fn estimate_fill(&mut self) {
+        let Ok(stat) = rustix::fs::statvfs(&self.settings.data) else { return };
+        let free = stat.f_bavail * stat.f_frsize;
+        self.metrics.filesystem_free_bytes(free);
+        let Some((then, free_then)) = self.upkeep.free_before else {
+            self.upkeep.free_before = Some((Instant::now(), free));
+            tracing::info!(data = %self.settings.data.display(), "{} free on the data folder's file system", crate::format::bytes(free));
+            return;
+        };
+        let elapsed = then.elapsed();
+        let due = if self.upkeep.estimated { ESTIMATE_PERIOD } else { FIRST_ESTIMATE };
+        if elapsed < due {
+            return;
+        }
+        self.upkeep.estimated = true;
+        self.upkeep.free_before = Some((Instant::now(), free));
+        if free_then <= free {
+            return;
+        }
+        let per_second = (free_then - free) as f64 / elapsed.as_secs_f64();
+        let left = Duration::from_secs_f64(free as f64 / per_second);
+        if left < FILL_WARNING {
+            tracing::warn!(
+                data = %self.settings.data.display(),
+                "the data folder's file system fills in about {} at the current rate ({}/h, {} free): \
+                 set sink.csv-window and archive.retention or archive.max-bytes, or free space",
+                crate::config::duration::format(Duration::from_secs(left.as_secs())),
+                crate::format::bytes((per_second * 3600.0) as u64),
+                crate::format::bytes(free)
+            );
+        }
+    }
+
+    /// When a new CSV window has started, cuts every portfolio file of the
+    /// partitions held back to its header (their rows are in the archive).
+    fn cut_csv_window(&mut self) -> Result<(), SinkError> {
+        let Some(window) = self.settings.csv_window else { return Ok(()) };
+        if !self.upkeep.covering {
+            return Ok(());
+        }
+        let index = chrono::Utc::now().timestamp() / window.as_secs().max(1) as i64;
+        let data = self.settings.data.clone();
+        let mut cut = 0;
+        for (number, partition) in &self.partitions {
+            let marker = partition_dir(&data, &self.settings.topic, *number).join(WINDOW_MARKER);
+            let last: Option<i64> = std::fs::read_to_string(&marker).ok().and_then(|text| text.trim().parse().ok());
+            if last.is_some_and(|last| last >= index) {
+                continue;
+            }
+            if last.is_some() {
+                let names: Vec<String> = partition.identities.portfolios().map(file_name).collect();
+                cut += self
+                    .files
+                    .cut_all(&names, HEADER.len() as u64)
+                    .map_err(|cause| SinkError::Write { data: data.clone(), cause })?;
+            }
+            crate::fsutil::write_atomically(&marker, index.to_string().as_bytes())
+                .map_err(|cause| SinkError::Write { data: data.clone(), cause })?;
+        }
+        if cut > 0 {
+            self.metrics.csv_files_cut(cut);
+            tracing::info!(files = cut, "a new CSV window started: cut {cut} portfolio files back to their header (their rows are in the archive)");
+        }
+        Ok(())
+    }
+}
+
+/// The bytes of the portfolio files of `data`.
+fn csv_bytes(data: &Path) -> io::Result<u64> {
+    let mut total = 0;
+    for (_, path) in crate::query::files::discover(data)? {
+        if let Ok(meta) = std::fs::metadata(&path) {
+            total += meta.len();
+        }
+    }
+    Ok(total)
+}
