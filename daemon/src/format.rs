@@ -39,7 +39,13 @@ pub fn bytes(count: u64) -> String {
         value /= 1000.0;
         unit = next;
     }
-    let decimals = if value >= 100.0 { 0 } else if value >= 10.0 { 1 } else { 2 };
+    let decimals = if value >= 100.0 {
+        0
+    } else if value >= 10.0 {
+        1
+    } else {
+        2
+    };
     format!("{value:.decimals$} {unit}")
 }
 

@@ -22,6 +22,8 @@ async fn the_pipeline_benchmark_counts_what_reached_the_disk() {
         intervals: 3,
         fresh: false,
         http: None,
+        archive: true,
+        csv_window: None,
     };
     let report = pipeline::run(&bench, dir.path()).await.unwrap();
     assert_eq!(report.portfolios, 6);
@@ -29,6 +31,8 @@ async fn the_pipeline_benchmark_counts_what_reached_the_disk() {
     assert!(report.intervals.iter().all(|i| i.valuations == 6), "{:?}", report.intervals);
     assert!(report.published >= 18, "{} valuations", report.published);
     assert_eq!(report.rows_on_disk, report.published, "every valuation published is a row");
+    assert_eq!(report.archive_rows, Some(report.published), "and a row of the archive");
+    assert!(report.archive_bytes > 0 && report.csv_bytes > 0);
     assert_eq!(report.missed, 0);
     assert!(report.created_files.is_some());
     // The report's own verdict agrees with the figures it holds.
@@ -48,6 +52,8 @@ async fn the_pipeline_benchmark_refuses_a_plugin_of_another_size_at_once() {
         intervals: 10,
         fresh: false,
         http: None,
+        archive: true,
+        csv_window: None,
     };
     let started = std::time::Instant::now();
     let error = pipeline::run(&bench, dir.path()).await.unwrap_err().to_string();

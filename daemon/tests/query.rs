@@ -323,7 +323,10 @@ fn the_archive_gives_the_same_answers_as_the_csv_files() {
             let archived = query(dir.path(), None, *from, *to);
             assert_eq!(archived.stats.len(), all.stats.len(), "{label} {from:?}..{to:?}: portfolios");
             for (got, want) in archived.stats.iter().zip(&all.stats) {
-                assert_eq!((got.portfolio, &got.name, got.moments.count), (want.portfolio, &want.name, want.moments.count));
+                assert_eq!(
+                    (got.portfolio, &got.name, got.moments.count),
+                    (want.portfolio, &want.name, want.moments.count)
+                );
                 assert!(close(got.moments.mean, want.moments.mean), "{label} {}: mean", got.portfolio);
                 assert_eq!((got.moments.min, got.moments.max), (want.moments.min, want.moments.max));
                 match (got.moments.stddev(), want.moments.stddev()) {

@@ -140,7 +140,13 @@ fn assert_archive_exactly(data: &Path, expected: &[Valuation]) {
         .iter()
         .map(|v| {
             let bits = |x: f64| (x + 0.0).to_bits();
-            (v.portfolio.to_string(), v.at.and_utc().timestamp(), bits(v.nav), bits(v.nav_change), bits(v.nav_change_pct))
+            (
+                v.portfolio.to_string(),
+                v.at.and_utc().timestamp(),
+                bits(v.nav),
+                bits(v.nav_change),
+                bits(v.nav_change_pct),
+            )
         })
         .collect();
     want.sort();
@@ -517,7 +523,8 @@ async fn a_restart_on_a_new_bus_keeps_the_archive_and_the_csv_files_in_step() {
         let all = valuations(400, 9);
         let old_bus = bus_with_topic().await;
         publish(&old_bus, &all[..200]).await;
-        let mut sink = Sink::open(&old_bus, SinkSettings { batch: 50, ..settings(data.path()) }, Metrics::new()).unwrap();
+        let mut sink =
+            Sink::open(&old_bus, SinkSettings { batch: 50, ..settings(data.path()) }, Metrics::new()).unwrap();
         sink.fail_at(3, point);
         assert!(drain(&mut sink).await.is_err(), "{point:?}");
         drop(sink);

@@ -178,7 +178,9 @@ fn check_no_interrupted_batch(data: &Path) -> Result<(), ImportError> {
 
 fn read_dirs(dir: &Path) -> io::Result<Vec<PathBuf>> {
     match std::fs::read_dir(dir) {
-        Ok(entries) => entries.map(|e| e.map(|e| e.path())).filter(|p| p.as_ref().map_or(true, |p| p.is_dir())).collect(),
+        Ok(entries) => {
+            entries.map(|e| e.map(|e| e.path())).filter(|p| p.as_ref().map_or(true, |p| p.is_dir())).collect()
+        }
         Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),
         Err(error) => Err(error),
     }

@@ -218,14 +218,8 @@ fn compact_hour(pass: &Pass, hour: &Hour, staging: &Path) -> io::Result<u64> {
         std::fs::hard_link(hour.dir.join(name), new.join(name)).map_err(with_path(&hour.dir.join(name)))?;
     }
     File::open(&new)?.sync_all().map_err(with_path(&new))?;
-    rustix::fs::renameat_with(
-        rustix::fs::CWD,
-        &new,
-        rustix::fs::CWD,
-        &hour.dir,
-        rustix::fs::RenameFlags::EXCHANGE,
-    )
-    .map_err(|e| with_path(&hour.dir)(e.into()))?;
+    rustix::fs::renameat_with(rustix::fs::CWD, &new, rustix::fs::CWD, &hour.dir, rustix::fs::RenameFlags::EXCHANGE)
+        .map_err(|e| with_path(&hour.dir)(e.into()))?;
     crate::fsutil::sync_dir(hour.dir.parent().expect("in a date folder")).map_err(with_path(&hour.dir))?;
     crate::fsutil::sync_dir(&work).map_err(with_path(&work))?;
     Ok(candidates.len() as u64)
@@ -361,7 +355,8 @@ mod tests {
     fn write_batch(data: &Path, hour: i64, batch: u64, first: usize, rows: usize) {
         let mut rows: Vec<ArchiveRow> = (first..first + rows)
             .map(|i| ArchiveRow {
-                portfolio: PortfolioId::new(InvestorId::new(i as u32 % 37 / 10 + 1).unwrap(), i as u32 % 10 + 1).unwrap(),
+                portfolio: PortfolioId::new(InvestorId::new(i as u32 % 37 / 10 + 1).unwrap(), i as u32 % 10 + 1)
+                    .unwrap(),
                 timestamp: hour + (i as i64 % 180) * 20,
                 nav: 1000.0 + i as f64,
                 nav_change: i as f64 / 3.0,

@@ -27,7 +27,8 @@ pub fn files(data: &Path, interval: Interval) -> io::Result<Vec<PathBuf>> {
     for date in read_dir_names(&root)? {
         for hour in read_dir_names(&root.join(&date))? {
             let Some(start) = hour_of_dir(&date, &hour) else { continue };
-            let overlaps = interval.from.is_none_or(|from| start + HOUR > from) && interval.to.is_none_or(|to| start <= to);
+            let overlaps =
+                interval.from.is_none_or(|from| start + HOUR > from) && interval.to.is_none_or(|to| start <= to);
             if overlaps {
                 hours.push((start, root.join(&date).join(hour)));
             }

@@ -29,7 +29,11 @@ pub fn run(args: &ArchiveArgs) -> anyhow::Result<ExitCode> {
         imported.parquet_files,
         args.data.join(crate::archive::DIR).display(),
         bytes(imported.bytes),
-        if imported.skipped > 0 { format!("; {} corrupt rows skipped (see the warnings)", imported.skipped) } else { String::new() }
+        if imported.skipped > 0 {
+            format!("; {} corrupt rows skipped (see the warnings)", imported.skipped)
+        } else {
+            String::new()
+        }
     );
     println!("stockd query now reads the archive; a sink with sink.csv-window set may cut the CSV files");
     Ok(ExitCode::SUCCESS)

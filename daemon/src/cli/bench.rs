@@ -123,6 +123,12 @@ enum Bench {
         /// Serve the web view on this address while it runs (its cost is then part of the figures).
         #[arg(long, value_name = "ADDR")]
         http: Option<std::net::SocketAddr>,
+        /// Without the Parquet archive (archive.enabled = false), to measure what it costs.
+        #[arg(long)]
+        no_archive: bool,
+        /// Keep the CSV files to a window of this length (sink.csv-window), e.g. 30m.
+        #[arg(long, value_name = "DURATION", value_parser = crate::config::duration::parse)]
+        csv_window: Option<std::time::Duration>,
         /// Where the plugin copies, state and data folder go (a temporary folder in it, removed
         /// after the run).
         #[arg(long, value_name = "DIR", default_value = "/tmp")]
@@ -261,7 +267,18 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
                 );
             }
         }
-        Bench::Pipeline { plugin, investors, portfolios, interval, intervals, fresh, http, dir } => {
+        Bench::Pipeline {
+            plugin,
+            investors,
+            portfolios,
+            interval,
+            intervals,
+            fresh,
+            http,
+            no_archive,
+            csv_window,
+            dir,
+        } => {
             let dir = tempfile::tempdir_in(dir)?;
             let bench = PipelineBench {
                 plugin: plugin.clone(),
@@ -271,6 +288,8 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
                 intervals: *intervals,
                 fresh: *fresh,
                 http: *http,
+                archive: !*no_archive,
+                csv_window: *csv_window,
             };
             let report = runtime.block_on(pipeline::run(&bench, dir.path()))?;
             print_pipeline(&bench, &report);
@@ -352,6 +371,19 @@ fn print_pipeline(bench: &PipelineBench, report: &PipelineReport) {
         "  valuations published {}, rows on disk {}, messages missed {}",
         report.published, report.rows_on_disk, report.missed
     );
+    let per_row = |bytes: u64, rows: u64| if rows == 0 { 0.0 } else { bytes as f64 / rows as f64 };
+    println!(
+        "  CSV files: {} ({:.1} bytes per row)",
+        crate::format::bytes(report.csv_bytes),
+        per_row(report.csv_bytes, report.rows_on_disk)
+    );
+    if let Some(rows) = report.archive_rows {
+        println!(
+            "  archive: {rows} rows, {} ({:.1} bytes per row, uncompacted batch files)",
+            crate::format::bytes(report.archive_bytes),
+            per_row(report.archive_bytes, rows)
+        );
+    }
     println!(
         "  evaluate: {:.1} µs per call on average, after {:.1} ms waiting for a free core",
         report.plugin_call_mean.as_secs_f64() * 1e6,

@@ -52,7 +52,9 @@ pub fn run(query: &Query) -> Result<Answer, QueryError> {
     let mut attempt = 1;
     loop {
         match answer(query) {
-            Err(QueryError::Read { cause, .. }) if cause.kind() == std::io::ErrorKind::NotFound && attempt < ATTEMPTS => {
+            Err(QueryError::Read { cause, .. })
+                if cause.kind() == std::io::ErrorKind::NotFound && attempt < ATTEMPTS =>
+            {
                 attempt += 1;
             }
             result => return result,
@@ -100,7 +102,8 @@ fn answer(query: &Query) -> Result<Answer, QueryError> {
         .filter(|(_, moments)| moments.count > 0)
         .filter_map(|(portfolio, moments)| {
             let portfolio: PortfolioId = portfolio.parse().ok()?;
-            let name = names.get(&portfolio.investor).cloned().unwrap_or_else(|| format!("Investor {}", portfolio.investor));
+            let name =
+                names.get(&portfolio.investor).cloned().unwrap_or_else(|| format!("Investor {}", portfolio.investor));
             Some(PortfolioStats { portfolio, name, moments })
         })
         .collect();
@@ -126,7 +129,9 @@ fn known(query: &Query, portfolio: PortfolioId) -> bool {
 /// `portfolio`'s (time, NAV) points in the interval, in time order.
 pub fn points(query: &Query, portfolio: PortfolioId) -> Result<Vec<(i64, f64)>, QueryError> {
     let mut points = PointsConsumer::default();
-    for path in files(&query.data, query.interval).map_err(|cause| QueryError::Folder { data: query.data.clone(), cause })? {
+    for path in
+        files(&query.data, query.interval).map_err(|cause| QueryError::Folder { data: query.data.clone(), cause })?
+    {
         scan(&path, Some(portfolio), query.interval, &mut points)
             .map_err(|cause| QueryError::Read { path: path.clone(), cause })?;
     }

@@ -60,11 +60,8 @@ pub fn write(
     let written: Vec<(PathBuf, &ArchiveFile)> = files
         .par_iter()
         .map(|file| {
-            let mut hour_rows: Vec<ArchiveRow> = rows[&file.partition]
-                .iter()
-                .filter(|row| hour_of(row.timestamp) == file.hour)
-                .copied()
-                .collect();
+            let mut hour_rows: Vec<ArchiveRow> =
+                rows[&file.partition].iter().filter(|row| hour_of(row.timestamp) == file.hour).copied().collect();
             let bytes = encode::rows_to_parquet(&mut hour_rows);
             let base = file.name.rsplit('/').next().expect("a file name");
             let tmp = partition_dir(data, topic, file.partition).join(format!("{TMP_PREFIX}{}-{base}", file.hour));

@@ -49,9 +49,9 @@ use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
+use crate::archive::ArchiveRow;
 use crate::bus::{Bus, BusError, Consumer, Message, Positions};
 use crate::config::SyncMode;
-use crate::archive::ArchiveRow;
 use crate::fsutil::LockAttempt;
 use crate::layout::{HEADER, REJECTED_FILE, file_name, write_row};
 use crate::market::{InvestorId, PortfolioId, Valuation, ValuationView};
@@ -790,19 +790,27 @@ impl StepTimer {
 /// trimmed; a batch that did not get that far is rolled back as above, so
 /// that the archive and the CSV files keep the same rows.
 fn recover(files: &mut DataFiles, intent: &Intent, replayable: bool, data: &std::path::Path) -> std::io::Result<()> {
-    let archived = intent.files.keys().filter(|name| archive::is_archive_file(name)).all(|name| data.join(name).exists());
+    let archived =
+        intent.files.keys().filter(|name| archive::is_archive_file(name)).all(|name| data.join(name).exists());
     let keep = !replayable && archived;
     for (name, length) in &intent.files {
         if !keep {
-            let removed =
-                if archive::is_archive_file(name) { archive::roll_back(data, name)? } else { files.truncate(name, *length)? };
+            let removed = if archive::is_archive_file(name) {
+                archive::roll_back(data, name)?
+            } else {
+                files.truncate(name, *length)?
+            };
             if removed > 0 {
                 tracing::warn!(
                     file = name.as_str(),
                     batch = intent.batch,
                     removed_bytes = removed,
                     "rolled back the rows of an interrupted batch{}",
-                    if replayable { " (they are written again from the topic)" } else { " (its messages were on a bus that is gone)" }
+                    if replayable {
+                        " (they are written again from the topic)"
+                    } else {
+                        " (its messages were on a bus that is gone)"
+                    }
                 );
             }
         } else if archive::is_archive_file(name) {

@@ -37,11 +37,15 @@ const FILL_WARNING: Duration = Duration::from_secs(24 * 3600);
 /// window the partition's files were cut for.
 const WINDOW_MARKER: &str = "csv-window";
 
+/// What a background pass returns: its report, and the CSV files' bytes
+/// when it measured them.
+type PassResult = io::Result<(Report, Option<u64>)>;
+
 /// The state of the upkeep.
 #[derive(Default)]
 pub(super) struct Upkeep {
     /// The archive pass running, if any.
-    pass: Option<tokio::task::JoinHandle<io::Result<(Report, Option<u64>)>>>,
+    pass: Option<tokio::task::JoinHandle<PassResult>>,
     started: Option<Instant>,
     csv_measured: Option<Instant>,
     /// Free bytes at the last estimate, and when.
@@ -70,14 +74,19 @@ pub(super) fn fence_imports(data: &Path) -> io::Result<File> {
         Ok(()) => Ok(file),
         Err(TryLockError::WouldBlock) => Err(io::Error::new(
             io::ErrorKind::WouldBlock,
-            format!("`stockd archive` is rebuilding the archive of {} ({}): start the sink once it has finished", data.display(), path.display()),
+            format!(
+                "`stockd archive` is rebuilding the archive of {} ({}): start the sink once it has finished",
+                data.display(),
+                path.display()
+            ),
         )),
         Err(TryLockError::Error(error)) => Err(error),
     }
 }
 
 /// Records, the first time, whether the archive holds every CSV row (yes
-/// when the sink starts it on a folder without portfolio files), and stops
+/// when the sink starts it on a folder whose portfolio files hold no row),
+/// and stops
 /// saying so when the archive is turned off. Returns whether it does.
 pub(super) fn record_coverage(data: &Path, archive: bool) -> io::Result<bool> {
     let coverage = Coverage::read(data);
@@ -94,7 +103,11 @@ pub(super) fn record_coverage(data: &Path, archive: bool) -> io::Result<bool> {
         }
         return Ok(coverage.covers_csvs);
     }
-    let covers = crate::query::files::discover(data)?.is_empty();
+    // No portfolio file holds a row yet (files with only their header, as
+    // a benchmark creates them, hold none).
+    let covers = crate::query::files::discover(data)?
+        .iter()
+        .all(|(_, path)| std::fs::metadata(path).is_ok_and(|meta| meta.len() <= HEADER.len() as u64));
     Coverage::write(data, covers)?;
     if !covers {
         warn_not_covering(data);
@@ -244,7 +257,10 @@ impl<C: Consumer> Sink<C> {
         }
         if cut > 0 {
             self.metrics.csv_files_cut(cut);
-            tracing::info!(files = cut, "a new CSV window started: cut {cut} portfolio files back to their header (their rows are in the archive)");
+            tracing::info!(
+                files = cut,
+                "a new CSV window started: cut {cut} portfolio files back to their header (their rows are in the archive)"
+            );
         }
         Ok(())
     }
