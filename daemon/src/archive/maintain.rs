@@ -24,6 +24,7 @@ use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use arrow::array::RecordBatch;
@@ -66,6 +67,9 @@ pub struct Pass {
     pub retention: Retention,
     /// Now, in seconds since the epoch.
     pub now: i64,
+    /// Set to stop the pass early (between two merges): the sink is
+    /// stopping.
+    pub stop: Arc<AtomicBool>,
 }
 
 /// What a pass did.
@@ -115,6 +119,9 @@ pub fn run(pass: &Pass) -> io::Result<Report> {
     std::fs::create_dir_all(&staging).map_err(with_path(&staging))?;
     let mut report = Report::default();
     for hour in hours(&pass.data)? {
+        if pass.stop.load(Ordering::Relaxed) {
+            return Ok(report);
+        }
         if hour.start + HOUR + CLOSED_AFTER > pass.now {
             continue;
         }
@@ -197,6 +204,9 @@ fn compact_hour(pass: &Pass, hour: &Hour, staging: &Path) -> io::Result<u64> {
     for name in &candidates {
         let path = hour.dir.join(name);
         let rows = row_count(&path)?;
+        if pass.stop.load(Ordering::Relaxed) {
+            return Ok(0);
+        }
         if !chunk.is_empty() && chunk_rows + rows > MERGE_ROWS {
             merge(&chunk, &new.join(format!("c-{}-{}-{written}.parquet", pass.topic, unique())))?;
             written += 1;
@@ -317,8 +327,6 @@ fn drop_hour(data: &Path, hour: &Hour, staging: &Path, why: &str) -> io::Result<
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::{AtomicBool, Ordering};
-
     use super::*;
     use crate::archive::read::{files, scan};
     use crate::archive::{ArchiveRow, batch_file, hour_dir};
@@ -375,6 +383,7 @@ mod tests {
             checkpointed: BTreeMap::from([(0, checkpointed)]),
             retention,
             now,
+            stop: Arc::default(),
         }
     }
 

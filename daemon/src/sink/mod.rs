@@ -327,6 +327,7 @@ impl<C: Consumer> Sink<C> {
             let wait = if stopping { Duration::from_millis(300) } else { Duration::from_millis(500) };
             let written = self.step(wait).await?;
             if stopping && written == 0 {
+                self.stop_upkeep().await;
                 return self.let_go(None).await;
             }
             if lag_checked.elapsed() >= LAG_PERIOD {

@@ -46,6 +46,8 @@ type PassResult = io::Result<(Report, Option<u64>)>;
 pub(super) struct Upkeep {
     /// The archive pass running, if any.
     pass: Option<tokio::task::JoinHandle<PassResult>>,
+    /// Tells the running pass to stop early.
+    stop_pass: std::sync::Arc<std::sync::atomic::AtomicBool>,
     started: Option<Instant>,
     csv_measured: Option<Instant>,
     /// Free bytes at the last estimate, and when.
@@ -142,6 +144,17 @@ impl<C: Consumer> Sink<C> {
         self.cut_csv_window()
     }
 
+    /// Stops the archive pass, if one runs, between two of its merges, and
+    /// waits for it (the sink is stopping).
+    pub(super) async fn stop_upkeep(&mut self) {
+        self.upkeep.stop_pass.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(pass) = self.upkeep.pass.take()
+            && let Ok(Err(error)) = pass.await
+        {
+            tracing::warn!("archive upkeep: {error}");
+        }
+    }
+
     fn start_pass(&mut self) {
         let pass = Pass {
             data: self.settings.data.clone(),
@@ -149,6 +162,7 @@ impl<C: Consumer> Sink<C> {
             checkpointed: self.partitions.iter().map(|(number, p)| (*number, p.checkpoint.batch)).collect(),
             retention: self.settings.retention,
             now: chrono::Utc::now().timestamp(),
+            stop: std::sync::Arc::clone(&self.upkeep.stop_pass),
         };
         let measure_csv = self.upkeep.csv_measured.is_none_or(|at| at.elapsed() >= CSV_MEASURE_PERIOD);
         if measure_csv {
