@@ -17,11 +17,10 @@ use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use arrow::array::{Array, Float64Array, RecordBatch, StringArray, TimestampSecondArray};
-
 use super::{ArchiveRow, Coverage, DIR, encode, hour_dir, hour_of, maintain::MERGE_ROWS};
 use crate::fsutil::{LockAttempt, try_lock};
-use crate::query::batch::{BatchConsumer, Columns, Interval};
+use crate::query::RowsConsumer;
+use crate::query::batch::{Columns, Interval};
 use crate::query::files::discover;
 use crate::query::scan::scan;
 
@@ -70,30 +69,6 @@ pub fn sink_lock_path(data: &Path) -> PathBuf {
     data.join(".sink").join("archive-import.lock")
 }
 
-/// Collects a file's rows as archive rows.
-#[derive(Default)]
-struct RowsOf(Vec<ArchiveRow>);
-
-impl BatchConsumer for RowsOf {
-    fn take(&mut self, batch: &RecordBatch) {
-        let column = |i: usize| batch.column(i).as_any();
-        let portfolio = column(0).downcast_ref::<StringArray>().expect("PORTFOLIO is Utf8");
-        let timestamp = column(1).downcast_ref::<TimestampSecondArray>().expect("TIMESTAMP is a timestamp");
-        let [nav, change, pct] =
-            [2, 3, 4].map(|i| column(i).downcast_ref::<Float64Array>().expect("numbers are Float64"));
-        for i in 0..batch.num_rows() {
-            let Ok(id) = portfolio.value(i).parse() else { continue };
-            self.0.push(ArchiveRow {
-                portfolio: id,
-                timestamp: timestamp.value(i),
-                nav: nav.value(i),
-                nav_change: change.value(i),
-                nav_change_pct: pct.value(i),
-            });
-        }
-    }
-}
-
 /// Builds the archive of `data` from its CSV files.
 pub fn import(data: &Path) -> Result<Imported, ImportError> {
     let lock_path = sink_lock_path(data);
@@ -111,14 +86,22 @@ pub fn import(data: &Path) -> Result<Imported, ImportError> {
     let mut imported = Imported::default();
     let mut pending: Vec<ArchiveRow> = Vec::new();
     for (_, path) in discover(data)? {
-        let (rows, skipped) = scan(&path, Columns::All, Interval::default(), RowsOf::default)
+        let (rows, skipped) = scan(&path, Columns::All, Interval::default(), RowsConsumer::default)
             .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
         for warning in &skipped.warnings {
             tracing::warn!("{warning}");
         }
         imported.files += 1;
         imported.skipped += skipped.rows;
-        pending.extend(rows.0);
+        pending.extend(rows.rows.into_iter().filter_map(|row| {
+            Some(ArchiveRow {
+                portfolio: row.portfolio.parse().ok()?,
+                timestamp: row.timestamp,
+                nav: row.nav,
+                nav_change: row.nav_change,
+                nav_change_pct: row.nav_change_pct,
+            })
+        }));
         if pending.len() as u64 >= MERGE_ROWS {
             flush(&work, &mut pending, &mut imported)?;
         }

@@ -126,8 +126,8 @@ impl BatchConsumer for StatsConsumer {
 
 /// Collects whole rows (and their moments).
 #[derive(Default)]
-struct RowsConsumer {
-    rows: Vec<Row>,
+pub(crate) struct RowsConsumer {
+    pub(crate) rows: Vec<Row>,
     moments: Moments,
 }
 

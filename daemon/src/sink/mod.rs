@@ -524,8 +524,7 @@ impl<C: Consumer> Sink<C> {
                 let partition = self.partitions.get_mut(&rows.partition).expect("a batch only has partitions held");
                 let log = prepared.identities.entry(rows.partition).or_default();
                 let (_, out) = prepared.rows.entry(id).or_insert_with(|| (rows.partition, Vec::new()));
-                let archive = self.settings.archive.then(|| prepared.archive.entry(rows.partition).or_default());
-                let mut archive = archive;
+                let mut archive = self.settings.archive.then(|| prepared.archive.entry(rows.partition).or_default());
                 let mut start = 0;
                 for ((identity, end), values) in rows.ends.into_iter().zip(rows.values) {
                     if partition.identities.admit(id, identity, log) {
