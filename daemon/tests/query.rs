@@ -35,24 +35,66 @@ fn rows_by_portfolio(data: &Path) -> BTreeMap<String, Vec<(i64, f64)>> {
     all
 }
 
-/// Count, mean, sample standard deviation, spread.
-type Expected = (u64, f64, Option<f64>, f64);
+/// What a user would check, computed the straightforward way.
+struct Expected {
+    count: u64,
+    mean: f64,
+    stddev: Option<f64>,
+    spread: f64,
+    /// last / first − 1.
+    total_return: f64,
+    /// (fraction, peak time, trough time): the largest fall from the
+    /// running peak; (0, None, None) for a series that never fell.
+    drawdown: (f64, Option<i64>, Option<i64>),
+    /// Sample stddev of the returns between consecutive rows.
+    volatility: Option<f64>,
+}
 
-/// The statistics the straightforward way: count, mean, sample stddev
-/// (two-pass), spread.
+fn sample_stddev(values: &[f64]) -> Option<f64> {
+    let n = values.len() as f64;
+    let mean = values.iter().fold(0.0, |a, x| a + x) / n;
+    (values.len() > 1).then(|| (values.iter().fold(0.0, |a, x| a + (x - mean) * (x - mean)) / (n - 1.0)).sqrt())
+}
+
+/// The statistics the straightforward way, over the rows in time order.
 fn expected(rows: &[(i64, f64)], from: Option<i64>, to: Option<i64>) -> Option<Expected> {
-    let navs: Vec<f64> =
-        rows.iter().filter(|(t, _)| from.is_none_or(|f| *t >= f) && to.is_none_or(|e| *t <= e)).map(|r| r.1).collect();
-    if navs.is_empty() {
+    let mut kept: Vec<(i64, f64)> =
+        rows.iter().filter(|(t, _)| from.is_none_or(|f| *t >= f) && to.is_none_or(|e| *t <= e)).copied().collect();
+    if kept.is_empty() {
         return None;
     }
+    kept.sort_by_key(|r| r.0);
+    let navs: Vec<f64> = kept.iter().map(|r| r.1).collect();
     let n = navs.len() as f64;
     let mean = navs.iter().fold(0.0, |a, x| a + x) / n;
-    let stddev =
-        (navs.len() > 1).then(|| (navs.iter().fold(0.0, |a, x| a + (x - mean) * (x - mean)) / (n - 1.0)).sqrt());
     let max = navs.iter().cloned().fold(f64::MIN, f64::max);
     let min = navs.iter().cloned().fold(f64::MAX, f64::min);
-    Some((navs.len() as u64, mean, stddev, (max - min) / mean))
+    let (mut peak, mut drawdown) = (kept[0], (0.0, None, None));
+    for &(at, nav) in &kept {
+        if nav > peak.1 {
+            peak = (at, nav);
+        }
+        if (peak.1 - nav) / peak.1 > drawdown.0 {
+            drawdown = ((peak.1 - nav) / peak.1, Some(peak.0), Some(at));
+        }
+    }
+    let returns: Vec<f64> = navs.windows(2).map(|pair| pair[1] / pair[0] - 1.0).collect();
+    Some(Expected {
+        count: navs.len() as u64,
+        mean,
+        stddev: sample_stddev(&navs),
+        spread: (max - min) / mean,
+        total_return: navs[navs.len() - 1] / navs[0] - 1.0,
+        drawdown,
+        volatility: sample_stddev(&returns),
+    })
+}
+
+fn close_option(got: Option<f64>, want: Option<f64>) -> bool {
+    match (got, want) {
+        (Some(a), Some(b)) => close(a, b),
+        (a, b) => a == b,
+    }
 }
 
 fn close(a: f64, b: f64) -> bool {
@@ -66,14 +108,23 @@ fn check_against_independent(data: &Path, answer: &Answer, from: Option<i64>, to
     assert_eq!(answer.stats.len(), want.len(), "portfolios with rows in the interval");
     let want: BTreeMap<String, _> = want.into_iter().collect();
     for s in &answer.stats {
-        let (count, mean, stddev, spread) = want[&s.portfolio.to_string()];
-        assert_eq!(s.moments.count, count, "{}", s.portfolio);
-        assert!(close(s.moments.mean, mean), "{}: mean {} vs {mean}", s.portfolio, s.moments.mean);
-        match (s.moments.stddev(), stddev) {
-            (Some(got), Some(want)) => assert!(close(got, want), "{}: stddev {got} vs {want}", s.portfolio),
-            (got, want) => assert_eq!(got, want, "{}: stddev", s.portfolio),
-        }
-        assert!(close(s.moments.spread().unwrap(), spread), "{}: spread", s.portfolio);
+        let want = &want[&s.portfolio.to_string()];
+        assert_eq!(s.moments.count, want.count, "{}", s.portfolio);
+        assert!(close(s.moments.mean, want.mean), "{}: mean {} vs {}", s.portfolio, s.moments.mean, want.mean);
+        assert!(close_option(s.moments.stddev(), want.stddev), "{}: stddev", s.portfolio);
+        assert!(close(s.moments.spread().unwrap(), want.spread), "{}: spread", s.portfolio);
+        assert!(close(s.trend.total_return().unwrap(), want.total_return), "{}: return", s.portfolio);
+        let fall = s.trend.max_drawdown().expect("positive NAVs");
+        let got = (fall.map_or(0.0, |f| f.fraction), fall.map(|f| f.peak.at), fall.map(|f| f.trough.at));
+        assert!(close(got.0, want.drawdown.0), "{}: drawdown {got:?} vs {:?}", s.portfolio, want.drawdown);
+        assert_eq!((got.1, got.2), (want.drawdown.1, want.drawdown.2), "{}: drawdown times", s.portfolio);
+        assert!(
+            close_option(s.trend.volatility(), want.volatility),
+            "{}: volatility {:?} vs {:?}",
+            s.portfolio,
+            s.trend.volatility(),
+            want.volatility
+        );
     }
 }
 
@@ -259,6 +310,14 @@ fn json_and_csv_outputs_parse_back_to_the_same_answer() {
     assert!(close(stats[1]["avg"].as_f64().unwrap(), answer.stats[1].moments.mean));
     assert!(close(stats[1]["stddev"].as_f64().unwrap(), answer.stats[1].moments.stddev().unwrap()));
     assert!(stats[1]["avg"].as_f64().unwrap().fract() != 0.0);
+    let trend = answer.stats[1].trend;
+    // serde_json's parser may be one unit in the last place off.
+    assert!(close_option(stats[1]["return"].as_f64(), trend.total_return()));
+    assert!(close_option(stats[1]["volatility"].as_f64(), trend.volatility()));
+    let fall = trend.max_drawdown().unwrap().expect("a random walk of 27 rows falls somewhere");
+    assert!(close(stats[1]["max_drawdown"].as_f64().unwrap(), fall.fraction));
+    assert_eq!(stats[1]["drawdown_peak"], stockd::market::format_epoch(fall.peak.at));
+    assert_eq!(stats[1]["drawdown_trough"], stockd::market::format_epoch(fall.trough.at));
 
     let (ok, stdout, _) = stockd(&["query", "1.2", "--data", data, "--from", "2026-11-24 09:02:00", "--format", "csv"]);
     assert!(ok);
@@ -268,10 +327,32 @@ fn json_and_csv_outputs_parse_back_to_the_same_answer() {
     assert_eq!(rows.len(), answer.rows.len());
     assert_eq!(rows[0][2].parse::<f64>().unwrap(), answer.rows[0].nav);
     let mut reader = csv::Reader::from_reader(stats.as_bytes());
-    assert_eq!(reader.headers().unwrap(), vec!["INVESTOR", "NAME", "PORTFOLIO", "ROWS", "AVG", "STDDEV", "SPREAD"]);
+    assert_eq!(
+        reader.headers().unwrap(),
+        vec![
+            "INVESTOR",
+            "NAME",
+            "PORTFOLIO",
+            "ROWS",
+            "AVG",
+            "STDDEV",
+            "SPREAD",
+            "RETURN",
+            "MAX_DRAWDOWN",
+            "DRAWDOWN_PEAK",
+            "DRAWDOWN_TROUGH",
+            "VOLATILITY"
+        ]
+    );
     let stats: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
     assert_eq!(stats[3][2].to_string(), "2.2");
     assert!(close(stats[3][4].parse::<f64>().unwrap(), answer.stats[3].moments.mean));
+    let trend = answer.stats[3].trend;
+    assert_eq!(stats[3][7].parse::<f64>().ok(), trend.total_return(), "full precision");
+    assert_eq!(stats[3][11].parse::<f64>().ok(), trend.volatility());
+    let fall = trend.max_drawdown().unwrap().expect("a random walk of 27 rows falls somewhere");
+    assert_eq!(stats[3][8].parse::<f64>().ok(), Some(fall.fraction));
+    assert_eq!(stats[3][10].to_string(), stockd::market::format_epoch(fall.trough.at));
 
     let (ok, stdout, _) = stockd(&["query", "1.2", "--data", data]);
     assert!(ok);
@@ -333,6 +414,10 @@ fn the_archive_gives_the_same_answers_as_the_csv_files() {
                     (Some(a), Some(b)) => assert!(close(a, b), "{label} {}: stddev {a} vs {b}", got.portfolio),
                     (a, b) => assert_eq!(a, b),
                 }
+                let (a, b) = (got.trend, want.trend);
+                assert_eq!((a.first, a.last, a.peak, a.trough), (b.first, b.last, b.peak, b.trough));
+                assert_eq!(a.fall.map(|f| (f.peak, f.trough)), b.fall.map(|f| (f.peak, f.trough)));
+                assert!(close_option(a.volatility(), b.volatility()), "{label} {}: volatility", got.portfolio);
             }
         }
     };

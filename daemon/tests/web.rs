@@ -154,6 +154,49 @@ async fn the_web_view_shows_the_portfolios_live_their_history_and_the_investors(
     assert!((before..=after).contains(&points), "{points} points; the file had {before} then {after} rows");
     let count = browser.find(Locator::Id("count")).await.unwrap().text().await.unwrap();
     assert_eq!(count, points.to_string());
+    // Its statistics, against the file's first `points` rows.
+    let shown = csv_rows(&data)["INVESTOR_1_PORTFOLIO_1.csv"][..points].to_vec();
+    let navs: Vec<f64> = shown.iter().map(|row| row[2].parse().unwrap()).collect();
+    let text_of = |id: &'static str| {
+        let browser = browser.clone();
+        async move { browser.find(Locator::Id(id)).await.unwrap().text().await.unwrap() }
+    };
+    let total_return = navs[navs.len() - 1] / navs[0] - 1.0;
+    assert_eq!(text_of("return").await, format!("{:.2} %", total_return * 100.0));
+    let (mut peak, mut fall) = (navs[0], 0.0_f64);
+    for nav in &navs {
+        peak = peak.max(*nav);
+        fall = fall.max((peak - nav) / peak);
+    }
+    assert_eq!(text_of("drawdown").await, format!("{:.2} %", fall * 100.0));
+    // The chart's axes: up to five times from the first row's to the
+    // last's, and NAV labels within the NAVs' range.
+    let mut labels = Vec::new();
+    for tick in browser.find_all(Locator::Css("#axis-time text.tick")).await.unwrap() {
+        labels.push(tick.text().await.unwrap());
+    }
+    assert!((1..=5).contains(&labels.len()), "{labels:?}");
+    assert_eq!(labels[0], shown[0][1][11..], "the time axis starts at the first row");
+    assert_eq!(labels[labels.len() - 1], shown[points - 1][1][11..], "and ends at the last");
+    let (low, high) = navs.iter().fold((f64::MAX, f64::MIN), |(lo, hi), nav| (lo.min(*nav), hi.max(*nav)));
+    let nav_ticks = browser.find_all(Locator::Css("#axis-nav text.tick")).await.unwrap();
+    assert!(nav_ticks.len() >= 2, "NAV labels");
+    for tick in nav_ticks {
+        let value: f64 = tick.text().await.unwrap().replace(',', "").parse().unwrap();
+        assert!((low - 1.0..=high + 1.0).contains(&value), "{value} outside {low}..{high}");
+    }
+    // The value under the pointer: at the right edge, the last row.
+    browser
+        .execute(
+            "const box = document.getElementById('overlay').getBoundingClientRect();
+             document.getElementById('overlay').dispatchEvent(new MouseEvent('mousemove',
+               { clientX: box.right - 1, clientY: box.top + 5, bubbles: true }));",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let last = &shown[points - 1];
+    assert_eq!(text_of("hover").await, format!("{} UTC — NAV {}", &last[1], money(&last[2])));
     // A range: the second and third rows only, and their average.
     let rows = csv_rows(&data)["INVESTOR_1_PORTFOLIO_1.csv"].clone();
     browser.find(Locator::Id("from")).await.unwrap().send_keys(&rows[1][1]).await.unwrap();

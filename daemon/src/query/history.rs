@@ -4,39 +4,79 @@
 //! only the row groups that can hold it.
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 
-use arrow::array::{Array, Float64Array, RecordBatch, StringArray};
+use arrow::array::{Array, Float64Array, RecordBatch, StringArray, TimestampSecondArray};
 use arrow::compute::kernels::partition::partition;
 use rayon::prelude::*;
 
 use super::batch::BatchConsumer;
 use super::stats::Moments;
-use super::{Answer, PointsConsumer, PortfolioStats, Query, QueryError, RowsConsumer};
+use super::trend::{Point, Trend};
+use super::{Answer, PortfolioStats, Query, QueryError, RowsConsumer, StatsConsumer, investor_name};
 use crate::archive::read::{files, scan};
 use crate::market::PortfolioId;
 
-/// The moments of every portfolio in the batches taken.
-#[derive(Default)]
-struct GroupedMoments(HashMap<String, Moments>);
+/// One portfolio's summary so far: its moments and its trend, `None` once
+/// two of its pieces overlapped in time (then computed from its rows).
+#[derive(Clone, Copy)]
+struct Summary {
+    moments: Moments,
+    trend: Option<Trend>,
+}
 
-impl BatchConsumer for GroupedMoments {
+impl Summary {
+    fn merge(self, other: Summary) -> Summary {
+        let trend = match (self.trend, other.trend) {
+            (Some(a), Some(b)) => Trend::join(a, b),
+            _ => None,
+        };
+        Summary { moments: self.moments.merge(other.moments), trend }
+    }
+}
+
+/// The summary of every portfolio in the batches taken.
+#[derive(Default)]
+struct Grouped(HashMap<String, Summary>);
+
+impl BatchConsumer for Grouped {
     fn take(&mut self, batch: &RecordBatch) {
         let portfolios = batch.column(0).as_any().downcast_ref::<StringArray>().expect("PORTFOLIO is Utf8");
+        let times = batch.column(1).as_any().downcast_ref::<TimestampSecondArray>().expect("TIMESTAMP");
         let navs = batch.column(2).as_any().downcast_ref::<Float64Array>().expect("NAV is Float64");
         let runs = partition(&[batch.column(0).clone()]).expect("one column");
+        let mut points = Vec::new();
         for run in runs.ranges() {
-            let moments = Moments::of(&navs.slice(run.start, run.end - run.start));
-            let slot = self.0.entry(portfolios.value(run.start).to_string()).or_default();
-            *slot = slot.merge(moments);
+            points.clear();
+            points.extend(
+                times.values()[run.clone()]
+                    .iter()
+                    .zip(&navs.values()[run.clone()])
+                    .map(|(&at, &nav)| Point { at, nav }),
+            );
+            let summary = Summary {
+                moments: Moments::of(&navs.slice(run.start, run.end - run.start)),
+                trend: Trend::of(&mut points),
+            };
+            match self.0.entry(portfolios.value(run.start).to_string()) {
+                Entry::Occupied(mut slot) => *slot.get_mut() = slot.get().merge(summary),
+                Entry::Vacant(slot) => {
+                    slot.insert(summary);
+                }
+            }
         }
     }
 }
 
-impl GroupedMoments {
-    fn merge(mut self, other: GroupedMoments) -> GroupedMoments {
-        for (portfolio, moments) in other.0 {
-            let slot = self.0.entry(portfolio).or_default();
-            *slot = slot.merge(moments);
+impl Grouped {
+    fn merge(mut self, other: Grouped) -> Grouped {
+        for (portfolio, summary) in other.0 {
+            match self.0.entry(portfolio) {
+                Entry::Occupied(mut slot) => *slot.get_mut() = slot.get().merge(summary),
+                Entry::Vacant(slot) => {
+                    slot.insert(summary);
+                }
+            }
         }
         self
     }
@@ -90,23 +130,30 @@ fn answer(query: &Query) -> Result<Answer, QueryError> {
     let grouped = files
         .par_iter()
         .map(|path| {
-            let mut grouped = GroupedMoments::default();
+            let mut grouped = Grouped::default();
             scan(path, None, query.interval, &mut grouped).map_err(read_error(path))?;
             Ok(grouped)
         })
-        .try_reduce(GroupedMoments::default, |a, b| Ok(a.merge(b)))?;
+        .try_reduce(Grouped::default, |a, b| Ok(a.merge(b)))?;
     let names = crate::layout::load_names(data);
-    let mut stats: Vec<PortfolioStats> = grouped
-        .0
-        .into_iter()
-        .filter(|(_, moments)| moments.count > 0)
-        .filter_map(|(portfolio, moments)| {
-            let portfolio: PortfolioId = portfolio.parse().ok()?;
-            let name =
-                names.get(&portfolio.investor).cloned().unwrap_or_else(|| format!("Investor {}", portfolio.investor));
-            Some(PortfolioStats { portfolio, name, moments })
-        })
-        .collect();
+    let mut stats = Vec::with_capacity(grouped.0.len());
+    for (portfolio, summary) in grouped.0 {
+        let Ok(portfolio) = portfolio.parse::<PortfolioId>() else { continue };
+        let trend = match summary.trend {
+            Some(trend) => trend,
+            None => {
+                let mut points: Vec<Point> =
+                    points(query, portfolio)?.into_iter().map(|(at, nav)| Point { at, nav }).collect();
+                Trend::of(&mut points).expect("a portfolio with rows")
+            }
+        };
+        stats.push(PortfolioStats {
+            portfolio,
+            name: investor_name(&names, portfolio),
+            moments: summary.moments,
+            trend,
+        });
+    }
     stats.sort_by_key(|s| s.portfolio);
     answer.stats = stats;
     Ok(answer)
@@ -128,13 +175,12 @@ fn known(query: &Query, portfolio: PortfolioId) -> bool {
 
 /// `portfolio`'s (time, NAV) points in the interval, in time order.
 pub fn points(query: &Query, portfolio: PortfolioId) -> Result<Vec<(i64, f64)>, QueryError> {
-    let mut points = PointsConsumer::default();
+    let mut points = StatsConsumer::default();
     for path in
         files(&query.data, query.interval).map_err(|cause| QueryError::Folder { data: query.data.clone(), cause })?
     {
         scan(&path, Some(portfolio), query.interval, &mut points)
             .map_err(|cause| QueryError::Read { path: path.clone(), cause })?;
     }
-    points.0.sort_by_key(|p| p.0);
-    Ok(points.0)
+    Ok(points.time_ordered())
 }

@@ -1,8 +1,9 @@
 //! The query (App2): over the portfolio files of a data folder and a time
 //! interval, the rows of one portfolio and, for every portfolio with rows
 //! in the interval, its investor's name, row count, average NAV, sample
-//! standard deviation and spread — read and computed with Arrow, files in
-//! parallel, memory bounded by the batch size.
+//! standard deviation and spread, and its return, maximum drawdown and
+//! volatility ([`trend`]) — read and computed with Arrow, files in
+//! parallel.
 
 pub mod batch;
 pub mod files;
@@ -13,6 +14,7 @@ pub mod report;
 pub mod scan;
 pub mod stats;
 pub mod strict;
+pub mod trend;
 
 use std::path::PathBuf;
 
@@ -23,6 +25,7 @@ use crate::market::PortfolioId;
 use batch::{BatchConsumer, Columns, Interval};
 use scan::{Skipped, scan};
 use stats::Moments;
+use trend::{Point, Trend};
 
 /// What to answer.
 #[derive(Debug, Clone)]
@@ -61,6 +64,8 @@ pub struct PortfolioStats {
     pub name: String,
     /// The moments of its NAVs.
     pub moments: Moments,
+    /// Its return, drawdown and volatility.
+    pub trend: Trend,
 }
 
 /// The answer.
@@ -112,15 +117,38 @@ pub enum QueryError {
     },
 }
 
-/// Accumulates the moments of the NAV column.
+/// A portfolio's moments and trend over the interval.
+type Summary = (Moments, Trend);
+
+/// Accumulates the moments of the NAV column and the (time, NAV) points
+/// for the trend.
 #[derive(Default)]
-struct StatsConsumer(Moments);
+struct StatsConsumer {
+    moments: Moments,
+    points: Vec<Point>,
+}
 
 impl BatchConsumer for StatsConsumer {
     fn take(&mut self, batch: &RecordBatch) {
-        let index = batch.schema().index_of("NAV").expect("NAV is always read");
-        let navs = batch.column(index).as_any().downcast_ref::<Float64Array>().expect("NAV is Float64");
-        self.0 = self.0.merge(Moments::of(navs));
+        let schema = batch.schema();
+        let column = |name: &str| batch.column(schema.index_of(name).expect("always read")).as_any();
+        let timestamps = column("TIMESTAMP").downcast_ref::<TimestampSecondArray>().expect("timestamps");
+        let navs = column("NAV").downcast_ref::<Float64Array>().expect("NAV is Float64");
+        self.moments = self.moments.merge(Moments::of(navs));
+        self.points.extend(timestamps.values().iter().zip(navs.values()).map(|(&at, &nav)| Point { at, nav }));
+    }
+}
+
+impl StatsConsumer {
+    /// The (time, NAV) points in time order.
+    fn time_ordered(mut self) -> Vec<(i64, f64)> {
+        self.points.sort_by_key(|p| p.at);
+        self.points.into_iter().map(|p| (p.at, p.nav)).collect()
+    }
+
+    /// The moments and the trend, `None` without rows.
+    fn finish(mut self) -> Option<Summary> {
+        Some((self.moments, Trend::of(&mut self.points)?))
     }
 }
 
@@ -169,9 +197,10 @@ pub fn run(query: &Query) -> Result<Answer, QueryError> {
                 .map_err(|source| QueryError::Read { path: path.clone(), cause: source })?;
             let mut rows_consumer = rows;
             rows_consumer.rows.sort_by_key(|row| row.timestamp);
+            let trend = Trend::of(&mut points_of(&rows_consumer.rows));
             answer.rows = rows_consumer.rows;
             note(&mut answer, skipped);
-            Some((portfolio, rows_consumer.moments))
+            trend.map(|trend| (portfolio, (rows_consumer.moments, trend)))
         }
         None if files.is_empty() => return Err(QueryError::NoFiles { data: data.clone() }),
         None => None,
@@ -179,52 +208,51 @@ pub fn run(query: &Query) -> Result<Answer, QueryError> {
     if !query.stats {
         return Ok(answer);
     }
-    let others: Vec<_> = files.iter().filter(|(id, _)| Some(*id) != selected.map(|s| s.0)).collect();
-    let scanned: Vec<Result<(PortfolioId, Moments, Skipped), QueryError>> = others
+    let asked = query.portfolio;
+    let others: Vec<_> = files.iter().filter(|(id, _)| Some(*id) != asked).collect();
+    let scanned = others
         .par_iter()
         .map(|(id, path)| {
             let (consumer, skipped) = scan(path, Columns::Stats, query.interval, StatsConsumer::default)
                 .map_err(|source| QueryError::Read { path: path.clone(), cause: source })?;
-            Ok((*id, consumer.0, skipped))
+            Ok((*id, consumer.finish(), skipped))
         })
-        .collect();
+        .collect::<Result<Vec<_>, QueryError>>()?;
     let names = crate::layout::load_names(data);
-    let mut moments: Vec<(PortfolioId, Moments)> = selected.into_iter().collect();
-    for result in scanned {
-        let (id, m, skipped) = result?;
+    let mut summaries: Vec<(PortfolioId, Summary)> = selected.into_iter().collect();
+    for (id, summary, skipped) in scanned {
         note(&mut answer, skipped);
-        moments.push((id, m));
+        summaries.extend(summary.map(|summary| (id, summary)));
     }
-    moments.sort_by_key(|(id, _)| *id);
-    answer.stats = moments
+    summaries.sort_by_key(|(id, _)| *id);
+    answer.stats = summaries
         .into_iter()
-        .filter(|(_, m)| m.count > 0)
-        .map(|(portfolio, moments)| PortfolioStats {
+        .map(|(portfolio, (moments, trend))| PortfolioStats {
             portfolio,
-            name: names.get(&portfolio.investor).cloned().unwrap_or_else(|| format!("Investor {}", portfolio.investor)),
+            name: investor_name(&names, portfolio),
             moments,
+            trend,
         })
         .collect();
     Ok(answer)
 }
 
+/// The investor's name from `.sink/investors.csv`, else "Investor N".
+pub fn investor_name(
+    names: &std::collections::BTreeMap<crate::market::InvestorId, String>,
+    portfolio: PortfolioId,
+) -> String {
+    names.get(&portfolio.investor).cloned().unwrap_or_else(|| format!("Investor {}", portfolio.investor))
+}
+
+/// The (time, NAV) points of `rows`.
+pub fn points_of(rows: &[Row]) -> Vec<Point> {
+    rows.iter().map(|row| Point { at: row.timestamp, nav: row.nav }).collect()
+}
+
 fn note(answer: &mut Answer, skipped: Skipped) {
     answer.skipped_rows += skipped.rows;
     answer.warnings.extend(skipped.warnings);
-}
-
-/// Collects (time, NAV) points.
-#[derive(Default)]
-struct PointsConsumer(Vec<(i64, f64)>);
-
-impl BatchConsumer for PointsConsumer {
-    fn take(&mut self, batch: &RecordBatch) {
-        let schema = batch.schema();
-        let column = |name: &str| batch.column(schema.index_of(name).expect("always read")).as_any();
-        let timestamps = column("TIMESTAMP").downcast_ref::<TimestampSecondArray>().expect("timestamps");
-        let navs = column("NAV").downcast_ref::<Float64Array>().expect("NAVs");
-        self.0.extend(timestamps.values().iter().copied().zip(navs.values().iter().copied()));
-    }
 }
 
 /// The lines to plot: the asked portfolio's, or those of the first
@@ -233,13 +261,11 @@ impl BatchConsumer for PointsConsumer {
 pub fn plot_series(query: &Query, answer: &Answer, limit: usize) -> Result<Vec<plot::Series>, QueryError> {
     let label = |id: PortfolioId, name: &str| format!("{name} · {id}");
     let names = crate::layout::load_names(&query.data);
-    let name_of =
-        |id: PortfolioId| names.get(&id.investor).cloned().unwrap_or_else(|| format!("Investor {}", id.investor));
     let mut series = Vec::new();
     if let Some(portfolio) = query.portfolio {
         let mut points: Vec<(i64, f64)> = answer.rows.iter().map(|r| (r.timestamp, r.nav)).collect();
         plot::thin(&mut points);
-        series.push((label(portfolio, &name_of(portfolio)), points));
+        series.push((label(portfolio, &investor_name(&names, portfolio)), points));
         return Ok(series);
     }
     let archived = crate::archive::is_complete(&query.data);
@@ -251,11 +277,11 @@ pub fn plot_series(query: &Query, answer: &Answer, limit: usize) -> Result<Vec<p
             continue;
         }
         let path = query.data.join(crate::layout::file_name(stats.portfolio));
-        let (mut points, _) = scan(&path, Columns::Stats, query.interval, PointsConsumer::default)
+        let (consumer, _) = scan(&path, Columns::Stats, query.interval, StatsConsumer::default)
             .map_err(|source| QueryError::Read { path: path.clone(), cause: source })?;
-        points.0.sort_by_key(|p| p.0);
-        plot::thin(&mut points.0);
-        series.push((label(stats.portfolio, &stats.name), points.0));
+        let mut points = consumer.time_ordered();
+        plot::thin(&mut points);
+        series.push((label(stats.portfolio, &stats.name), points));
     }
     Ok(series)
 }

@@ -3,14 +3,17 @@
 
 use serde::Serialize;
 
-use super::{Answer, Query, Row};
+use super::{Answer, PortfolioStats, Query, Row};
 use crate::format::{money, table as text_table};
 use crate::market::format_epoch as time;
 
 /// The answer as one JSON object, streamed to `out`:
 /// `{"portfolio", "from", "to", "rows": [{"PORTFOLIO", "TIMESTAMP", "NAV",
 /// "NAV_Change", "NAV_Change_%"}], "stats": [{"investor", "name",
-/// "portfolio", "rows", "avg", "stddev", "spread"}], "skipped_rows"}`.
+/// "portfolio", "rows", "avg", "stddev", "spread", "return",
+/// "max_drawdown", "drawdown_peak", "drawdown_trough", "volatility"}],
+/// "skipped_rows"}`; `null` where a statistic is undefined (see
+/// [`super::trend`]).
 pub fn write_json(out: impl std::io::Write, query: &Query, answer: &Answer) -> serde_json::Result<()> {
     let json = JsonAnswer {
         portfolio: query.portfolio.map(|p| p.to_string()),
@@ -28,6 +31,11 @@ pub fn write_json(out: impl std::io::Write, query: &Query, answer: &Answer) -> s
                 avg: s.moments.mean,
                 stddev: s.moments.stddev(),
                 spread: s.moments.spread(),
+                total_return: s.trend.total_return(),
+                max_drawdown: s.trend.max_drawdown().map(|fall| fall.map_or(0.0, |f| f.fraction)),
+                drawdown_peak: fall_times(s).map(|(peak, _)| peak),
+                drawdown_trough: fall_times(s).map(|(_, trough)| trough),
+                volatility: s.trend.volatility(),
             })
             .collect(),
         skipped_rows: answer.skipped_rows,
@@ -54,6 +62,18 @@ struct JsonStat<'a> {
     avg: f64,
     stddev: Option<f64>,
     spread: Option<f64>,
+    #[serde(rename = "return")]
+    total_return: Option<f64>,
+    max_drawdown: Option<f64>,
+    drawdown_peak: Option<String>,
+    drawdown_trough: Option<String>,
+    volatility: Option<f64>,
+}
+
+/// The times of the maximum drawdown's peak and trough, when it fell.
+fn fall_times(stats: &PortfolioStats) -> Option<(String, String)> {
+    let fall = stats.trend.max_drawdown().flatten()?;
+    Some((time(fall.peak.at), time(fall.trough.at)))
 }
 
 /// The rows, serialised one by one (never all at once in memory as JSON).
@@ -106,7 +126,9 @@ pub fn csv(query: &Query, answer: &Answer) -> String {
         }
     }
     if query.stats {
-        out.push_str("INVESTOR,NAME,PORTFOLIO,ROWS,AVG,STDDEV,SPREAD\n");
+        out.push_str(
+            "INVESTOR,NAME,PORTFOLIO,ROWS,AVG,STDDEV,SPREAD,RETURN,MAX_DRAWDOWN,DRAWDOWN_PEAK,DRAWDOWN_TROUGH,VOLATILITY\n",
+        );
         for s in &answer.stats {
             let optional = |v: Option<f64>| v.map(|v| v.to_string()).unwrap_or_default();
             let mut writer = ::csv::Writer::from_writer(Vec::new());
@@ -119,6 +141,11 @@ pub fn csv(query: &Query, answer: &Answer) -> String {
                     s.moments.mean.to_string(),
                     optional(s.moments.stddev()),
                     optional(s.moments.spread()),
+                    optional(s.trend.total_return()),
+                    optional(s.trend.max_drawdown().map(|fall| fall.map_or(0.0, |f| f.fraction))),
+                    fall_times(s).map(|(peak, _)| peak).unwrap_or_default(),
+                    fall_times(s).map(|(_, trough)| trough).unwrap_or_default(),
+                    optional(s.trend.volatility()),
                 ])
                 .expect("writing to memory");
             out.push_str(
@@ -129,7 +156,13 @@ pub fn csv(query: &Query, answer: &Answer) -> String {
     out
 }
 
-/// Tables for people: numbers rounded to 2 decimals, spread in percent.
+/// A fraction in percent, 2 decimals; empty when undefined.
+fn percent(fraction: Option<f64>) -> String {
+    fraction.map(|v| format!("{:.2}", v * 100.0)).unwrap_or_default()
+}
+
+/// Tables for people: numbers rounded to 2 decimals; spread, return,
+/// maximum drawdown (MAX DD) and volatility (VOL, per interval) in percent.
 pub fn table(query: &Query, answer: &Answer) -> String {
     let mut out = String::new();
     if let Some(portfolio) = query.portfolio {
@@ -162,14 +195,17 @@ pub fn table(query: &Query, answer: &Answer) -> String {
                     s.moments.count.to_string(),
                     money(s.moments.mean),
                     s.moments.stddev().map(money).unwrap_or_default(),
-                    s.moments.spread().map(|v| format!("{:.2}", v * 100.0)).unwrap_or_default(),
+                    percent(s.moments.spread()),
+                    percent(s.trend.total_return()),
+                    percent(s.trend.max_drawdown().map(|fall| fall.map_or(0.0, |f| f.fraction))),
+                    percent(s.trend.volatility()),
                 ]
             })
             .collect();
         out.push_str(&text_table(
-            &["INVESTOR", "PORTFOLIO", "ROWS", "AVG NAV", "STDDEV NAV", "SPREAD %"],
+            &["INVESTOR", "PORTFOLIO", "ROWS", "AVG NAV", "STDDEV NAV", "SPREAD %", "RETURN %", "MAX DD %", "VOL %"],
             rows,
-            &[2, 3, 4, 5],
+            &[2, 3, 4, 5, 6, 7, 8],
         ));
         out.push('\n');
     }

@@ -49,6 +49,11 @@ impl Moments {
         }
     }
 
+    /// The moments of one value.
+    pub fn one(value: f64) -> Moments {
+        Moments { count: 1, mean: value, m2: 0.0, min: value, max: value }
+    }
+
     /// Both series together (Chan et al.'s parallel update).
     pub fn merge(self, other: Moments) -> Moments {
         if self.count == 0 {

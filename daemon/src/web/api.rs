@@ -107,13 +107,43 @@ struct HistoryRow {
     nav_change_pct: f64,
 }
 
-/// A portfolio's statistics over the range.
+/// A portfolio's statistics over the range (see `crate::query::trend`
+/// for return, drawdown and volatility; `null` where undefined).
 #[derive(Debug, Serialize)]
 struct HistoryStats {
     count: u64,
     average: f64,
     stddev: Option<f64>,
     spread: Option<f64>,
+    #[serde(rename = "return")]
+    total_return: Option<f64>,
+    max_drawdown: Option<f64>,
+    drawdown_peak: Option<String>,
+    drawdown_trough: Option<String>,
+    volatility: Option<f64>,
+}
+
+impl HistoryStats {
+    /// The statistics of `rows` (in time order); `None` without rows.
+    fn of(rows: &[crate::query::Row]) -> Option<HistoryStats> {
+        let trend = crate::query::trend::Trend::of(&mut crate::query::points_of(rows))?;
+        let navs = arrow::array::Float64Array::from_iter_values(rows.iter().map(|row| row.nav));
+        let moments = crate::query::stats::Moments::of(&navs);
+        let fall = trend.max_drawdown();
+        let fall_time =
+            |at: fn(&crate::query::trend::Drawdown) -> i64| fall.flatten().map(|f| crate::market::format_epoch(at(&f)));
+        Some(HistoryStats {
+            count: moments.count,
+            average: moments.mean,
+            stddev: moments.stddev(),
+            spread: moments.spread(),
+            total_return: trend.total_return(),
+            max_drawdown: fall.map(|f| f.map_or(0.0, |f| f.fraction)),
+            drawdown_peak: fall_time(|f| f.peak.at),
+            drawdown_trough: fall_time(|f| f.trough.at),
+            volatility: trend.volatility(),
+        })
+    }
 }
 
 fn time(name: &str, value: Option<&str>) -> Result<Option<i64>, BadRequest> {
@@ -126,7 +156,9 @@ fn time(name: &str, value: Option<&str>) -> Result<Option<i64>, BadRequest> {
 }
 
 /// `GET /api/portfolios/{N.P}?from=&to=[&format=csv]`: the portfolio's rows
-/// in the range and their statistics (App2), through the query code.
+/// in the range and their statistics (App2), through the query code. It
+/// reads that portfolio's file (or its row groups in the archive) only,
+/// never the whole folder, on a blocking thread of its own.
 pub async fn portfolio(
     State(view): State<WebView>,
     Path(id): Path<String>,
@@ -140,7 +172,7 @@ pub async fn portfolio(
         Some("csv") => true,
         Some(other) => return Err(BadRequest(format!("format must be json or csv, not {:?}", truncate(other)))),
     };
-    let query = crate::query::Query { data: view.data.clone(), portfolio: Some(portfolio), interval, stats: true };
+    let query = crate::query::Query { data: view.data.clone(), portfolio: Some(portfolio), interval, stats: false };
     let answer = tokio::task::spawn_blocking(move || crate::query::run(&query))
         .await
         .map_err(|error| BadRequest(format!("the query failed: {error}")))?
@@ -179,17 +211,12 @@ pub async fn portfolio(
         )
             .into_response());
     }
-    let stats = answer.stats.iter().find(|s| s.portfolio == portfolio);
+    let names = crate::layout::load_names(&view.data);
     let body = serde_json::json!({
         "portfolio": portfolio.to_string(),
-        "investor": stats.map(|s| s.name.clone()),
+        "investor": (!answer.rows.is_empty()).then(|| crate::query::investor_name(&names, portfolio)),
         "rows": rows,
-        "stats": stats.map(|s| HistoryStats {
-            count: s.moments.count,
-            average: s.moments.mean,
-            stddev: s.moments.stddev(),
-            spread: s.moments.spread(),
-        }),
+        "stats": HistoryStats::of(&answer.rows),
         "skipped_rows": answer.skipped_rows,
     });
     Ok(Json(body).into_response())

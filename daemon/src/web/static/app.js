@@ -131,6 +131,84 @@ function portfoliosPage() {
   load();
 }
 
+// Seconds since the epoch of a "YYYY-MM-DD HH:MM:SS" UTC timestamp.
+function epoch(timestamp) {
+  return Date.parse(timestamp.replace(" ", "T") + "Z") / 1000;
+}
+
+// About `count` round values spanning [min, max]: steps of 1, 2 or 5 × 10^k.
+function ticks(min, max, count) {
+  if (max === min) return [min];
+  const raw = (max - min) / count;
+  const power = Math.pow(10, Math.floor(Math.log10(raw)));
+  const step = [1, 2, 5, 10].map((m) => m * power).find((s) => s >= raw);
+  const values = [];
+  for (let v = Math.ceil(min / step) * step; v <= max + step * 1e-9; v += step) values.push(v);
+  return values;
+}
+
+// Seconds since the epoch as "HH:MM:SS", or "MM-DD HH:MM" over more than a day.
+function clock(seconds, long) {
+  const text = new Date(seconds * 1000).toISOString();
+  return long ? text.slice(5, 10) + " " + text.slice(11, 16) : text.slice(11, 19);
+}
+
+// The NAV over time: a time axis, a NAV axis, the line (with a dot per row
+// when there are few), and the row under the pointer written into `hover`.
+function historyChart(rows, hover) {
+  const [width, height, left, right, top, bottom] = [800, 300, 100, 20, 12, 34];
+  const chart = svg("svg", { class: "chart", id: "chart", viewBox: `0 0 ${width} ${height}` });
+  if (rows.length === 0) return chart;
+  const times = rows.map((row) => epoch(row.timestamp));
+  const navs = rows.map((row) => row.nav);
+  const range = (values) => values.reduce(([lo, hi], v) => [Math.min(lo, v), Math.max(hi, v)], [Infinity, -Infinity]);
+  let [t0, t1] = range(times);
+  let [y0, y1] = range(navs);
+  const single = t0 === t1 ? [t0] : null;
+  if (single) { t0 -= 10; t1 += 10; }
+  if (y0 === y1) { const pad = Math.abs(y0) * 0.01 || 1; y0 -= pad; y1 += pad; }
+  const x = (t) => left + ((t - t0) / (t1 - t0)) * (width - left - right);
+  const y = (v) => height - bottom - ((v - y0) / (y1 - y0)) * (height - top - bottom);
+  const axisY = svg("g", { id: "axis-nav", class: "axis" });
+  for (const value of ticks(y0, y1, 5)) {
+    axisY.append(svg("line", { x1: left, x2: width - right, y1: y(value), y2: y(value), class: "grid" }));
+    const label = svg("text", { x: left - 6, y: y(value) + 4, "text-anchor": "end", class: "tick" });
+    label.textContent = money(value);
+    axisY.append(label);
+  }
+  const axisT = svg("g", { id: "axis-time", class: "axis" });
+  const long = t1 - t0 > 86400;
+  // Up to five whole-second times, first and last included, no repeats.
+  const stops = single || [...new Set([0, 1, 2, 3, 4].map((i) => Math.round(t0 + ((t1 - t0) * i) / 4)))];
+  for (const [i, t] of stops.entries()) {
+    axisT.append(svg("line", { x1: x(t), x2: x(t), y1: height - bottom, y2: height - bottom + 5, class: "grid" }));
+    const label = svg("text", { x: x(t), y: height - bottom + 18, "text-anchor": single ? "middle" : i === 0 ? "start" : i === stops.length - 1 ? "end" : "middle", class: "tick" });
+    label.textContent = clock(t, long);
+    axisT.append(label);
+  }
+  const frame = svg("polyline", { points: `${left},${top} ${left},${height - bottom} ${width - right},${height - bottom}`, fill: "none", class: "frame" });
+  const xy = times.map((t, i) => [x(t), y(navs[i])]);
+  chart.append(axisY, axisT, frame,
+    svg("polyline", { points: xy.map((p) => p.join(",")).join(" "), fill: "none", stroke: "#3867d6", "stroke-width": 2 }));
+  if (rows.length <= 500) {
+    for (const [px, py] of xy) chart.append(svg("circle", { cx: px, cy: py, r: 3, fill: "#3867d6", class: "point" }));
+  }
+  const marker = svg("circle", { r: 5, fill: "none", stroke: "#b42318", "stroke-width": 2, visibility: "hidden", id: "marker" });
+  const overlay = svg("rect", { x: left, y: top, width: width - left - right, height: height - top - bottom, fill: "transparent", id: "overlay" });
+  overlay.addEventListener("mousemove", (event) => {
+    const box = chart.getBoundingClientRect();
+    const px = ((event.clientX - box.left) / box.width) * width;
+    let nearest = 0;
+    for (let i = 1; i < xy.length; i++) if (Math.abs(xy[i][0] - px) < Math.abs(xy[nearest][0] - px)) nearest = i;
+    marker.setAttribute("cx", xy[nearest][0]);
+    marker.setAttribute("cy", xy[nearest][1]);
+    marker.setAttribute("visibility", "visible");
+    hover.textContent = `${rows[nearest].timestamp} UTC — NAV ${money(rows[nearest].nav)}`;
+  });
+  chart.append(marker, overlay);
+  return chart;
+}
+
 // One portfolio: its NAV over a range as a chart, its rows and statistics (App2).
 function portfolioPage(id) {
   statusLine.textContent = "";
@@ -152,25 +230,25 @@ function portfolioPage(id) {
       return;
     }
     if (answer.investor) title.textContent = `Portfolio ${answer.portfolio} — ${answer.investor}`;
-    const stats = answer.stats;
-    const chart = svg("svg", { class: "chart", id: "chart", viewBox: "0 0 800 260", preserveAspectRatio: "none" });
-    const points = answer.rows.map((row, i) => [i, row.nav]);
-    if (points.length > 0) {
-      const xy = line(points, 800, 260, 20);
-      chart.append(svg("polyline", { points: xy.map((p) => p.join(",")).join(" "), fill: "none", stroke: "#3867d6", "stroke-width": 2 }));
-      for (const [x, y] of xy) chart.append(svg("circle", { cx: x, cy: y, r: 3, fill: "#3867d6", class: "point" }));
-    }
+    const stats = answer.stats || {};
     const table = el("table", { id: "rows" },
       el("tr", {}, el("th", {}, "TIMESTAMP"), el("th", {}, "NAV"), el("th", {}, "NAV_Change"), el("th", {}, "NAV_Change_%")),
       ...answer.rows.map((row) => el("tr", {}, el("td", {}, row.timestamp), el("td", { class: "num" }, money(row.nav)),
         signed(row.nav_change), signed(row.nav_change_pct))));
+    const fall = stats.drawdown_peak ? ` (${stats.drawdown_peak} → ${stats.drawdown_trough})` : "";
+    const hover = el("div", { id: "hover", class: "hover" }, answer.rows.length ? "point at the chart for a value" : "no rows in the range");
     body.replaceChildren(
       el("div", { class: "stats" },
         el("span", {}, "rows: ", el("b", { id: "count" }, answer.rows.length)),
-        el("span", {}, "average NAV: ", el("b", { id: "average" }, money(stats && stats.average))),
-        el("span", {}, "standard deviation: ", el("b", { id: "stddev" }, money(stats && stats.stddev))),
-        el("span", {}, "spread (max − min) / average: ", el("b", { id: "spread" }, percent(stats && stats.spread)))),
-      chart, table);
+        el("span", {}, "average NAV: ", el("b", { id: "average" }, money(stats.average))),
+        el("span", {}, "standard deviation: ", el("b", { id: "stddev" }, money(stats.stddev))),
+        el("span", {}, "spread (max − min) / average: ", el("b", { id: "spread" }, percent(stats.spread)))),
+      el("div", { class: "stats" },
+        el("span", {}, "return: ", el("b", { id: "return" }, percent(stats.return))),
+        el("span", {}, "maximum drawdown: ", el("b", { id: "drawdown" }, percent(stats.max_drawdown)), fall),
+        el("span", { title: "sample standard deviation of the returns between consecutive rows, not annualised" },
+          "volatility per interval: ", el("b", { id: "volatility" }, percent(stats.volatility)))),
+      historyChart(answer.rows, hover), hover, table);
   }
   show.addEventListener("click", load);
   load();
