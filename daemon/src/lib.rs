@@ -25,5 +25,6 @@ pub mod node;
 pub mod plugin;
 pub mod query;
 pub mod sink;
+pub mod statistics;
 pub mod topics;
 pub mod web;

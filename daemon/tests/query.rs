@@ -375,15 +375,18 @@ fn a_plot_is_an_svg_with_a_line_per_portfolio() {
 }
 
 /// The same questions answered from the CSV files and, after `stockd
-/// archive` built the archive from them, from the archive: the same rows
-/// bit for bit, the same statistics to 1e-9, over intervals whose ends cut
-/// hour partitions, and over the archive alone once the CSV files are gone.
+/// archive` built the archive and its hour summaries from them, from the
+/// archive: the same rows bit for bit, the same statistics to 1e-9, over
+/// intervals of whole hours (summaries alone), intervals whose ends cut
+/// hours (summaries and the edge hours' rows), over the archive alone once
+/// the CSV files are gone, and from its rows alone without summaries.
 #[test]
 fn the_archive_gives_the_same_answers_as_the_csv_files() {
     let dir = tempfile::tempdir().unwrap();
     dataset(dir.path(), 5, 4, 2_000); // 2,000 rows 20 s apart: 11 hours and a bit
     let intervals = [
         (None, None),
+        (Some("2026-11-24 10:00:00"), Some("2026-11-24 13:59:59")),
         (Some("2026-11-24 09:59:59"), Some("2026-11-24 10:00:20")),
         (Some("2026-11-24 10:17:20"), Some("2026-11-24 14:41:40")),
         (Some("2026-11-24 19:59:00"), None),
@@ -396,6 +399,7 @@ fn the_archive_gives_the_same_answers_as_the_csv_files() {
     assert!(!stockd::archive::is_complete(dir.path()));
     let imported = stockd::archive::import::import(dir.path()).unwrap();
     assert_eq!((imported.files, imported.rows, imported.skipped), (20, 40_000, 0));
+    assert_eq!(imported.summaries, 12, "09:00 to 20:00: every hour summarised");
     assert!(stockd::archive::is_complete(dir.path()), "the archive now holds every row");
     let compare = |label: &str| {
         for ((from, to), (rows, all)) in intervals.iter().zip(&before) {
@@ -429,6 +433,8 @@ fn the_archive_gives_the_same_answers_as_the_csv_files() {
         }
     }
     compare("without the CSV files");
+    std::fs::remove_dir_all(dir.path().join(stockd::archive::summary::DIR)).unwrap();
+    compare("from the rows alone, without summaries");
     let (ok, _, stderr) = stockd(&["query", "9.9", "--data", dir.path().to_str().unwrap()]);
     assert!(!ok && stderr.contains("no portfolio 9.9"), "{stderr}");
 }

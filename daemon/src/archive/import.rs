@@ -37,6 +37,8 @@ pub struct Imported {
     pub parquet_files: u64,
     /// The archive's bytes.
     pub bytes: u64,
+    /// Hour summaries written.
+    pub summaries: u64,
 }
 
 /// Why there is no import.
@@ -116,6 +118,10 @@ pub fn import(data: &Path) -> Result<Imported, ImportError> {
     crate::fsutil::sync_dir(data)?;
     Coverage::mark_covering(data)?;
     std::fs::remove_dir_all(&work)?;
+    // Every hour, the latest too: one that changes later (a sink started
+    // on the folder) is summarised again by the sink's maintenance.
+    let everything = i64::MAX / 2;
+    imported.summaries = super::summary::refresh(data, everything, 0, &std::sync::atomic::AtomicBool::new(false))?;
     Ok(imported)
 }
 

@@ -32,7 +32,7 @@ use arrow::compute::{SortColumn, concat_batches, lexsort_to_indices, take_record
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::file::reader::{FileReader, SerializedFileReader};
 
-use super::{ArchiveLock, DIR, HOUR, batch_of, encode, hour_of_dir};
+use super::{ArchiveLock, DIR, HOUR, batch_of, encode};
 use crate::fsutil::{LockAttempt, try_lock};
 
 /// Rows merged into one file at most (bounds a pass's memory to a few
@@ -83,14 +83,18 @@ pub struct Report {
     pub merged_files: u64,
     /// Hours dropped by retention.
     pub dropped_hours: u64,
+    /// Hours whose summary was (re)built.
+    pub summarised_hours: u64,
     /// The archive's size after the pass, in bytes.
     pub archive_bytes: u64,
 }
 
 /// One hour partition: its start and folder.
-struct Hour {
-    start: i64,
-    dir: PathBuf,
+pub struct Hour {
+    /// Its start, seconds since the epoch.
+    pub start: i64,
+    /// Its folder.
+    pub dir: PathBuf,
 }
 
 fn staging(data: &Path) -> PathBuf {
@@ -132,23 +136,16 @@ pub fn run(pass: &Pass) -> io::Result<Report> {
         }
     }
     report.dropped_hours = apply_retention(pass, &staging)?;
+    report.summarised_hours = super::summary::refresh(&pass.data, pass.now, CLOSED_AFTER, &pass.stop)?;
     report.archive_bytes = hours(&pass.data)?.iter().map(|h| dir_bytes(&h.dir)).sum::<io::Result<u64>>()?;
     Ok(report)
 }
 
 /// The hour partitions of `data`'s archive, oldest first.
-fn hours(data: &Path) -> io::Result<Vec<Hour>> {
+pub fn hours(data: &Path) -> io::Result<Vec<Hour>> {
     let root = data.join(DIR);
-    let mut hours = Vec::new();
-    for date in names(&root)? {
-        for name in names(&root.join(&date))? {
-            if let Some(start) = hour_of_dir(&date, &name) {
-                hours.push(Hour { start, dir: root.join(&date).join(name) });
-            }
-        }
-    }
-    hours.sort_by_key(|hour| hour.start);
-    Ok(hours)
+    let hours = super::read::hour_dirs(&root).map_err(with_path(&root))?;
+    Ok(hours.into_iter().map(|(start, dir)| Hour { start, dir }).collect())
 }
 
 /// The names in `dir` (none when it does not exist), sorted.

@@ -33,6 +33,7 @@ pub mod encode;
 pub mod import;
 pub mod maintain;
 pub mod read;
+pub mod summary;
 
 use std::fs::File;
 use std::io;
@@ -72,8 +73,14 @@ pub fn hour_of(timestamp: i64) -> i64 {
 /// The folder of the hour partition starting at `hour` (seconds), relative
 /// to the data folder: `archive/date=YYYY-MM-DD/hour=HH`.
 pub fn hour_dir(hour: i64) -> String {
+    format!("{DIR}/{}", hour_partition(hour))
+}
+
+/// The Hive-style partition of the hour starting at `hour` (seconds):
+/// `date=YYYY-MM-DD/hour=HH`.
+pub fn hour_partition(hour: i64) -> String {
     let at = DateTime::from_timestamp(hour, 0).expect("an hour within chrono's range").naive_utc();
-    format!("{DIR}/date={:04}-{:02}-{:02}/hour={:02}", at.year(), at.month(), at.day(), at.hour())
+    format!("date={:04}-{:02}-{:02}/hour={:02}", at.year(), at.month(), at.day(), at.hour())
 }
 
 /// The hour (seconds) of a folder named `date=YYYY-MM-DD/hour=HH` given as

@@ -22,26 +22,37 @@ use crate::query::batch::{BATCH_ROWS, BatchConsumer, FILE_SCHEMA, Interval, deli
 /// The archive's files in the hour partitions that overlap `interval`, by
 /// hour then name.
 pub fn files(data: &Path, interval: Interval) -> io::Result<Vec<PathBuf>> {
-    let root = data.join(DIR);
+    let mut files = Vec::new();
+    for (start, dir) in hour_dirs(&data.join(DIR))? {
+        let overlaps = interval.from.is_none_or(|from| start + HOUR > from) && interval.to.is_none_or(|to| start <= to);
+        if overlaps {
+            files.extend(parquet_names(&dir)?.into_iter().map(|name| dir.join(name)));
+        }
+    }
+    Ok(files)
+}
+
+/// The hour folders under `root` (`date=…/hour=…`), with their starts,
+/// oldest first.
+pub fn hour_dirs(root: &Path) -> io::Result<Vec<(i64, PathBuf)>> {
     let mut hours: Vec<(i64, PathBuf)> = Vec::new();
-    for date in read_dir_names(&root)? {
+    for date in read_dir_names(root)? {
         for hour in read_dir_names(&root.join(&date))? {
-            let Some(start) = hour_of_dir(&date, &hour) else { continue };
-            let overlaps =
-                interval.from.is_none_or(|from| start + HOUR > from) && interval.to.is_none_or(|to| start <= to);
-            if overlaps {
+            if let Some(start) = hour_of_dir(&date, &hour) {
                 hours.push((start, root.join(&date).join(hour)));
             }
         }
     }
     hours.sort();
-    let mut files = Vec::new();
-    for (_, dir) in hours {
-        let mut names: Vec<String> = read_dir_names(&dir)?.into_iter().filter(|n| n.ends_with(".parquet")).collect();
-        names.sort();
-        files.extend(names.into_iter().map(|name| dir.join(name)));
-    }
-    Ok(files)
+    Ok(hours)
+}
+
+/// The names of the Parquet files in the hour folder `dir`, sorted (none
+/// if it does not exist).
+pub fn parquet_names(dir: &Path) -> io::Result<Vec<String>> {
+    let mut names: Vec<String> = read_dir_names(dir)?.into_iter().filter(|n| n.ends_with(".parquet")).collect();
+    names.sort();
+    Ok(names)
 }
 
 /// The names in folder `dir` (none if it does not exist).

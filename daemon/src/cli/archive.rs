@@ -35,6 +35,11 @@ pub fn run(args: &ArchiveArgs) -> anyhow::Result<ExitCode> {
             String::new()
         }
     );
+    println!(
+        "summarised {} hour(s) under {}",
+        imported.summaries,
+        args.data.join(crate::archive::summary::DIR).display()
+    );
     println!("stockd query now reads the archive; a sink with sink.csv-window set may cut the CSV files");
     Ok(ExitCode::SUCCESS)
 }

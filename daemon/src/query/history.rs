@@ -1,86 +1,21 @@
 //! The query over the archive (`DATA/archive/`), for a folder whose archive
 //! holds every row: the same answers as over the CSV files, reading only
-//! the hour partitions the interval touches and, for one portfolio's rows,
+//! the hour partitions the interval touches: for the statistics, the
+//! summary of every hour the interval covers whole (see
+//! [`crate::archive::summary`]) and the rows of the hours at its edges
+//! (and of hours without a current summary); for one portfolio's rows,
 //! only the row groups that can hold it.
 
-use std::collections::HashMap;
-use std::collections::hash_map::Entry;
+use std::path::PathBuf;
 
-use arrow::array::{Array, Float64Array, RecordBatch, StringArray, TimestampSecondArray};
-use arrow::compute::kernels::partition::partition;
 use rayon::prelude::*;
 
-use super::batch::BatchConsumer;
-use super::stats::Moments;
-use super::trend::{Point, Trend};
 use super::{Answer, PortfolioStats, Query, QueryError, RowsConsumer, StatsConsumer, investor_name};
 use crate::archive::read::{files, scan};
+use crate::archive::read::{hour_dirs, parquet_names};
+use crate::archive::summary::{self, Grouped};
 use crate::market::PortfolioId;
-
-/// One portfolio's summary so far: its moments and its trend, `None` once
-/// two of its pieces overlapped in time (then computed from its rows).
-#[derive(Clone, Copy)]
-struct Summary {
-    moments: Moments,
-    trend: Option<Trend>,
-}
-
-impl Summary {
-    fn merge(self, other: Summary) -> Summary {
-        let trend = match (self.trend, other.trend) {
-            (Some(a), Some(b)) => Trend::join(a, b),
-            _ => None,
-        };
-        Summary { moments: self.moments.merge(other.moments), trend }
-    }
-}
-
-/// The summary of every portfolio in the batches taken.
-#[derive(Default)]
-struct Grouped(HashMap<String, Summary>);
-
-impl BatchConsumer for Grouped {
-    fn take(&mut self, batch: &RecordBatch) {
-        let portfolios = batch.column(0).as_any().downcast_ref::<StringArray>().expect("PORTFOLIO is Utf8");
-        let times = batch.column(1).as_any().downcast_ref::<TimestampSecondArray>().expect("TIMESTAMP");
-        let navs = batch.column(2).as_any().downcast_ref::<Float64Array>().expect("NAV is Float64");
-        let runs = partition(&[batch.column(0).clone()]).expect("one column");
-        let mut points = Vec::new();
-        for run in runs.ranges() {
-            points.clear();
-            points.extend(
-                times.values()[run.clone()]
-                    .iter()
-                    .zip(&navs.values()[run.clone()])
-                    .map(|(&at, &nav)| Point { at, nav }),
-            );
-            let summary = Summary {
-                moments: Moments::of(&navs.slice(run.start, run.end - run.start)),
-                trend: Trend::of(&mut points),
-            };
-            match self.0.entry(portfolios.value(run.start).to_string()) {
-                Entry::Occupied(mut slot) => *slot.get_mut() = slot.get().merge(summary),
-                Entry::Vacant(slot) => {
-                    slot.insert(summary);
-                }
-            }
-        }
-    }
-}
-
-impl Grouped {
-    fn merge(mut self, other: Grouped) -> Grouped {
-        for (portfolio, summary) in other.0 {
-            match self.0.entry(portfolio) {
-                Entry::Occupied(mut slot) => *slot.get_mut() = slot.get().merge(summary),
-                Entry::Vacant(slot) => {
-                    slot.insert(summary);
-                }
-            }
-        }
-        self
-    }
-}
+use crate::statistics::{Point, Trend};
 
 /// Times a query is read again when a file it listed was gone when read.
 const ATTEMPTS: usize = 5;
@@ -127,11 +62,15 @@ fn answer(query: &Query) -> Result<Answer, QueryError> {
     if !query.stats {
         return Ok(answer);
     }
-    let grouped = files
+    let grouped = sources(query)?
         .par_iter()
-        .map(|path| {
+        .map(|source| {
             let mut grouped = Grouped::default();
-            scan(path, None, query.interval, &mut grouped).map_err(read_error(path))?;
+            match source {
+                Source::Summary(path) => summary::read(path, |portfolio, summary| grouped.add(portfolio, summary))
+                    .map_err(read_error(path))?,
+                Source::Rows(path) => scan(path, None, query.interval, &mut grouped).map_err(read_error(path))?,
+            }
             Ok(grouped)
         })
         .try_reduce(Grouped::default, |a, b| Ok(a.merge(b)))?;
@@ -157,6 +96,37 @@ fn answer(query: &Query) -> Result<Answer, QueryError> {
     stats.sort_by_key(|s| s.portfolio);
     answer.stats = stats;
     Ok(answer)
+}
+
+/// Where the statistics of an hour come from.
+enum Source {
+    /// The hour's summary: the interval covers the hour and its summary is
+    /// current.
+    Summary(PathBuf),
+    /// One of the hour's files, read row by row.
+    Rows(PathBuf),
+}
+
+/// The sources of the statistics over `query`'s interval: the summary of
+/// every hour the interval covers whole that has a current one, else the
+/// hour's files.
+fn sources(query: &Query) -> Result<Vec<Source>, QueryError> {
+    let (data, interval) = (&query.data, query.interval);
+    let folder_error = |cause| QueryError::Folder { data: data.clone(), cause };
+    let mut sources = Vec::new();
+    for (start, dir) in hour_dirs(&data.join(crate::archive::DIR)).map_err(folder_error)? {
+        let end = start + crate::archive::HOUR - 1;
+        if interval.from.is_some_and(|from| end < from) || interval.to.is_some_and(|to| start > to) {
+            continue;
+        }
+        let names = parquet_names(&dir).map_err(folder_error)?;
+        let whole = interval.from.is_none_or(|from| from <= start) && interval.to.is_none_or(|to| end <= to);
+        match whole.then(|| summary::usable(data, start, &names)).flatten() {
+            Some(path) => sources.push(Source::Summary(path)),
+            None => sources.extend(names.into_iter().map(|name| Source::Rows(dir.join(name)))),
+        }
+    }
+    Ok(sources)
 }
 
 /// Whether the folder knows `portfolio` outside the interval: its CSV file

@@ -2,8 +2,8 @@
 //! interval, the rows of one portfolio and, for every portfolio with rows
 //! in the interval, its investor's name, row count, average NAV, sample
 //! standard deviation and spread, and its return, maximum drawdown and
-//! volatility ([`trend`]) — read and computed with Arrow, files in
-//! parallel.
+//! volatility ([`crate::statistics::trend`]) — read and computed with
+//! Arrow, files in parallel.
 
 pub mod batch;
 pub mod files;
@@ -12,9 +12,7 @@ pub mod history;
 pub mod plot;
 pub mod report;
 pub mod scan;
-pub mod stats;
 pub mod strict;
-pub mod trend;
 
 use std::path::PathBuf;
 
@@ -22,10 +20,10 @@ use arrow::array::{Array, Float64Array, RecordBatch, StringArray, TimestampSecon
 use rayon::prelude::*;
 
 use crate::market::PortfolioId;
+use crate::statistics::Moments;
+use crate::statistics::{Point, Trend};
 use batch::{BatchConsumer, Columns, Interval};
 use scan::{Skipped, scan};
-use stats::Moments;
-use trend::{Point, Trend};
 
 /// What to answer.
 #[derive(Debug, Clone)]

@@ -13,7 +13,7 @@ use crate::market::format_epoch as time;
 /// "portfolio", "rows", "avg", "stddev", "spread", "return",
 /// "max_drawdown", "drawdown_peak", "drawdown_trough", "volatility"}],
 /// "skipped_rows"}`; `null` where a statistic is undefined (see
-/// [`super::trend`]).
+/// [`crate::statistics::trend`]).
 pub fn write_json(out: impl std::io::Write, query: &Query, answer: &Answer) -> serde_json::Result<()> {
     let json = JsonAnswer {
         portfolio: query.portfolio.map(|p| p.to_string()),

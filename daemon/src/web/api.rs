@@ -107,7 +107,7 @@ struct HistoryRow {
     nav_change_pct: f64,
 }
 
-/// A portfolio's statistics over the range (see `crate::query::trend`
+/// A portfolio's statistics over the range (see `crate::statistics::trend`
 /// for return, drawdown and volatility; `null` where undefined).
 #[derive(Debug, Serialize)]
 struct HistoryStats {
@@ -126,12 +126,12 @@ struct HistoryStats {
 impl HistoryStats {
     /// The statistics of `rows` (in time order); `None` without rows.
     fn of(rows: &[crate::query::Row]) -> Option<HistoryStats> {
-        let trend = crate::query::trend::Trend::of(&mut crate::query::points_of(rows))?;
+        let trend = crate::statistics::Trend::of(&mut crate::query::points_of(rows))?;
         let navs = arrow::array::Float64Array::from_iter_values(rows.iter().map(|row| row.nav));
-        let moments = crate::query::stats::Moments::of(&navs);
+        let moments = crate::statistics::Moments::of(&navs);
         let fall = trend.max_drawdown();
         let fall_time =
-            |at: fn(&crate::query::trend::Drawdown) -> i64| fall.flatten().map(|f| crate::market::format_epoch(at(&f)));
+            |at: fn(&crate::statistics::Drawdown) -> i64| fall.flatten().map(|f| crate::market::format_epoch(at(&f)));
         Some(HistoryStats {
             count: moments.count,
             average: moments.mean,

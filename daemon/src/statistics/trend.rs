@@ -20,7 +20,7 @@
 //! with fewer than two returns. Rows at the same time have no defined
 //! order between them.
 
-use super::stats::Moments;
+use super::moments::Moments;
 
 /// One row of a series: when (seconds since the epoch) and its NAV.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -43,7 +43,8 @@ pub struct Drawdown {
 }
 
 impl Drawdown {
-    fn from(peak: Point, trough: Point) -> Drawdown {
+    /// The fall from `peak` to `trough`.
+    pub fn between(peak: Point, trough: Point) -> Drawdown {
         Drawdown { fraction: (peak.nav - trough.nav) / peak.nav, peak, trough }
     }
 
@@ -101,7 +102,7 @@ impl Trend {
             if point.nav > trend.peak.nav {
                 trend.peak = point;
             } else if trend.peak.nav > 0.0 {
-                let fall = Drawdown::from(trend.peak, point);
+                let fall = Drawdown::between(trend.peak, point);
                 if trend.fall.is_none_or(|best| fall.fraction > best.fraction) && fall.fraction > 0.0 {
                     trend.fall = Some(fall);
                 }
@@ -120,8 +121,8 @@ impl Trend {
     pub fn then(self, later: Trend) -> Trend {
         let boundary =
             if self.last.nav > 0.0 { Moments::one(later.first.nav / self.last.nav - 1.0) } else { Moments::default() };
-        let across =
-            (self.peak.nav > 0.0 && later.trough.nav < self.peak.nav).then(|| Drawdown::from(self.peak, later.trough));
+        let across = (self.peak.nav > 0.0 && later.trough.nav < self.peak.nav)
+            .then(|| Drawdown::between(self.peak, later.trough));
         Trend {
             first: self.first,
             last: later.last,

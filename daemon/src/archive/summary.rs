@@ -1,0 +1,468 @@
+//! Summaries beside the archive, so that a question over days reads one
+//! row per portfolio and hour instead of every row.
+//!
+//! For an hour partition `archive/date=D/hour=H/`, the summary is one
+//! Parquet file `archive-summaries/date=D/hour=H/summary.parquet` (outside
+//! `archive/`, so a `read_parquet('DATA/archive/**/*.parquet')` never
+//! mixes it with rows), one row per portfolio, sorted by PORTFOLIO: its
+//! [`Summary`] over the hour (the moments of its NAVs and their trend; see
+//! [`SCHEMA`]).
+//!
+//! A summary is derived data, rebuilt deterministically from the hour's
+//! files: it names in its footer (`stockd.sources`) the archive files it
+//! was computed from, and a reader uses it only while the hour holds
+//! exactly those files. Any change to the hour (a late batch file, a
+//! compaction's swap, a rolled-back batch) makes it stale until the next
+//! maintenance pass builds it again ([`refresh`]); a stale or missing
+//! summary costs a reader time (it reads the rows), never a wrong answer.
+//! A summary file appears whole (written aside, renamed into place).
+
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+use std::fs::File;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, LazyLock};
+
+use arrow::array::{
+    Array, ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray, TimestampSecondArray, UInt64Array,
+};
+use arrow::compute::kernels::partition::partition;
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use parquet::arrow::ArrowWriter;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::metadata::KeyValue;
+use parquet::file::properties::WriterProperties;
+
+use super::read::{parquet_names, scan};
+use super::{HOUR, hour_dir, hour_partition};
+use crate::query::batch::{BatchConsumer, Interval};
+use crate::statistics::{Drawdown, Moments, Point, Summary, Trend};
+
+/// The summaries' folder, relative to the data folder.
+pub const DIR: &str = "archive-summaries";
+
+/// The footer key naming the archive files a summary was computed from
+/// (their names, one per line, sorted).
+const SOURCES: &str = "stockd.sources";
+
+/// The footer key marking a summary without rows, for an hour where a
+/// portfolio's rows interleave across files: readers read its rows, and
+/// the maintenance does not try again until the hour changes.
+const INTERLEAVED: &str = "stockd.interleaved";
+
+/// The summary file of the hour starting at `hour` (seconds since the
+/// epoch).
+pub fn path(data: &Path, hour: i64) -> PathBuf {
+    data.join(DIR).join(hour_partition(hour)).join("summary.parquet")
+}
+
+/// The columns: PORTFOLIO; ROWS, NAV_MEAN, NAV_M2 (Σ (x − mean)²),
+/// NAV_MIN, NAV_MAX; then the trend's points as `*_AT` (seconds since the
+/// epoch) and `*_NAV`: FIRST, LAST, PEAK, TROUGH, and the maximum
+/// drawdown's FALL_PEAK and FALL_TROUGH (null while it never fell); then
+/// RETURNS, RETURNS_MEAN and RETURNS_M2, the moments of the returns
+/// between consecutive rows.
+pub static SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+    let mut fields = vec![
+        Field::new("PORTFOLIO", DataType::Utf8, false),
+        Field::new("ROWS", DataType::UInt64, false),
+        Field::new("NAV_MEAN", DataType::Float64, false),
+        Field::new("NAV_M2", DataType::Float64, false),
+        Field::new("NAV_MIN", DataType::Float64, false),
+        Field::new("NAV_MAX", DataType::Float64, false),
+    ];
+    for (point, nullable) in [
+        ("FIRST", false),
+        ("LAST", false),
+        ("PEAK", false),
+        ("TROUGH", false),
+        ("FALL_PEAK", true),
+        ("FALL_TROUGH", true),
+    ] {
+        fields.push(Field::new(format!("{point}_AT"), DataType::Int64, nullable));
+        fields.push(Field::new(format!("{point}_NAV"), DataType::Float64, nullable));
+    }
+    fields.push(Field::new("RETURNS", DataType::UInt64, false));
+    fields.push(Field::new("RETURNS_MEAN", DataType::Float64, false));
+    fields.push(Field::new("RETURNS_M2", DataType::Float64, false));
+    Arc::new(Schema::new(fields))
+});
+
+/// The summary of every portfolio in the batches taken (of the query's
+/// file schema, sorted by PORTFOLIO then TIMESTAMP within a batch, as the
+/// archive's files are).
+#[derive(Debug, Default)]
+pub struct Grouped(pub HashMap<String, Summary>);
+
+impl BatchConsumer for Grouped {
+    fn take(&mut self, batch: &RecordBatch) {
+        let portfolios = batch.column(0).as_any().downcast_ref::<StringArray>().expect("PORTFOLIO is Utf8");
+        let times = batch.column(1).as_any().downcast_ref::<TimestampSecondArray>().expect("TIMESTAMP");
+        let navs = batch.column(2).as_any().downcast_ref::<Float64Array>().expect("NAV is Float64");
+        let runs = partition(&[batch.column(0).clone()]).expect("one column");
+        let mut points = Vec::new();
+        for run in runs.ranges() {
+            points.clear();
+            let (at, nav) = (&times.values()[run.clone()], &navs.values()[run.clone()]);
+            points.extend(at.iter().zip(nav).map(|(&at, &nav)| Point { at, nav }));
+            let navs = navs.slice(run.start, run.end - run.start);
+            let summary = Summary::of(&navs, &mut points).expect("a run has rows");
+            self.add(portfolios.value(run.start), summary);
+        }
+    }
+}
+
+impl Grouped {
+    /// Merges `summary` into `portfolio`'s.
+    pub fn add(&mut self, portfolio: &str, summary: Summary) {
+        match self.0.get_mut(portfolio) {
+            Some(slot) => *slot = slot.merge(summary),
+            None => {
+                self.0.insert(portfolio.to_string(), summary);
+            }
+        }
+    }
+
+    /// Both together.
+    pub fn merge(mut self, other: Grouped) -> Grouped {
+        if self.0.len() < other.0.len() {
+            return other.merge(self);
+        }
+        for (portfolio, summary) in other.0 {
+            match self.0.entry(portfolio) {
+                Entry::Occupied(mut slot) => *slot.get_mut() = slot.get().merge(summary),
+                Entry::Vacant(slot) => {
+                    slot.insert(summary);
+                }
+            }
+        }
+        self
+    }
+}
+
+/// `summaries` (sorted by portfolio, each with its trend) as a record batch
+/// of [`SCHEMA`].
+pub fn to_batch(summaries: &[(&str, Moments, Trend)]) -> RecordBatch {
+    let floats = |value: &dyn Fn(&Moments, &Trend) -> f64| -> ArrayRef {
+        Arc::new(Float64Array::from_iter_values(summaries.iter().map(|(_, m, t)| value(m, t))))
+    };
+    let ints = |value: &dyn Fn(&Trend) -> i64| -> ArrayRef {
+        Arc::new(Int64Array::from_iter_values(summaries.iter().map(|(_, _, t)| value(t))))
+    };
+    let fall = |value: &dyn Fn(&Drawdown) -> Point| -> (ArrayRef, ArrayRef) {
+        let points: Vec<Option<Point>> = summaries.iter().map(|(_, _, t)| t.fall.as_ref().map(value)).collect();
+        (
+            Arc::new(Int64Array::from(points.iter().map(|p| p.map(|p| p.at)).collect::<Vec<_>>())),
+            Arc::new(Float64Array::from(points.iter().map(|p| p.map(|p| p.nav)).collect::<Vec<_>>())),
+        )
+    };
+    let (fall_peak_at, fall_peak_nav) = fall(&|f| f.peak);
+    let (fall_trough_at, fall_trough_nav) = fall(&|f| f.trough);
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(StringArray::from_iter_values(summaries.iter().map(|(p, _, _)| *p))),
+        Arc::new(UInt64Array::from_iter_values(summaries.iter().map(|(_, m, _)| m.count))),
+        floats(&|m, _| m.mean),
+        floats(&|m, _| m.m2),
+        floats(&|m, _| m.min),
+        floats(&|m, _| m.max),
+        ints(&|t| t.first.at),
+        floats(&|_, t| t.first.nav),
+        ints(&|t| t.last.at),
+        floats(&|_, t| t.last.nav),
+        ints(&|t| t.peak.at),
+        floats(&|_, t| t.peak.nav),
+        ints(&|t| t.trough.at),
+        floats(&|_, t| t.trough.nav),
+        fall_peak_at,
+        fall_peak_nav,
+        fall_trough_at,
+        fall_trough_nav,
+        Arc::new(UInt64Array::from_iter_values(summaries.iter().map(|(_, _, t)| t.returns.count))),
+        floats(&|_, t| t.returns.mean),
+        floats(&|_, t| t.returns.m2),
+    ];
+    RecordBatch::try_new(Arc::clone(&SCHEMA), columns).expect("columns of the schema")
+}
+
+/// Writes a summary file for the hour folder's files `sources` at `path`:
+/// aside, then renamed into place. `write` hands the batches (sorted by
+/// portfolio across batches) to the writer.
+pub fn write(
+    path: &Path,
+    sources: &[String],
+    interleaved: bool,
+    write: impl FnOnce(&mut dyn FnMut(&RecordBatch) -> io::Result<()>) -> io::Result<()>,
+) -> io::Result<()> {
+    let dir = path.parent().expect("a summary file is in an hour folder");
+    std::fs::create_dir_all(dir)?;
+    let temporary = dir.join(format!(".summary-{}.tmp", std::process::id()));
+    let properties = WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).expect("a valid level")))
+        .set_key_value_metadata(Some(vec![
+            KeyValue::new(SOURCES.to_string(), sources.join("\n")),
+            KeyValue::new(INTERLEAVED.to_string(), interleaved.to_string()),
+        ]))
+        .build();
+    let file = File::create(&temporary)?;
+    let mut writer = ArrowWriter::try_new(file, Arc::clone(&SCHEMA), Some(properties)).map_err(invalid)?;
+    let result = write(&mut |batch| writer.write(batch).map_err(invalid));
+    let result = result.and_then(|()| writer.close().map_err(invalid)).and_then(|_| File::open(&temporary)?.sync_all());
+    match result {
+        Ok(()) => std::fs::rename(&temporary, path),
+        Err(error) => {
+            let _ = std::fs::remove_file(&temporary);
+            Err(error)
+        }
+    }
+}
+
+fn invalid(error: impl std::fmt::Display) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, error.to_string())
+}
+
+/// What [`build`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Built {
+    /// The summary was written.
+    Written,
+    /// A file of the hour went away while it was read (a compaction or a
+    /// roll-back): left for the next pass.
+    Changed,
+    /// A portfolio's rows in two files interleave in time: the hour's
+    /// summary says so (and holds no rows), and readers read its rows.
+    Interleaved,
+}
+
+/// Computes and writes the summary of the hour starting at `hour` from the
+/// files its folder holds now.
+pub fn build(data: &Path, hour: i64) -> io::Result<Built> {
+    let dir = data.join(hour_dir(hour));
+    let sources = parquet_names(&dir)?;
+    let mut grouped = Grouped::default();
+    for name in &sources {
+        match scan(&dir.join(name), None, Interval::default(), &mut grouped) {
+            Ok(()) => {}
+            Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(Built::Changed),
+            Err(error) => return Err(io::Error::new(error.kind(), format!("{}: {error}", dir.join(name).display()))),
+        }
+    }
+    let mut summaries: Vec<(&str, Moments, Trend)> = Vec::with_capacity(grouped.0.len());
+    for (portfolio, summary) in &grouped.0 {
+        let Some(trend) = summary.trend else {
+            write(&path(data, hour), &sources, true, |_| Ok(()))?;
+            return Ok(Built::Interleaved);
+        };
+        summaries.push((portfolio, summary.moments, trend));
+    }
+    summaries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    write(&path(data, hour), &sources, false, |out| {
+        for chunk in summaries.chunks(64 * 1024) {
+            out(&to_batch(chunk))?;
+        }
+        Ok(())
+    })?;
+    Ok(Built::Written)
+}
+
+/// What a summary's footer says.
+struct Footer {
+    /// The archive files it was computed from.
+    sources: Vec<String>,
+    /// It holds no rows: the hour's rows interleave.
+    interleaved: bool,
+}
+
+/// The footer of the summary at `path`; `None` when there is no summary
+/// (or it cannot be read: it is then rebuilt).
+fn footer(path: &Path) -> Option<Footer> {
+    let file = File::open(path).ok()?;
+    let builder = ParquetRecordBatchReaderBuilder::try_new(file).ok()?;
+    let metadata = builder.metadata().file_metadata().key_value_metadata()?;
+    let value = |key: &str| metadata.iter().find(|kv| kv.key == key).and_then(|kv| kv.value.clone());
+    let sources = value(SOURCES)?.split('\n').filter(|name| !name.is_empty()).map(str::to_string).collect();
+    Some(Footer { sources, interleaved: value(INTERLEAVED).as_deref() == Some("true") })
+}
+
+/// Whether the summary of the hour starting at `hour`, whose folder is
+/// `dir`, was computed from exactly the files `dir` holds now.
+fn is_current(data: &Path, hour: i64, dir: &Path) -> io::Result<bool> {
+    let Some(footer) = footer(&path(data, hour)) else { return Ok(false) };
+    Ok(parquet_names(dir)? == footer.sources)
+}
+
+/// The summary file a reader may use for the hour starting at `hour`
+/// whose folder holds the files `names` now: current and with rows.
+pub fn usable(data: &Path, hour: i64, names: &[String]) -> Option<PathBuf> {
+    let path = path(data, hour);
+    let footer = footer(&path)?;
+    (!footer.interleaved && footer.sources == names).then_some(path)
+}
+
+/// Reads the summary at `path`, handing each portfolio's summary to
+/// `take`.
+pub fn read(path: &Path, mut take: impl FnMut(&str, Summary)) -> io::Result<()> {
+    let file = File::open(path)?;
+    let reader = ParquetRecordBatchReaderBuilder::try_new(file).map_err(invalid)?.with_batch_size(64 * 1024).build();
+    for batch in reader.map_err(invalid)? {
+        let batch = batch.map_err(invalid)?;
+        if batch.schema().fields() != SCHEMA.fields() {
+            return Err(invalid(format!("{}: not a summary file's columns", path.display())));
+        }
+        let column = |i: usize| batch.column(i).as_any();
+        let text = |i: usize| column(i).downcast_ref::<StringArray>().expect("of the schema");
+        let count = |i: usize| column(i).downcast_ref::<UInt64Array>().expect("of the schema");
+        let float = |i: usize| column(i).downcast_ref::<Float64Array>().expect("of the schema");
+        let int = |i: usize| column(i).downcast_ref::<Int64Array>().expect("of the schema");
+        let (portfolios, rows, returns) = (text(0), count(1), count(18));
+        let [mean, m2, min, max, first, last, peak, trough, fall_peak, fall_trough, returns_mean, returns_m2] =
+            [2, 3, 4, 5, 7, 9, 11, 13, 15, 17, 19, 20].map(float);
+        let [first_at, last_at, peak_at, trough_at, fall_peak_at, fall_trough_at] = [6, 8, 10, 12, 14, 16].map(int);
+        for i in 0..batch.num_rows() {
+            let point = |at: &Int64Array, nav: &Float64Array| Point { at: at.value(i), nav: nav.value(i) };
+            let fall = (!fall_peak_at.is_null(i))
+                .then(|| Drawdown::between(point(fall_peak_at, fall_peak), point(fall_trough_at, fall_trough)));
+            let trend = Trend {
+                first: point(first_at, first),
+                last: point(last_at, last),
+                peak: point(peak_at, peak),
+                trough: point(trough_at, trough),
+                fall,
+                returns: Moments {
+                    count: returns.value(i),
+                    mean: returns_mean.value(i),
+                    m2: returns_m2.value(i),
+                    min: f64::INFINITY,
+                    max: f64::NEG_INFINITY,
+                },
+            };
+            let moments = Moments {
+                count: rows.value(i),
+                mean: mean.value(i),
+                m2: m2.value(i),
+                min: min.value(i),
+                max: max.value(i),
+            };
+            take(portfolios.value(i), Summary { moments, trend: Some(trend) });
+        }
+    }
+    Ok(())
+}
+
+/// Builds the summary of every closed hour (ended at least `closed_after`
+/// seconds before `now`) that has none or a stale one, and removes the
+/// summaries of hours the archive no longer has. Stops between two hours
+/// when `stop` is set. Returns the hours summarised.
+pub fn refresh(data: &Path, now: i64, closed_after: i64, stop: &AtomicBool) -> io::Result<u64> {
+    let hours = super::maintain::hours(data)?;
+    let mut built = 0;
+    for hour in &hours {
+        if stop.load(Ordering::Relaxed) {
+            break;
+        }
+        if hour.start + HOUR + closed_after > now || is_current(data, hour.start, &hour.dir)? {
+            continue;
+        }
+        match build(data, hour.start)? {
+            Built::Written => built += 1,
+            Built::Changed => {}
+            Built::Interleaved => {
+                tracing::debug!(hour = %hour.dir.display(), "a portfolio's rows interleave across files: no summary")
+            }
+        }
+    }
+    let kept: std::collections::BTreeSet<i64> = hours.iter().map(|hour| hour.start).collect();
+    for (start, dir) in super::read::hour_dirs(&data.join(DIR))? {
+        if !kept.contains(&start) {
+            std::fs::remove_dir_all(&dir)
+                .or_else(|e| if e.kind() == io::ErrorKind::NotFound { Ok(()) } else { Err(e) })?;
+        }
+    }
+    Ok(built)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::archive::{ArchiveRow, encode};
+    use crate::market::{InvestorId, PortfolioId};
+
+    const HOUR_START: i64 = 1_764_000_000 / HOUR * HOUR;
+
+    fn portfolio(investor: u32, number: u32) -> PortfolioId {
+        PortfolioId::new(InvestorId::new(investor).unwrap(), number).unwrap()
+    }
+
+    /// Writes `rows` (portfolio, seconds into the hour, NAV) as one file of
+    /// the hour.
+    fn file(data: &Path, name: &str, rows: &[(PortfolioId, i64, f64)]) {
+        let mut rows: Vec<ArchiveRow> = rows
+            .iter()
+            .map(|&(portfolio, at, nav)| ArchiveRow {
+                portfolio,
+                timestamp: HOUR_START + at,
+                nav,
+                nav_change: 0.0,
+                nav_change_pct: 0.0,
+            })
+            .collect();
+        let dir = data.join(hour_dir(HOUR_START));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(name), encode::rows_to_parquet(&mut rows)).unwrap();
+    }
+
+    fn read_all(data: &Path) -> HashMap<String, Summary> {
+        let path = usable(data, HOUR_START, &parquet_names(&data.join(hour_dir(HOUR_START))).unwrap())
+            .expect("a current summary");
+        let mut all = HashMap::new();
+        read(&path, |p, s| {
+            all.insert(p.to_string(), s);
+        })
+        .unwrap();
+        all
+    }
+
+    #[test]
+    fn a_summary_round_trips_is_used_while_current_and_rebuilt_when_the_hour_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path();
+        let (a, b) = (portfolio(1, 1), portfolio(10, 2));
+        file(data, "b-1.parquet", &[(a, 0, 100.0), (a, 20, 120.0), (b, 0, 50.0), (b, 20, 40.0)]);
+        file(data, "b-2.parquet", &[(a, 40, 90.0), (a, 60, 95.0)]);
+        let stop = AtomicBool::new(false);
+        assert_eq!(refresh(data, HOUR_START + HOUR, 60, &stop).unwrap(), 0, "the hour is not closed yet");
+        assert_eq!(refresh(data, HOUR_START + HOUR + 60, 60, &stop).unwrap(), 1);
+        let all = read_all(data);
+        let one = all["1.1"];
+        let trend = one.trend.unwrap();
+        assert_eq!((one.moments.count, one.moments.mean, one.moments.min, one.moments.max), (4, 101.25, 90.0, 120.0));
+        assert_eq!((trend.first.nav, trend.last.nav, trend.peak.at), (100.0, 95.0, HOUR_START + 20));
+        let fall = trend.max_drawdown().unwrap().unwrap();
+        assert_eq!((fall.fraction, fall.peak.nav, fall.trough.at), (0.25, 120.0, HOUR_START + 40), "across the files");
+        assert_eq!(trend.returns.count, 3);
+        assert_eq!(all["10.2"].trend.unwrap().total_return(), Some(40.0 / 50.0 - 1.0));
+        assert_eq!(refresh(data, HOUR_START + HOUR + 60, 60, &stop).unwrap(), 0, "current: not rebuilt");
+
+        // A late file: the summary no longer matches the hour until rebuilt.
+        file(data, "b-3.parquet", &[(b, 40, 60.0)]);
+        let names = parquet_names(&data.join(hour_dir(HOUR_START))).unwrap();
+        assert_eq!(usable(data, HOUR_START, &names), None, "stale");
+        assert_eq!(refresh(data, HOUR_START + HOUR + 60, 60, &stop).unwrap(), 1);
+        assert_eq!(read_all(data)["10.2"].moments.count, 3);
+
+        // Rows of one portfolio interleaving across files: no usable
+        // summary, and no new attempt until the hour changes.
+        file(data, "b-4.parquet", &[(a, 30, 80.0)]);
+        assert_eq!(build(data, HOUR_START).unwrap(), Built::Interleaved);
+        let names = parquet_names(&data.join(hour_dir(HOUR_START))).unwrap();
+        assert_eq!(usable(data, HOUR_START, &names), None);
+        assert_eq!(refresh(data, HOUR_START + HOUR + 60, 60, &stop).unwrap(), 0);
+
+        // The hour dropped from the archive: its summary goes too.
+        std::fs::remove_dir_all(data.join(hour_dir(HOUR_START))).unwrap();
+        refresh(data, HOUR_START + HOUR + 60, 60, &stop).unwrap();
+        assert!(!path(data, HOUR_START).exists());
+    }
+}

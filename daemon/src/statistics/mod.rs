@@ -1,0 +1,41 @@
+//! The statistics of a portfolio's NAV series, as mergeable states: pure
+//! arithmetic shared by the query (which computes them over rows) and the
+//! archive's summaries (which store them per hour), so neither reaches
+//! into the other for them.
+
+pub mod moments;
+pub mod trend;
+
+pub use moments::Moments;
+pub use trend::{Drawdown, Point, Trend};
+
+/// A portfolio's statistics over some of its rows: the moments of its NAVs
+/// and their trend. Pieces of one portfolio merge whatever their order;
+/// the trend survives only while the pieces do not interleave in time
+/// (`None` after two overlapping pieces met: then it must be computed from
+/// the rows).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Summary {
+    /// The moments of the NAVs.
+    pub moments: Moments,
+    /// The trend, while known.
+    pub trend: Option<Trend>,
+}
+
+impl Summary {
+    /// The summary of `points` (their NAVs in `navs`, the same rows),
+    /// `None` for none.
+    pub fn of(navs: &arrow::array::Float64Array, points: &mut [Point]) -> Option<Summary> {
+        let trend = Trend::of(points)?;
+        Some(Summary { moments: Moments::of(navs), trend: Some(trend) })
+    }
+
+    /// Both pieces together.
+    pub fn merge(self, other: Summary) -> Summary {
+        let trend = match (self.trend, other.trend) {
+            (Some(a), Some(b)) => Trend::join(a, b),
+            _ => None,
+        };
+        Summary { moments: self.moments.merge(other.moments), trend }
+    }
+}
