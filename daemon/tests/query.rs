@@ -130,7 +130,7 @@ fn check_against_independent(data: &Path, answer: &Answer, from: Option<i64>, to
 
 fn dataset(dir: &Path, investors: u32, portfolios: u32, rows: u32) {
     let start = parse_timestamp("2026-11-24 09:00:00").unwrap();
-    generate(&Dataset { investors, portfolios, rows, start, seed: 42 }, dir).unwrap();
+    generate(&Dataset { investors, portfolios, rows, start, seed: 42, step: 20 }, dir).unwrap();
 }
 
 fn query(data: &Path, portfolio: Option<&str>, from: Option<&str>, to: Option<&str>) -> Answer {

@@ -30,6 +30,7 @@
 //!   may the CSV files be cut back (the CSV window).
 
 pub mod encode;
+pub mod generate;
 pub mod import;
 pub mod maintain;
 pub mod read;

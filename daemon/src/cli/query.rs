@@ -96,9 +96,17 @@ pub struct GenDataArgs {
     /// Portfolios per investor.
     #[arg(long, default_value_t = 2)]
     portfolios: u32,
-    /// Rows per portfolio, 20 s apart.
+    /// Rows per portfolio, --step seconds apart.
     #[arg(long, default_value_t = 1000)]
     rows: u32,
+    /// Seconds between two rows of a portfolio.
+    #[arg(long, value_name = "SECONDS", default_value_t = crate::query::generate::STEP_SECONDS)]
+    step: i64,
+    /// Write the rows as an archive (Parquet hour partitions under
+    /// DIR/archive/ and their summaries) instead of CSV files: how to make
+    /// days of history at the seed's scale for a benchmark in minutes.
+    #[arg(long)]
+    archive: bool,
     /// Time of the first row.
     #[arg(long, value_name = "TIME", default_value = "2026-11-24 09:00:00")]
     start: String,
@@ -114,9 +122,31 @@ pub fn gen_data(args: &GenDataArgs) -> anyhow::Result<ExitCode> {
     if args.investors == 0 || args.portfolios == 0 {
         bail!("--investors and --portfolios must be at least 1");
     }
+    if args.step < 1 {
+        bail!("--step must be at least 1 second");
+    }
     let start = parse_timestamp(&args.start).map_err(|e| anyhow::anyhow!("--start: {e}"))?;
-    let dataset =
-        Dataset { investors: args.investors, portfolios: args.portfolios, rows: args.rows, start, seed: args.seed };
+    let dataset = Dataset {
+        investors: args.investors,
+        portfolios: args.portfolios,
+        rows: args.rows,
+        start,
+        seed: args.seed,
+        step: args.step,
+    };
+    if args.archive {
+        let written = crate::archive::generate::generate(&dataset, &args.dir)
+            .with_context(|| format!("writing {}", args.dir.display()))?;
+        eprintln!(
+            "wrote {} rows of {} portfolios into {} Parquet files and {} hour summaries under {}",
+            written.rows,
+            written.portfolios,
+            written.files,
+            written.hours,
+            args.dir.display()
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
     let files = generate(&dataset, &args.dir).with_context(|| format!("writing {}", args.dir.display()))?;
     eprintln!("wrote {files} portfolio files of {} rows into {}", args.rows, args.dir.display());
     Ok(ExitCode::SUCCESS)

@@ -1,7 +1,9 @@
 //! `stockd gen-data`: a dataset in the sink's exact layout, for tests and
 //! benchmarks. Each portfolio's NAV is a random walk starting near
-//! 1,000,000, one row every 20 s from `start`, with NAV_Change and
-//! NAV_Change_% computed as the investors compute them.
+//! 1,000,000, one row every `step` seconds (20 by default) from `start`,
+//! with NAV_Change and NAV_Change_% computed as the investors compute
+//! them. The same dataset can be written as an archive instead
+//! ([`crate::archive::generate`]): the same rows.
 
 use std::io::Write;
 use std::path::Path;
@@ -27,52 +29,103 @@ pub struct Dataset {
     pub start: NaiveDateTime,
     /// Seed of the random walks.
     pub seed: u64,
+    /// Seconds between two rows of a portfolio.
+    pub step: i64,
 }
 
-/// Seconds between two rows.
+/// Seconds between two rows unless asked: the seed's interval.
 pub const STEP_SECONDS: i64 = 20;
 
-/// Writes the dataset into `dir` (created if needed): one file per
-/// portfolio and `.sink/investors.csv`. Returns the number of files written.
-pub fn generate(dataset: &Dataset, dir: &Path) -> std::io::Result<usize> {
-    std::fs::create_dir_all(dir)?;
-    let ids: Vec<PortfolioId> = (1..=dataset.investors)
-        .flat_map(|i| (1..=dataset.portfolios).map(move |p| (i, p)))
-        .map(|(i, p)| PortfolioId::new(InvestorId::new(i).expect("from 1"), p).expect("from 1"))
-        .collect();
-    ids.par_iter().try_for_each(|id| write_portfolio(dataset, dir, *id))?;
-    let mut names = String::from("INVESTOR,NAME\n");
-    for investor in 1..=dataset.investors {
-        names.push_str(&format!("{investor},Investor {investor}\n"));
-    }
-    std::fs::create_dir_all(dir.join(".sink"))?;
-    std::fs::write(names_path(dir), names)?;
-    Ok(ids.len())
+/// One portfolio's rows, one after the other.
+pub struct Walk {
+    id: PortfolioId,
+    rng: StdRng,
+    nav: f64,
+    previous: Option<f64>,
+    at: NaiveDateTime,
+    step: chrono::Duration,
+    left: u32,
 }
 
-fn write_portfolio(dataset: &Dataset, dir: &Path, id: PortfolioId) -> std::io::Result<()> {
-    let mut rng = StdRng::seed_from_u64(dataset.seed ^ (u64::from(id.investor.get()) << 32 | u64::from(id.number)));
-    let mut out = Vec::with_capacity(HEADER.len() + dataset.rows as usize * 48);
-    out.extend_from_slice(HEADER);
-    let mut nav: f64 = rng.random_range(500_000.0..1_500_000.0);
-    let mut previous = None;
-    for k in 0..dataset.rows {
-        let at = dataset.start + chrono::Duration::seconds(STEP_SECONDS * i64::from(k));
-        let timestamp = format_seconds(at);
-        let (rounded, nav_change, nav_change_pct) = nav_changes(nav, previous);
+impl Walk {
+    /// The walk of `id` in `dataset`.
+    pub fn new(dataset: &Dataset, id: PortfolioId) -> Walk {
+        let mut rng = StdRng::seed_from_u64(dataset.seed ^ (u64::from(id.investor.get()) << 32 | u64::from(id.number)));
+        let nav = rng.random_range(500_000.0..1_500_000.0);
+        Walk {
+            id,
+            rng,
+            nav,
+            previous: None,
+            at: dataset.start,
+            step: chrono::Duration::seconds(dataset.step),
+            left: dataset.rows,
+        }
+    }
+
+    /// The time of the next row, `None` after the last.
+    pub fn next_at(&self) -> Option<NaiveDateTime> {
+        (self.left > 0).then_some(self.at)
+    }
+}
+
+impl Iterator for Walk {
+    type Item = ValuationView<'static>;
+
+    fn next(&mut self) -> Option<ValuationView<'static>> {
+        let at = self.next_at()?;
+        let (rounded, nav_change, nav_change_pct) = nav_changes(self.nav, self.previous);
         let view = ValuationView {
-            portfolio: id,
+            portfolio: self.id,
             at,
-            timestamp: timestamp.into(),
+            timestamp: format_seconds(at).into(),
             nav: rounded,
             nav_change,
             nav_change_pct,
             investor: None,
             interval_ms: None,
         };
+        self.previous = Some(rounded);
+        self.nav = (self.nav * (1.0 + self.rng.random_range(-0.02..0.02))).max(1.0);
+        self.at += self.step;
+        self.left -= 1;
+        Some(view)
+    }
+}
+
+/// The dataset's portfolios, by investor then number.
+pub fn portfolios(dataset: &Dataset) -> Vec<PortfolioId> {
+    (1..=dataset.investors)
+        .flat_map(|i| (1..=dataset.portfolios).map(move |p| (i, p)))
+        .map(|(i, p)| PortfolioId::new(InvestorId::new(i).expect("from 1"), p).expect("from 1"))
+        .collect()
+}
+
+/// Writes `.sink/investors.csv`: "Investor N" for each investor.
+pub fn write_names(dataset: &Dataset, dir: &Path) -> std::io::Result<()> {
+    let mut names = String::from("INVESTOR,NAME\n");
+    for investor in 1..=dataset.investors {
+        names.push_str(&format!("{investor},Investor {investor}\n"));
+    }
+    std::fs::create_dir_all(dir.join(".sink"))?;
+    std::fs::write(names_path(dir), names)
+}
+
+/// Writes the dataset into `dir` (created if needed): one file per
+/// portfolio and `.sink/investors.csv`. Returns the number of files written.
+pub fn generate(dataset: &Dataset, dir: &Path) -> std::io::Result<usize> {
+    std::fs::create_dir_all(dir)?;
+    let ids = portfolios(dataset);
+    ids.par_iter().try_for_each(|id| write_portfolio(dataset, dir, *id))?;
+    write_names(dataset, dir)?;
+    Ok(ids.len())
+}
+
+fn write_portfolio(dataset: &Dataset, dir: &Path, id: PortfolioId) -> std::io::Result<()> {
+    let mut out = Vec::with_capacity(HEADER.len() + dataset.rows as usize * 48);
+    out.extend_from_slice(HEADER);
+    for view in Walk::new(dataset, id) {
         write_row(&mut out, &view);
-        previous = Some(rounded);
-        nav = (nav * (1.0 + rng.random_range(-0.02..0.02))).max(1.0);
     }
     std::fs::File::create(dir.join(file_name(id)))?.write_all(&out)
 }
@@ -91,6 +144,7 @@ mod tests {
             rows: 5,
             start: parse_timestamp("2026-11-24 09:00").unwrap(),
             seed: 1,
+            step: STEP_SECONDS,
         };
         assert_eq!(generate(&dataset, dir.path()).unwrap(), 6);
         let text = std::fs::read_to_string(dir.path().join("INVESTOR_2_PORTFOLIO_3.csv")).unwrap();

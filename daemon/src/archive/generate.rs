@@ -1,0 +1,142 @@
+//! `stockd gen-data --archive`: the rows `stockd gen-data` would write as
+//! CSV files, written as an archive instead: one Parquet file per hour and
+//! range of portfolios (sorted, at most [`MERGE_ROWS`] rows, as compaction
+//! leaves them), each hour's summary beside it, and the coverage mark, so
+//! `stockd query` reads it as a sink's archive. For benchmarks: a day of
+//! the seed's scale is written in minutes, not run for a day.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use arrow::array::Float64Array;
+use rayon::prelude::*;
+
+use super::maintain::MERGE_ROWS;
+use super::{ArchiveRow, Coverage, HOUR, encode, hour_dir, hour_of, summary};
+use crate::query::generate::{Dataset, Walk, portfolios, write_names};
+use crate::statistics::{Moments, Point, Trend};
+
+/// What was written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Written {
+    /// Portfolios.
+    pub portfolios: u64,
+    /// Rows.
+    pub rows: u64,
+    /// Parquet files of rows.
+    pub files: u64,
+    /// Hours (each with its summary).
+    pub hours: u64,
+}
+
+/// Writes `dataset` as an archive into `dir` (created if needed).
+pub fn generate(dataset: &Dataset, dir: &Path) -> std::io::Result<Written> {
+    std::fs::create_dir_all(dir)?;
+    let mut ids = portfolios(dataset);
+    ids.sort_by_cached_key(|id| id.to_string());
+    let mut walks: Vec<Walk> = ids.iter().map(|id| Walk::new(dataset, *id)).collect();
+    let rows_per_hour = (HOUR / dataset.step).max(1) as u64;
+    let chunk = (MERGE_ROWS / rows_per_hour).max(1) as usize;
+    let mut written = Written { portfolios: ids.len() as u64, ..Written::default() };
+    let mut hour = hour_of(dataset.start.and_utc().timestamp());
+    while walks.iter().any(|walk| walk.next_at().is_some()) {
+        let end = hour + HOUR;
+        let hour_path = dir.join(hour_dir(hour));
+        std::fs::create_dir_all(&hour_path)?;
+        let parts: Vec<(String, u64, arrow::array::RecordBatch)> = walks
+            .par_chunks_mut(chunk)
+            .enumerate()
+            .map(|(index, walks)| {
+                let mut rows = Vec::new();
+                let mut summaries: Vec<(String, Moments, Trend)> = Vec::new();
+                for walk in walks {
+                    let first = rows.len();
+                    while walk.next_at().is_some_and(|at| at.and_utc().timestamp() < end) {
+                        let view = walk.next().expect("a next row");
+                        rows.push(ArchiveRow {
+                            portfolio: view.portfolio,
+                            timestamp: view.at.and_utc().timestamp(),
+                            nav: view.nav,
+                            nav_change: view.nav_change,
+                            nav_change_pct: view.nav_change_pct,
+                        });
+                    }
+                    let mine = &rows[first..];
+                    let mut points: Vec<Point> = mine.iter().map(|r| Point { at: r.timestamp, nav: r.nav }).collect();
+                    if let Some(trend) = Trend::of(&mut points) {
+                        let navs = Float64Array::from_iter_values(mine.iter().map(|r| r.nav));
+                        summaries.push((mine[0].portfolio.to_string(), Moments::of(&navs), trend));
+                    }
+                }
+                let name = format!("c-gen-{index:06}.parquet");
+                if !rows.is_empty() {
+                    let bytes = encode::to_parquet([&encode::batch(&rows)]);
+                    std::fs::write(hour_path.join(&name), bytes)?;
+                }
+                let borrowed: Vec<(&str, Moments, Trend)> =
+                    summaries.iter().map(|(p, m, t)| (p.as_str(), *m, *t)).collect();
+                Ok((name, rows.len() as u64, summary::to_batch(&borrowed)))
+            })
+            .collect::<std::io::Result<_>>()?;
+        let sources: Vec<String> = parts.iter().filter(|(_, rows, _)| *rows > 0).map(|(n, _, _)| n.clone()).collect();
+        written.rows += parts.iter().map(|(_, rows, _)| rows).sum::<u64>();
+        written.files += sources.len() as u64;
+        written.hours += 1;
+        let batches: Vec<Arc<arrow::array::RecordBatch>> = parts.into_iter().map(|(_, _, b)| Arc::new(b)).collect();
+        summary::write(&summary::path(dir, hour), &sources, false, |out| {
+            batches.iter().filter(|b| b.num_rows() > 0).try_for_each(|b| out(b))
+        })?;
+        hour = end;
+    }
+    write_names(dataset, dir)?;
+    Coverage::mark_covering(dir)?;
+    Ok(written)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::market::parse_timestamp;
+    use crate::query::{Query, batch::Interval, run};
+
+    /// The archive and the CSV files of one dataset answer alike, and the
+    /// archive's statistics over whole hours come from its summaries.
+    #[test]
+    fn the_archive_holds_the_rows_the_csv_files_hold() {
+        let dataset = Dataset {
+            investors: 3,
+            portfolios: 4,
+            rows: 500,
+            start: parse_timestamp("2026-11-24 09:41:40").unwrap(),
+            seed: 7,
+            step: 30,
+        };
+        let (csv, archive) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        crate::query::generate::generate(&dataset, csv.path()).unwrap();
+        let written = generate(&dataset, archive.path()).unwrap();
+        assert_eq!((written.portfolios, written.rows, written.hours), (12, 6000, 5), "09:41 to 13:51");
+        let hour = hour_of(parse_timestamp("2026-11-24 10:00:00").unwrap().and_utc().timestamp());
+        let names = super::super::read::parquet_names(&archive.path().join(hour_dir(hour))).unwrap();
+        assert!(summary::usable(archive.path(), hour, &names).is_some(), "a current summary");
+        for (from, to) in [(None, None), (Some("2026-11-24 10:00:00"), Some("2026-11-24 11:59:59"))] {
+            let interval = Interval {
+                from: from.map(|t| parse_timestamp(t).unwrap().and_utc().timestamp()),
+                to: to.map(|t| parse_timestamp(t).unwrap().and_utc().timestamp()),
+            };
+            let ask = |data: &Path| {
+                run(&Query { data: data.to_path_buf(), portfolio: "2.3".parse().ok(), interval, stats: true }).unwrap()
+            };
+            let (want, got) = (ask(csv.path()), ask(archive.path()));
+            assert_eq!(got.rows, want.rows, "the same rows, bit for bit");
+            assert_eq!(got.stats.len(), 12);
+            for (got, want) in got.stats.iter().zip(&want.stats) {
+                assert_eq!((got.portfolio, got.moments.count), (want.portfolio, want.moments.count));
+                assert!((got.moments.mean - want.moments.mean).abs() <= 1e-9 * want.moments.mean);
+                assert_eq!(
+                    (got.trend.first, got.trend.last, got.trend.fall),
+                    (want.trend.first, want.trend.last, want.trend.fall)
+                );
+            }
+        }
+    }
+}
