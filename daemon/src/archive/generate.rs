@@ -6,13 +6,13 @@
 //! the seed's scale is written in minutes, not run for a day.
 
 use std::path::Path;
-use std::sync::Arc;
 
 use arrow::array::Float64Array;
 use rayon::prelude::*;
 
 use super::maintain::MERGE_ROWS;
 use super::{ArchiveRow, Coverage, HOUR, encode, hour_dir, hour_of, summary};
+use crate::market::PortfolioId;
 use crate::query::generate::{Dataset, Walk, portfolios, write_names};
 use crate::statistics::{Moments, Point, Trend};
 
@@ -43,12 +43,13 @@ pub fn generate(dataset: &Dataset, dir: &Path) -> std::io::Result<Written> {
         let end = hour + HOUR;
         let hour_path = dir.join(hour_dir(hour));
         std::fs::create_dir_all(&hour_path)?;
-        let parts: Vec<(String, u64, arrow::array::RecordBatch)> = walks
+        type Part = (String, u64, Vec<(PortfolioId, Moments, Trend)>);
+        let parts: Vec<Part> = walks
             .par_chunks_mut(chunk)
             .enumerate()
             .map(|(index, walks)| {
                 let mut rows = Vec::new();
-                let mut summaries: Vec<(String, Moments, Trend)> = Vec::new();
+                let mut summaries: Vec<(PortfolioId, Moments, Trend)> = Vec::new();
                 for walk in walks {
                     let first = rows.len();
                     while walk.next_at().is_some_and(|at| at.and_utc().timestamp() < end) {
@@ -65,7 +66,7 @@ pub fn generate(dataset: &Dataset, dir: &Path) -> std::io::Result<Written> {
                     let mut points: Vec<Point> = mine.iter().map(|r| Point { at: r.timestamp, nav: r.nav }).collect();
                     if let Some(trend) = Trend::of(&mut points) {
                         let navs = Float64Array::from_iter_values(mine.iter().map(|r| r.nav));
-                        summaries.push((mine[0].portfolio.to_string(), Moments::of(&navs), trend));
+                        summaries.push((mine[0].portfolio, Moments::of(&navs), trend));
                     }
                 }
                 let name = format!("c-gen-{index:06}.parquet");
@@ -73,18 +74,19 @@ pub fn generate(dataset: &Dataset, dir: &Path) -> std::io::Result<Written> {
                     let bytes = encode::to_parquet([&encode::batch(&rows)]);
                     std::fs::write(hour_path.join(&name), bytes)?;
                 }
-                let borrowed: Vec<(&str, Moments, Trend)> =
-                    summaries.iter().map(|(p, m, t)| (p.as_str(), *m, *t)).collect();
-                Ok((name, rows.len() as u64, summary::to_batch(&borrowed)))
+                Ok((name, rows.len() as u64, summaries))
             })
             .collect::<std::io::Result<_>>()?;
         let sources: Vec<String> = parts.iter().filter(|(_, rows, _)| *rows > 0).map(|(n, _, _)| n.clone()).collect();
         written.rows += parts.iter().map(|(_, rows, _)| rows).sum::<u64>();
         written.files += sources.len() as u64;
         written.hours += 1;
-        let batches: Vec<Arc<arrow::array::RecordBatch>> = parts.into_iter().map(|(_, _, b)| Arc::new(b)).collect();
+        // The files are in PORTFOLIO's text order, the summary in the
+        // query's.
+        let mut summaries: Vec<(PortfolioId, Moments, Trend)> = parts.into_iter().flat_map(|(_, _, s)| s).collect();
+        summaries.par_sort_unstable_by_key(|(portfolio, _, _)| *portfolio);
         summary::write(&summary::path(dir, hour), &sources, false, |out| {
-            batches.iter().filter(|b| b.num_rows() > 0).try_for_each(|b| out(b))
+            summaries.chunks(64 * 1024).try_for_each(|chunk| out(&summary::to_batch(chunk)))
         })?;
         hour = end;
     }

@@ -4,7 +4,8 @@
 //! For an hour partition `archive/date=D/hour=H/`, the summary is one
 //! Parquet file `archive-summaries/date=D/hour=H/summary.parquet` (outside
 //! `archive/`, so a `read_parquet('DATA/archive/**/*.parquet')` never
-//! mixes it with rows), one row per portfolio, sorted by PORTFOLIO: its
+//! mixes it with rows), one row per portfolio, sorted by investor then
+//! portfolio number (as numbers, the query's order): its
 //! [`Summary`] over the hour (the moments of its NAVs and their trend; see
 //! [`SCHEMA`]).
 //!
@@ -38,6 +39,7 @@ use parquet::file::properties::WriterProperties;
 
 use super::read::{parquet_names, scan};
 use super::{HOUR, hour_dir, hour_partition};
+use crate::market::PortfolioId;
 use crate::query::batch::{BatchConsumer, Interval};
 use crate::statistics::{Drawdown, Moments, Point, Summary, Trend};
 
@@ -93,9 +95,10 @@ pub static SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
 
 /// The summary of every portfolio in the batches taken (of the query's
 /// file schema, sorted by PORTFOLIO then TIMESTAMP within a batch, as the
-/// archive's files are).
+/// archive's files are). A PORTFOLIO that is not an id (never written by
+/// stockd) is left out.
 #[derive(Debug, Default)]
-pub struct Grouped(pub HashMap<String, Summary>);
+pub struct Grouped(HashMap<PortfolioId, Summary>);
 
 impl BatchConsumer for Grouped {
     fn take(&mut self, batch: &RecordBatch) {
@@ -105,33 +108,12 @@ impl BatchConsumer for Grouped {
         let runs = partition(&[batch.column(0).clone()]).expect("one column");
         let mut points = Vec::new();
         for run in runs.ranges() {
+            let Ok(portfolio) = portfolios.value(run.start).parse::<PortfolioId>() else { continue };
             points.clear();
             let (at, nav) = (&times.values()[run.clone()], &navs.values()[run.clone()]);
             points.extend(at.iter().zip(nav).map(|(&at, &nav)| Point { at, nav }));
             let navs = navs.slice(run.start, run.end - run.start);
             let summary = Summary::of(&navs, &mut points).expect("a run has rows");
-            self.add(portfolios.value(run.start), summary);
-        }
-    }
-}
-
-impl Grouped {
-    /// Merges `summary` into `portfolio`'s.
-    pub fn add(&mut self, portfolio: &str, summary: Summary) {
-        match self.0.get_mut(portfolio) {
-            Some(slot) => *slot = slot.merge(summary),
-            None => {
-                self.0.insert(portfolio.to_string(), summary);
-            }
-        }
-    }
-
-    /// Both together.
-    pub fn merge(mut self, other: Grouped) -> Grouped {
-        if self.0.len() < other.0.len() {
-            return other.merge(self);
-        }
-        for (portfolio, summary) in other.0 {
             match self.0.entry(portfolio) {
                 Entry::Occupied(mut slot) => *slot.get_mut() = slot.get().merge(summary),
                 Entry::Vacant(slot) => {
@@ -139,13 +121,51 @@ impl Grouped {
                 }
             }
         }
-        self
+    }
+}
+
+impl Grouped {
+    /// The summaries by portfolio, in the query's order.
+    pub fn into_sorted(self) -> Vec<(PortfolioId, Summary)> {
+        let mut sorted: Vec<(PortfolioId, Summary)> = self.0.into_iter().collect();
+        sorted.sort_unstable_by_key(|(portfolio, _)| *portfolio);
+        sorted
+    }
+}
+
+/// Two lists of summaries sorted by portfolio, merged into one: in place
+/// when they hold the same portfolios (the usual case: every hour's
+/// summary holds every portfolio), else by a merge of the two.
+pub fn merge_sorted(mut a: Vec<(PortfolioId, Summary)>, b: Vec<(PortfolioId, Summary)>) -> Vec<(PortfolioId, Summary)> {
+    if a.len() < b.len() {
+        return merge_sorted(b, a);
+    }
+    if a.len() == b.len() && a.iter().zip(&b).all(|(x, y)| x.0 == y.0) {
+        for (x, y) in a.iter_mut().zip(b) {
+            x.1 = x.1.merge(y.1);
+        }
+        return a;
+    }
+    let mut merged = Vec::with_capacity(a.len() + b.len());
+    let (mut a, mut b) = (a.into_iter().peekable(), b.into_iter().peekable());
+    loop {
+        let next = match (a.peek(), b.peek()) {
+            (Some(x), Some(y)) if x.0 == y.0 => {
+                let (portfolio, first) = a.next().expect("peeked");
+                (portfolio, first.merge(b.next().expect("peeked").1))
+            }
+            (Some(x), Some(y)) if x.0 < y.0 => a.next().expect("peeked"),
+            (Some(_), Some(_)) | (None, Some(_)) => b.next().expect("peeked"),
+            (Some(_), None) => a.next().expect("peeked"),
+            (None, None) => return merged,
+        };
+        merged.push(next);
     }
 }
 
 /// `summaries` (sorted by portfolio, each with its trend) as a record batch
 /// of [`SCHEMA`].
-pub fn to_batch(summaries: &[(&str, Moments, Trend)]) -> RecordBatch {
+pub fn to_batch(summaries: &[(PortfolioId, Moments, Trend)]) -> RecordBatch {
     let floats = |value: &dyn Fn(&Moments, &Trend) -> f64| -> ArrayRef {
         Arc::new(Float64Array::from_iter_values(summaries.iter().map(|(_, m, t)| value(m, t))))
     };
@@ -162,7 +182,7 @@ pub fn to_batch(summaries: &[(&str, Moments, Trend)]) -> RecordBatch {
     let (fall_peak_at, fall_peak_nav) = fall(&|f| f.peak);
     let (fall_trough_at, fall_trough_nav) = fall(&|f| f.trough);
     let columns: Vec<ArrayRef> = vec![
-        Arc::new(StringArray::from_iter_values(summaries.iter().map(|(p, _, _)| *p))),
+        Arc::new(StringArray::from_iter_values(summaries.iter().map(|(p, _, _)| p.to_string()))),
         Arc::new(UInt64Array::from_iter_values(summaries.iter().map(|(_, m, _)| m.count))),
         floats(&|m, _| m.mean),
         floats(&|m, _| m.m2),
@@ -249,15 +269,14 @@ pub fn build(data: &Path, hour: i64) -> io::Result<Built> {
             Err(error) => return Err(io::Error::new(error.kind(), format!("{}: {error}", dir.join(name).display()))),
         }
     }
-    let mut summaries: Vec<(&str, Moments, Trend)> = Vec::with_capacity(grouped.0.len());
-    for (portfolio, summary) in &grouped.0 {
+    let mut summaries: Vec<(PortfolioId, Moments, Trend)> = Vec::with_capacity(grouped.0.len());
+    for (portfolio, summary) in grouped.into_sorted() {
         let Some(trend) = summary.trend else {
             write(&path(data, hour), &sources, true, |_| Ok(()))?;
             return Ok(Built::Interleaved);
         };
         summaries.push((portfolio, summary.moments, trend));
     }
-    summaries.sort_unstable_by(|a, b| a.0.cmp(b.0));
     write(&path(data, hour), &sources, false, |out| {
         for chunk in summaries.chunks(64 * 1024) {
             out(&to_batch(chunk))?;
@@ -301,12 +320,13 @@ pub fn usable(data: &Path, hour: i64, names: &[String]) -> Option<PathBuf> {
     (!footer.interleaved && footer.sources == names).then_some(path)
 }
 
-/// Reads the summary at `path`, handing each portfolio's summary to
-/// `take`.
-pub fn read(path: &Path, mut take: impl FnMut(&str, Summary)) -> io::Result<()> {
+/// Reads the summary at `path`: every portfolio's summary, in the
+/// query's order.
+pub fn read(path: &Path) -> io::Result<Vec<(PortfolioId, Summary)>> {
     let file = File::open(path)?;
-    let reader = ParquetRecordBatchReaderBuilder::try_new(file).map_err(invalid)?.with_batch_size(64 * 1024).build();
-    for batch in reader.map_err(invalid)? {
+    let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(invalid)?.with_batch_size(64 * 1024);
+    let mut all = Vec::with_capacity(usize::try_from(builder.metadata().file_metadata().num_rows()).unwrap_or(0));
+    for batch in builder.build().map_err(invalid)? {
         let batch = batch.map_err(invalid)?;
         if batch.schema().fields() != SCHEMA.fields() {
             return Err(invalid(format!("{}: not a summary file's columns", path.display())));
@@ -345,10 +365,14 @@ pub fn read(path: &Path, mut take: impl FnMut(&str, Summary)) -> io::Result<()> 
                 min: min.value(i),
                 max: max.value(i),
             };
-            take(portfolios.value(i), Summary { moments, trend: Some(trend) });
+            let portfolio = portfolios.value(i).parse().map_err(|e| invalid(format!("{}: {e}", path.display())))?;
+            all.push((portfolio, Summary { moments, trend: Some(trend) }));
         }
     }
-    Ok(())
+    if !all.is_sorted_by_key(|(portfolio, _)| *portfolio) {
+        return Err(invalid(format!("{}: not sorted by portfolio", path.display())));
+    }
+    Ok(all)
 }
 
 /// Builds the summary of every closed hour (ended at least `closed_after`
@@ -416,12 +440,7 @@ mod tests {
     fn read_all(data: &Path) -> HashMap<String, Summary> {
         let path = usable(data, HOUR_START, &parquet_names(&data.join(hour_dir(HOUR_START))).unwrap())
             .expect("a current summary");
-        let mut all = HashMap::new();
-        read(&path, |p, s| {
-            all.insert(p.to_string(), s);
-        })
-        .unwrap();
-        all
+        read(&path).unwrap().into_iter().map(|(p, s)| (p.to_string(), s)).collect()
     }
 
     #[test]

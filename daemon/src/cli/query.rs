@@ -66,7 +66,7 @@ pub fn run(args: &QueryArgs) -> anyhow::Result<ExitCode> {
     }
     match args.format {
         Format::Table => std::io::stdout().lock().write_all(report::table(&query, &answer).as_bytes())?,
-        Format::Csv => std::io::stdout().lock().write_all(report::csv(&query, &answer).as_bytes())?,
+        Format::Csv => report::write_csv(std::io::stdout().lock(), &query, &answer)?,
         Format::Json => {
             let mut out = std::io::BufWriter::new(std::io::stdout().lock());
             report::write_json(&mut out, &query, &answer)?;

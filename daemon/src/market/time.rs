@@ -100,7 +100,26 @@ pub fn format_epoch(seconds: i64) -> String {
     let day = day_of_year - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = year_of_era + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}", rest / 3600, rest % 3600 / 60, rest % 60)
+    if !(0..=9999).contains(&year) {
+        return format!("{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}", rest / 3600, rest % 3600 / 60, rest % 60);
+    }
+    // The common case without the formatting machinery: a query prints
+    // three of these per portfolio.
+    let mut text = *b"0000-00-00 00:00:00";
+    let mut put = |at: usize, value: i64, digits: usize| {
+        let mut value = value;
+        for i in (at..at + digits).rev() {
+            text[i] = b'0' + (value % 10) as u8;
+            value /= 10;
+        }
+    };
+    put(0, year, 4);
+    put(5, month, 2);
+    put(8, day, 2);
+    put(11, rest / 3600, 2);
+    put(14, rest % 3600 / 60, 2);
+    put(17, rest % 60, 2);
+    String::from_utf8(text.to_vec()).expect("ASCII digits")
 }
 
 /// Whether `text` is already in the canonical `YYYY-MM-DD HH:MM:SS` form.

@@ -62,22 +62,20 @@ fn answer(query: &Query) -> Result<Answer, QueryError> {
     if !query.stats {
         return Ok(answer);
     }
-    let grouped = sources(query)?
+    let summaries = sources(query)?
         .par_iter()
-        .map(|source| {
-            let mut grouped = Grouped::default();
-            match source {
-                Source::Summary(path) => summary::read(path, |portfolio, summary| grouped.add(portfolio, summary))
-                    .map_err(read_error(path))?,
-                Source::Rows(path) => scan(path, None, query.interval, &mut grouped).map_err(read_error(path))?,
+        .map(|source| match source {
+            Source::Summary(path) => summary::read(path).map_err(read_error(path)),
+            Source::Rows(path) => {
+                let mut grouped = Grouped::default();
+                scan(path, None, query.interval, &mut grouped).map_err(read_error(path))?;
+                Ok(grouped.into_sorted())
             }
-            Ok(grouped)
         })
-        .try_reduce(Grouped::default, |a, b| Ok(a.merge(b)))?;
+        .try_reduce(Vec::new, |a, b| Ok(summary::merge_sorted(a, b)))?;
     let names = crate::layout::load_names(data);
-    let mut stats = Vec::with_capacity(grouped.0.len());
-    for (portfolio, summary) in grouped.0 {
-        let Ok(portfolio) = portfolio.parse::<PortfolioId>() else { continue };
+    let mut stats = Vec::with_capacity(summaries.len());
+    for (portfolio, summary) in summaries {
         let trend = match summary.trend {
             Some(trend) => trend,
             None => {
@@ -93,7 +91,6 @@ fn answer(query: &Query) -> Result<Answer, QueryError> {
             trend,
         });
     }
-    stats.sort_by_key(|s| s.portfolio);
     answer.stats = stats;
     Ok(answer)
 }

@@ -1,6 +1,9 @@
 //! Rendering an answer: a table for people (2 decimals), CSV and JSON for
 //! scripts (full precision, stable field names).
 
+use std::fmt::Write as _;
+use std::io::Write as _;
+
 use serde::Serialize;
 
 use super::{Answer, PortfolioStats, Query, Row};
@@ -105,55 +108,74 @@ impl Serialize for JsonRows<'_> {
     }
 }
 
-/// CSV: the portfolio's rows (when one was asked for), a blank line, then
-/// the statistics (`stddev` and `spread` empty when undefined).
-pub fn csv(query: &Query, answer: &Answer) -> String {
-    let mut out = String::new();
+/// CSV, streamed to `out`: the portfolio's rows (when one was asked for),
+/// a blank line, then the statistics (a statistic's field is empty when it
+/// is undefined).
+pub fn write_csv(out: impl std::io::Write, query: &Query, answer: &Answer) -> std::io::Result<()> {
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, out);
+    let mut buffer = String::new();
     if query.portfolio.is_some() {
-        out.push_str("PORTFOLIO,TIMESTAMP,NAV,NAV_Change,NAV_Change_%\n");
+        out.write_all(b"PORTFOLIO,TIMESTAMP,NAV,NAV_Change,NAV_Change_%\n")?;
         for row in &answer.rows {
-            out.push_str(&format!(
-                "{},{},{},{},{}\n",
+            writeln!(
+                out,
+                "{},{},{},{},{}",
                 row.portfolio,
                 time(row.timestamp),
                 row.nav,
                 row.nav_change,
                 row.nav_change_pct
-            ));
+            )?;
         }
         if query.stats {
-            out.push('\n');
+            out.write_all(b"\n")?;
         }
     }
     if query.stats {
-        out.push_str(
-            "INVESTOR,NAME,PORTFOLIO,ROWS,AVG,STDDEV,SPREAD,RETURN,MAX_DRAWDOWN,DRAWDOWN_PEAK,DRAWDOWN_TROUGH,VOLATILITY\n",
-        );
+        out.write_all(
+            b"INVESTOR,NAME,PORTFOLIO,ROWS,AVG,STDDEV,SPREAD,RETURN,MAX_DRAWDOWN,DRAWDOWN_PEAK,DRAWDOWN_TROUGH,VOLATILITY\n",
+        )?;
+        let mut writer = ::csv::WriterBuilder::new().has_headers(false).from_writer(&mut out);
         for s in &answer.stats {
-            let optional = |v: Option<f64>| v.map(|v| v.to_string()).unwrap_or_default();
-            let mut writer = ::csv::Writer::from_writer(Vec::new());
-            writer
-                .write_record([
-                    s.portfolio.investor.to_string(),
-                    s.name.clone(),
-                    s.portfolio.to_string(),
-                    s.moments.count.to_string(),
-                    s.moments.mean.to_string(),
-                    optional(s.moments.stddev()),
-                    optional(s.moments.spread()),
-                    optional(s.trend.total_return()),
-                    optional(s.trend.max_drawdown().map(|fall| fall.map_or(0.0, |f| f.fraction))),
-                    fall_times(s).map(|(peak, _)| peak).unwrap_or_default(),
-                    fall_times(s).map(|(_, trough)| trough).unwrap_or_default(),
-                    optional(s.trend.volatility()),
-                ])
-                .expect("writing to memory");
-            out.push_str(
-                &String::from_utf8(writer.into_inner().expect("writing to memory")).expect("UTF-8 in, UTF-8 out"),
-            );
+            let fall = s.trend.max_drawdown();
+            writer.write_field(s.portfolio.investor.to_string())?;
+            writer.write_field(&s.name)?;
+            writer.write_field(s.portfolio.to_string())?;
+            writer.write_field(s.moments.count.to_string())?;
+            for value in [
+                Some(s.moments.mean),
+                s.moments.stddev(),
+                s.moments.spread(),
+                s.trend.total_return(),
+                fall.map(|fall| fall.map_or(0.0, |f| f.fraction)),
+            ] {
+                writer.write_field(number(&mut buffer, value))?;
+            }
+            match fall.flatten() {
+                Some(f) => {
+                    writer.write_field(time(f.peak.at))?;
+                    writer.write_field(time(f.trough.at))?;
+                }
+                None => {
+                    writer.write_field("")?;
+                    writer.write_field("")?;
+                }
+            }
+            writer.write_field(number(&mut buffer, s.trend.volatility()))?;
+            writer.write_record(None::<&[u8]>)?;
         }
+        writer.flush()?;
     }
-    out
+    out.flush()
+}
+
+/// `value` in full precision in `buffer` (empty when undefined).
+fn number(buffer: &mut String, value: Option<f64>) -> &str {
+    buffer.clear();
+    if let Some(value) = value {
+        write!(buffer, "{value}").expect("writing to a String");
+    }
+    buffer
 }
 
 /// A fraction in percent, 2 decimals; empty when undefined.
