@@ -387,6 +387,7 @@ fn the_archive_gives_the_same_answers_as_the_csv_files() {
     let intervals = [
         (None, None),
         (Some("2026-11-24 10:00:00"), Some("2026-11-24 13:59:59")),
+        (Some("2026-11-24 00:00:00"), Some("2026-11-24 23:59:59")),
         (Some("2026-11-24 09:59:59"), Some("2026-11-24 10:00:20")),
         (Some("2026-11-24 10:17:20"), Some("2026-11-24 14:41:40")),
         (Some("2026-11-24 19:59:00"), None),
@@ -399,7 +400,7 @@ fn the_archive_gives_the_same_answers_as_the_csv_files() {
     assert!(!stockd::archive::is_complete(dir.path()));
     let imported = stockd::archive::import::import(dir.path()).unwrap();
     assert_eq!((imported.files, imported.rows, imported.skipped), (20, 40_000, 0));
-    assert_eq!(imported.summaries, 12, "09:00 to 20:00: every hour summarised");
+    assert_eq!(imported.summaries, 13, "09:00 to 20:00: every hour summarised, and the day");
     assert!(stockd::archive::is_complete(dir.path()), "the archive now holds every row");
     let compare = |label: &str| {
         for ((from, to), (rows, all)) in intervals.iter().zip(&before) {

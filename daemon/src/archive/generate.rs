@@ -27,6 +27,8 @@ pub struct Written {
     pub files: u64,
     /// Hours (each with its summary).
     pub hours: u64,
+    /// Day summaries.
+    pub days: u64,
 }
 
 /// Writes `dataset` as an archive into `dir` (created if needed).
@@ -90,6 +92,8 @@ pub fn generate(dataset: &Dataset, dir: &Path) -> std::io::Result<Written> {
         })?;
         hour = end;
     }
+    // The hours' summaries are current: this builds the days'.
+    written.days = summary::refresh(dir, i64::MAX / 2, 0, &std::sync::atomic::AtomicBool::new(false))?;
     write_names(dataset, dir)?;
     Coverage::mark_covering(dir)?;
     Ok(written)
@@ -116,11 +120,15 @@ mod tests {
         let (csv, archive) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
         crate::query::generate::generate(&dataset, csv.path()).unwrap();
         let written = generate(&dataset, archive.path()).unwrap();
-        assert_eq!((written.portfolios, written.rows, written.hours), (12, 6000, 5), "09:41 to 13:51");
+        assert_eq!((written.portfolios, written.rows, written.hours, written.days), (12, 6000, 5, 1), "09:41 to 13:51");
         let hour = hour_of(parse_timestamp("2026-11-24 10:00:00").unwrap().and_utc().timestamp());
         let names = super::super::read::parquet_names(&archive.path().join(hour_dir(hour))).unwrap();
         assert!(summary::usable(archive.path(), hour, &names).is_some(), "a current summary");
-        for (from, to) in [(None, None), (Some("2026-11-24 10:00:00"), Some("2026-11-24 11:59:59"))] {
+        for (from, to) in [
+            (None, None),
+            (Some("2026-11-24 10:00:00"), Some("2026-11-24 11:59:59")),
+            (Some("2026-11-24 10:20:00"), Some("2026-11-24 11:59:59")),
+        ] {
             let interval = Interval {
                 from: from.map(|t| parse_timestamp(t).unwrap().and_utc().timestamp()),
                 to: to.map(|t| parse_timestamp(t).unwrap().and_utc().timestamp()),

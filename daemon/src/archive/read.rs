@@ -1,7 +1,8 @@
 //! Reading the archive: the files of the hour partitions an interval
 //! touches, as record batches in the query's file schema (TIMESTAMP in
 //! seconds), filtered to the interval and, when asked, to one portfolio
-//! (row groups whose PORTFOLIO statistics cannot hold it are not read).
+//! (row groups and pages whose PORTFOLIO statistics cannot hold it are not
+//! read).
 
 use std::fs::File;
 use std::io;
@@ -13,7 +14,9 @@ use arrow::compute::kernels::cmp;
 use arrow::compute::{cast, filter_record_batch};
 use arrow::datatypes::{DataType, TimeUnit};
 use parquet::arrow::ProjectionMask;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::arrow_reader::{ArrowReaderOptions, ParquetRecordBatchReaderBuilder, RowSelection, RowSelector};
+use parquet::file::metadata::{PageIndexPolicy, ParquetMetaData};
+use parquet::file::page_index::column_index::ColumnIndexMetaData;
 
 use super::{DIR, HOUR, hour_of_dir};
 use crate::market::PortfolioId;
@@ -84,24 +87,16 @@ pub fn scan<C: BatchConsumer>(
 ) -> io::Result<()> {
     let file = File::open(path)?;
     let invalid = |error: parquet::errors::ParquetError| io::Error::new(io::ErrorKind::InvalidData, error.to_string());
-    let mut builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(invalid)?.with_batch_size(BATCH_ROWS);
+    // The page index only helps to find one portfolio.
+    let policy = if portfolio.is_some() { PageIndexPolicy::Optional } else { PageIndexPolicy::Skip };
+    let options = ArrowReaderOptions::new().with_page_index_policy(policy);
+    let mut builder = ParquetRecordBatchReaderBuilder::try_new_with_options(file, options)
+        .map_err(invalid)?
+        .with_batch_size(BATCH_ROWS);
     let wanted = portfolio.map(|p| p.to_string());
     if let Some(wanted) = &wanted {
-        let groups: Vec<usize> = builder
-            .metadata()
-            .row_groups()
-            .iter()
-            .enumerate()
-            .filter(|(_, group)| {
-                group.column(0).statistics().is_none_or(|stats| {
-                    let above_min = stats.min_bytes_opt().is_none_or(|min| min <= wanted.as_bytes());
-                    let below_max = stats.max_bytes_opt().is_none_or(|max| wanted.as_bytes() <= max);
-                    above_min && below_max
-                })
-            })
-            .map(|(index, _)| index)
-            .collect();
-        builder = builder.with_row_groups(groups);
+        let (groups, selection) = pages_holding(builder.metadata(), wanted.as_bytes());
+        builder = builder.with_row_groups(groups).with_row_selection(selection);
     }
     let mask = ProjectionMask::roots(builder.parquet_schema(), [0, 1, 2, 3, 4]);
     let reader = builder.with_projection(mask).build().map_err(invalid)?;
@@ -119,6 +114,46 @@ pub fn scan<C: BatchConsumer>(
         deliver(&batch, None, interval, consumer);
     }
     Ok(())
+}
+
+/// The row groups, and the rows within them, that can hold PORTFOLIO
+/// `wanted`: by the row groups' statistics, then by the page index's
+/// (pages of a few thousand rows, in a file sorted by PORTFOLIO), so one
+/// portfolio's rows cost a page per file, not the file.
+fn pages_holding(metadata: &ParquetMetaData, wanted: &[u8]) -> (Vec<usize>, RowSelection) {
+    let may_hold = |min: Option<&[u8]>, max: Option<&[u8]>| {
+        min.is_none_or(|min| min <= wanted) && max.is_none_or(|max| wanted <= max)
+    };
+    let mut groups = Vec::new();
+    let mut selectors = Vec::new();
+    for (index, group) in metadata.row_groups().iter().enumerate() {
+        let stats = group.column(0).statistics();
+        if !stats.is_none_or(|stats| may_hold(stats.min_bytes_opt(), stats.max_bytes_opt())) {
+            continue;
+        }
+        groups.push(index);
+        let rows = usize::try_from(group.num_rows()).unwrap_or(0);
+        let pages = metadata.page_index_for_row_group(index);
+        match (pages.column_index(0), pages.offset_index(0)) {
+            (Some(ColumnIndexMetaData::BYTE_ARRAY(bounds)), Some(offsets)) => {
+                let locations = offsets.page_locations();
+                for (page, location) in locations.iter().enumerate() {
+                    let start = usize::try_from(location.first_row_index).unwrap_or(0);
+                    let end = locations
+                        .get(page + 1)
+                        .map_or(rows, |next| usize::try_from(next.first_row_index).unwrap_or(rows));
+                    let count = end.saturating_sub(start);
+                    selectors.push(if may_hold(bounds.min_value(page), bounds.max_value(page)) {
+                        RowSelector::select(count)
+                    } else {
+                        RowSelector::skip(count)
+                    });
+                }
+            }
+            _ => selectors.push(RowSelector::select(rows)),
+        }
+    }
+    (groups, RowSelection::from(selectors))
 }
 
 /// An archive batch as the query's file schema has it: TIMESTAMP in

@@ -138,11 +138,12 @@ pub fn gen_data(args: &GenDataArgs) -> anyhow::Result<ExitCode> {
         let written = crate::archive::generate::generate(&dataset, &args.dir)
             .with_context(|| format!("writing {}", args.dir.display()))?;
         eprintln!(
-            "wrote {} rows of {} portfolios into {} Parquet files and {} hour summaries under {}",
+            "wrote {} rows of {} portfolios into {} Parquet files, {} hour and {} day summaries under {}",
             written.rows,
             written.portfolios,
             written.files,
             written.hours,
+            written.days,
             args.dir.display()
         );
         return Ok(ExitCode::SUCCESS);

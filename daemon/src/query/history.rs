@@ -62,15 +62,21 @@ fn answer(query: &Query) -> Result<Answer, QueryError> {
     if !query.stats {
         return Ok(answer);
     }
-    let summaries = sources(query)?
-        .par_iter()
-        .map(|source| match source {
-            Source::Summary(path) => summary::read(path).map_err(read_error(path)),
-            Source::Rows(path) => {
-                let mut grouped = Grouped::default();
-                scan(path, None, query.interval, &mut grouped).map_err(read_error(path))?;
-                Ok(grouped.into_sorted())
+    // One list per thread, each source merged into it as it is read (a
+    // list per source would be allocated and copied once per hour).
+    let sources = sources(query)?;
+    let per_thread = sources.len().div_ceil(rayon::current_num_threads()).max(1);
+    let summaries = sources
+        .par_chunks(per_thread)
+        .map(|sources| {
+            let (mut merged, mut grouped) = (Vec::new(), Grouped::default());
+            for source in sources {
+                match source {
+                    Source::Summary(path) => summary::read_into(path, &mut merged).map_err(read_error(path))?,
+                    Source::Rows(path) => scan(path, None, query.interval, &mut grouped).map_err(read_error(path))?,
+                }
             }
+            Ok(summary::merge_sorted(merged, grouped.into_sorted()))
         })
         .try_reduce(Vec::new, |a, b| Ok(summary::merge_sorted(a, b)))?;
     let names = crate::layout::load_names(data);
@@ -97,7 +103,7 @@ fn answer(query: &Query) -> Result<Answer, QueryError> {
 
 /// Where the statistics of an hour come from.
 enum Source {
-    /// The hour's summary: the interval covers the hour and its summary is
+    /// A day's or an hour's summary: the interval covers it whole and it is
     /// current.
     Summary(PathBuf),
     /// One of the hour's files, read row by row.
@@ -105,22 +111,43 @@ enum Source {
 }
 
 /// The sources of the statistics over `query`'s interval: the summary of
-/// every hour the interval covers whole that has a current one, else the
+/// every day the interval covers whole that has a current one, else the
+/// summary of every hour it covers whole that has a current one, else the
 /// hour's files.
 fn sources(query: &Query) -> Result<Vec<Source>, QueryError> {
     let (data, interval) = (&query.data, query.interval);
     let folder_error = |cause| QueryError::Folder { data: data.clone(), cause };
-    let mut sources = Vec::new();
+    let covers =
+        |start: i64, end: i64| interval.from.is_none_or(|from| from <= start) && interval.to.is_none_or(|to| end <= to);
+    let mut days: Vec<(i64, Vec<(i64, PathBuf, Vec<String>)>)> = Vec::new();
     for (start, dir) in hour_dirs(&data.join(crate::archive::DIR)).map_err(folder_error)? {
         let end = start + crate::archive::HOUR - 1;
         if interval.from.is_some_and(|from| end < from) || interval.to.is_some_and(|to| start > to) {
             continue;
         }
         let names = parquet_names(&dir).map_err(folder_error)?;
-        let whole = interval.from.is_none_or(|from| from <= start) && interval.to.is_none_or(|to| end <= to);
-        match whole.then(|| summary::usable(data, start, &names)).flatten() {
-            Some(path) => sources.push(Source::Summary(path)),
-            None => sources.extend(names.into_iter().map(|name| Source::Rows(dir.join(name)))),
+        let day = start.div_euclid(summary::DAY) * summary::DAY;
+        match days.last_mut() {
+            Some((last, hours)) if *last == day => hours.push((start, dir, names)),
+            _ => days.push((day, vec![(start, dir, names)])),
+        }
+    }
+    let mut sources = Vec::new();
+    for (day, hours) in days {
+        if covers(day, day + summary::DAY - 1) {
+            let listings: Vec<(i64, Vec<String>)> =
+                hours.iter().map(|(start, _, names)| (*start, names.clone())).collect();
+            if let Some(path) = summary::usable_day(data, day, &summary::day_sources(&listings)) {
+                sources.push(Source::Summary(path));
+                continue;
+            }
+        }
+        for (start, dir, names) in hours {
+            let whole = covers(start, start + crate::archive::HOUR - 1);
+            match whole.then(|| summary::usable(data, start, &names)).flatten() {
+                Some(path) => sources.push(Source::Summary(path)),
+                None => sources.extend(names.into_iter().map(|name| Source::Rows(dir.join(name)))),
+            }
         }
     }
     Ok(sources)

@@ -1,7 +1,6 @@
 //! Rendering an answer: a table for people (2 decimals), CSV and JSON for
 //! scripts (full precision, stable field names).
 
-use std::fmt::Write as _;
 use std::io::Write as _;
 
 use serde::Serialize;
@@ -113,7 +112,7 @@ impl Serialize for JsonRows<'_> {
 /// is undefined).
 pub fn write_csv(out: impl std::io::Write, query: &Query, answer: &Answer) -> std::io::Result<()> {
     let mut out = std::io::BufWriter::with_capacity(1 << 16, out);
-    let mut buffer = String::new();
+    let mut buffer = ryu::Buffer::new();
     if query.portfolio.is_some() {
         out.write_all(b"PORTFOLIO,TIMESTAMP,NAV,NAV_Change,NAV_Change_%\n")?;
         for row in &answer.rows {
@@ -169,13 +168,10 @@ pub fn write_csv(out: impl std::io::Write, query: &Query, answer: &Answer) -> st
     out.flush()
 }
 
-/// `value` in full precision in `buffer` (empty when undefined).
-fn number(buffer: &mut String, value: Option<f64>) -> &str {
-    buffer.clear();
-    if let Some(value) = value {
-        write!(buffer, "{value}").expect("writing to a String");
-    }
-    buffer
+/// `value` in full precision (the shortest text that reads back as the
+/// same double), empty when undefined.
+fn number(buffer: &mut ryu::Buffer, value: Option<f64>) -> &str {
+    value.map_or("", |value| buffer.format(value))
 }
 
 /// A fraction in percent, 2 decimals; empty when undefined.
