@@ -110,6 +110,9 @@ enum Source {
     Rows(PathBuf),
 }
 
+/// An hour folder: its start, its path and its files' names.
+type HourFiles = (i64, PathBuf, Vec<String>);
+
 /// The sources of the statistics over `query`'s interval: the summary of
 /// every day the interval covers whole that has a current one, else the
 /// summary of every hour it covers whole that has a current one, else the
@@ -119,7 +122,7 @@ fn sources(query: &Query) -> Result<Vec<Source>, QueryError> {
     let folder_error = |cause| QueryError::Folder { data: data.clone(), cause };
     let covers =
         |start: i64, end: i64| interval.from.is_none_or(|from| from <= start) && interval.to.is_none_or(|to| end <= to);
-    let mut days: Vec<(i64, Vec<(i64, PathBuf, Vec<String>)>)> = Vec::new();
+    let mut days: Vec<(i64, Vec<HourFiles>)> = Vec::new();
     for (start, dir) in hour_dirs(&data.join(crate::archive::DIR)).map_err(folder_error)? {
         let end = start + crate::archive::HOUR - 1;
         if interval.from.is_some_and(|from| end < from) || interval.to.is_some_and(|to| start > to) {
