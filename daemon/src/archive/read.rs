@@ -85,6 +85,23 @@ pub fn scan<C: BatchConsumer>(
     interval: Interval,
     consumer: &mut C,
 ) -> io::Result<()> {
+    read(path, portfolio, interval, &[0, 1, 2, 3, 4], consumer)
+}
+
+/// Reads `path`'s PORTFOLIO, TIMESTAMP and NAV columns only (what the
+/// statistics need: NAV_Change and NAV_Change_% are not decoded) into
+/// `consumer`, the rows in `interval`.
+pub fn scan_navs<C: BatchConsumer>(path: &Path, interval: Interval, consumer: &mut C) -> io::Result<()> {
+    read(path, None, interval, &[0, 1, 2], consumer)
+}
+
+fn read<C: BatchConsumer>(
+    path: &Path,
+    portfolio: Option<PortfolioId>,
+    interval: Interval,
+    columns: &[usize],
+    consumer: &mut C,
+) -> io::Result<()> {
     let file = File::open(path)?;
     let invalid = |error: parquet::errors::ParquetError| io::Error::new(io::ErrorKind::InvalidData, error.to_string());
     // The page index only helps to find one portfolio.
@@ -98,11 +115,11 @@ pub fn scan<C: BatchConsumer>(
         let (groups, selection) = pages_holding(builder.metadata(), wanted.as_bytes());
         builder = builder.with_row_groups(groups).with_row_selection(selection);
     }
-    let mask = ProjectionMask::roots(builder.parquet_schema(), [0, 1, 2, 3, 4]);
+    let mask = ProjectionMask::roots(builder.parquet_schema(), columns.iter().copied());
     let reader = builder.with_projection(mask).build().map_err(invalid)?;
     for batch in reader {
         let batch = batch.map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
-        let mut batch = in_file_schema(&batch).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+        let mut batch = in_file_schema(&batch, columns).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
         if let Some(wanted) = &wanted {
             let portfolios = batch.column(0).clone();
             let mask = cmp::eq(&portfolios, &StringArray::new_scalar(wanted.as_str())).expect("strings");
@@ -156,19 +173,19 @@ fn pages_holding(metadata: &ParquetMetaData, wanted: &[u8]) -> (Vec<usize>, RowS
     (groups, RowSelection::from(selectors))
 }
 
-/// An archive batch as the query's file schema has it: TIMESTAMP in
-/// seconds without a zone.
-fn in_file_schema(batch: &RecordBatch) -> Result<RecordBatch, String> {
-    if batch.num_columns() != 5 || batch.schema().field(0).name() != "PORTFOLIO" {
+/// An archive batch of the columns `columns` as the query's file schema
+/// has them: TIMESTAMP in seconds without a zone.
+fn in_file_schema(batch: &RecordBatch, columns: &[usize]) -> Result<RecordBatch, String> {
+    let schema = Arc::new(FILE_SCHEMA.project(columns).map_err(|e| e.to_string())?);
+    if batch.num_columns() != columns.len() || batch.schema().field(0).name() != "PORTFOLIO" {
         return Err(format!("not an archive file's columns: {:?}", batch.schema()));
     }
-    let timestamps = cast(batch.column(1), &DataType::Timestamp(TimeUnit::Second, None)).map_err(|e| e.to_string())?;
-    let mut columns: Vec<ArrayRef> = batch.columns().to_vec();
-    columns[1] = timestamps;
-    for (index, column) in columns.iter().enumerate() {
-        if column.data_type() != FILE_SCHEMA.field(index).data_type() {
-            return Err(format!("column {} is {}", FILE_SCHEMA.field(index).name(), column.data_type()));
+    let mut arrays: Vec<ArrayRef> = batch.columns().to_vec();
+    arrays[1] = cast(batch.column(1), &DataType::Timestamp(TimeUnit::Second, None)).map_err(|e| e.to_string())?;
+    for (field, array) in schema.fields().iter().zip(&arrays) {
+        if array.data_type() != field.data_type() {
+            return Err(format!("column {} is {}", field.name(), array.data_type()));
         }
     }
-    RecordBatch::try_new(Arc::clone(&FILE_SCHEMA), columns).map_err(|e| e.to_string())
+    RecordBatch::try_new(schema, arrays).map_err(|e| e.to_string())
 }

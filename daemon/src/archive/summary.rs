@@ -37,7 +37,7 @@ use parquet::basic::Compression;
 use parquet::file::metadata::KeyValue;
 use parquet::file::properties::WriterProperties;
 
-use super::read::{parquet_names, scan};
+use super::read::{parquet_names, scan_navs};
 use super::{HOUR, hour_dir, hour_of_dir, hour_partition};
 use crate::market::PortfolioId;
 use crate::query::batch::{BatchConsumer, Interval};
@@ -93,10 +93,11 @@ pub static SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
     Arc::new(Schema::new(fields))
 });
 
-/// The summary of every portfolio in the batches taken (of the query's
-/// file schema, sorted by PORTFOLIO then TIMESTAMP within a batch, as the
-/// archive's files are). A PORTFOLIO that is not an id (never written by
-/// stockd) is left out.
+/// The summary of every portfolio in the batches taken (PORTFOLIO,
+/// TIMESTAMP and NAV first, as the query's file schema has them, sorted
+/// by PORTFOLIO then TIMESTAMP within a batch, as the archive's files
+/// are). A PORTFOLIO that is not an id (never written by stockd) is left
+/// out.
 #[derive(Debug, Default)]
 pub struct Grouped(HashMap<PortfolioId, Summary>);
 
@@ -265,7 +266,7 @@ pub fn build(data: &Path, hour: i64) -> io::Result<Built> {
     let sources = parquet_names(&dir)?;
     let mut grouped = Grouped::default();
     for name in &sources {
-        match scan(&dir.join(name), None, Interval::default(), &mut grouped) {
+        match scan_navs(&dir.join(name), Interval::default(), &mut grouped) {
             Ok(()) => {}
             Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(Built::Changed),
             Err(error) => return Err(io::Error::new(error.kind(), format!("{}: {error}", dir.join(name).display()))),

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use rayon::prelude::*;
 
 use super::{Answer, PortfolioStats, Query, QueryError, RowsConsumer, StatsConsumer, investor_name};
-use crate::archive::read::{files, scan};
+use crate::archive::read::{files, scan, scan_navs};
 use crate::archive::read::{hour_dirs, parquet_names};
 use crate::archive::summary::{self, Grouped};
 use crate::market::PortfolioId;
@@ -73,7 +73,7 @@ fn answer(query: &Query) -> Result<Answer, QueryError> {
             for source in sources {
                 match source {
                     Source::Summary(path) => summary::read_into(path, &mut merged).map_err(read_error(path))?,
-                    Source::Rows(path) => scan(path, None, query.interval, &mut grouped).map_err(read_error(path))?,
+                    Source::Rows(path) => scan_navs(path, query.interval, &mut grouped).map_err(read_error(path))?,
                 }
             }
             Ok(summary::merge_sorted(merged, grouped.into_sorted()))
