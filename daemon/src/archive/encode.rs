@@ -38,6 +38,9 @@ pub static SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
 /// a reader looking for one portfolio skips most of a file.
 pub const ROW_GROUP_ROWS: usize = 256 * 1024;
 
+/// Rows per data page at most.
+pub const PAGE_ROWS: usize = 4096;
+
 /// zstd's level: 3 (its default) compresses these columns within a few
 /// percent of level 9 at a third of the time.
 const ZSTD_LEVEL: i32 = 3;
@@ -47,6 +50,9 @@ fn properties() -> WriterProperties {
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(ZSTD_LEVEL).expect("a valid level")))
         .set_statistics_enabled(EnabledStatistics::Page)
         .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+        // Pages of a few thousand rows: one portfolio's rows cost a page
+        // per file (found by the page index), not 20,000 rows.
+        .set_data_page_row_count_limit(PAGE_ROWS)
         .set_column_encoding(ColumnPath::from("TIMESTAMP"), Encoding::DELTA_BINARY_PACKED)
         .set_column_dictionary_enabled(ColumnPath::from("TIMESTAMP"), false);
     for column in ["NAV", "NAV_Change"] {

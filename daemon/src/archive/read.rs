@@ -189,3 +189,56 @@ fn in_file_schema(batch: &RecordBatch, columns: &[usize]) -> Result<RecordBatch,
     }
     RecordBatch::try_new(schema, arrays).map_err(|e| e.to_string())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::archive::{ArchiveRow, encode};
+    use crate::market::InvestorId;
+
+    /// Counts the rows taken, by portfolio.
+    #[derive(Default)]
+    struct Count(std::collections::BTreeMap<String, usize>);
+
+    impl BatchConsumer for Count {
+        fn take(&mut self, batch: &RecordBatch) {
+            let portfolios = batch.column(0).as_any().downcast_ref::<StringArray>().unwrap();
+            for portfolio in portfolios.iter().flatten() {
+                *self.0.entry(portfolio.to_string()).or_default() += 1;
+            }
+        }
+    }
+
+    #[test]
+    fn one_portfolio_is_read_from_the_pages_that_hold_it_and_only_its_rows_come_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.parquet");
+        // 60 portfolios × 1,000 rows: many pages, portfolios across page
+        // boundaries.
+        let mut rows: Vec<ArchiveRow> = (1..=60)
+            .flat_map(|n| {
+                (0..1000).map(move |k| ArchiveRow {
+                    portfolio: PortfolioId::new(InvestorId::new(n).unwrap(), 1).unwrap(),
+                    timestamp: 1_764_000_000 + 20 * k,
+                    nav: f64::from(n),
+                    nav_change: 0.0,
+                    nav_change_pct: 0.0,
+                })
+            })
+            .collect();
+        std::fs::write(&path, encode::rows_to_parquet(&mut rows)).unwrap();
+        let file = File::open(&path).unwrap();
+        let options = ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Optional);
+        let metadata = ParquetRecordBatchReaderBuilder::try_new_with_options(file, options).unwrap().metadata().clone();
+        for wanted in ["1.1", "17.1", "33.1", "60.1"] {
+            let (_, selection) = pages_holding(&metadata, wanted.as_bytes());
+            assert!(selection.row_count() < 60_000 / 4, "{wanted}: {} rows selected of 60,000", selection.row_count());
+            let mut count = Count::default();
+            scan(&path, Some(wanted.parse().unwrap()), Interval::default(), &mut count).unwrap();
+            assert_eq!(count.0.into_iter().collect::<Vec<_>>(), [(wanted.to_string(), 1000)]);
+        }
+        let mut all = Count::default();
+        scan_navs(&path, Interval::default(), &mut all).unwrap();
+        assert_eq!((all.0.len(), all.0.values().sum::<usize>()), (60, 60_000));
+    }
+}

@@ -382,7 +382,10 @@ fn build_day(data: &Path, day: i64, hours: &[&super::maintain::Hour]) -> io::Res
 pub fn read_into(path: &Path, merged: &mut Vec<(PortfolioId, Summary)>) -> io::Result<()> {
     let file = File::open(path)?;
     let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(invalid)?.with_batch_size(64 * 1024);
-    let mut absorb = Absorb { merged, cursor: 0, extras: Vec::new(), last: None };
+    // Into an empty list, every row is new: room for them all at once.
+    let rows = usize::try_from(builder.metadata().file_metadata().num_rows()).unwrap_or(0);
+    let extras = if merged.is_empty() { Vec::with_capacity(rows) } else { Vec::new() };
+    let mut absorb = Absorb { merged, cursor: 0, extras, last: None };
     for batch in builder.build().map_err(invalid)? {
         let batch = batch.map_err(invalid)?;
         if batch.schema().fields() != SCHEMA.fields() {

@@ -134,13 +134,20 @@ pub fn write_csv(out: impl std::io::Write, query: &Query, answer: &Answer) -> st
         out.write_all(
             b"INVESTOR,NAME,PORTFOLIO,ROWS,AVG,STDDEV,SPREAD,RETURN,MAX_DRAWDOWN,DRAWDOWN_PEAK,DRAWDOWN_TROUGH,VOLATILITY\n",
         )?;
-        let mut writer = ::csv::WriterBuilder::new().has_headers(false).from_writer(&mut out);
+        // Written field by field (a million lines is a common answer):
+        // the name, the only field that may need quoting, is quoted once
+        // per investor.
+        let mut name: Option<(crate::market::InvestorId, Vec<u8>)> = None;
         for s in &answer.stats {
+            let investor = s.portfolio.investor;
+            if name.as_ref().is_none_or(|(cached, _)| *cached != investor) {
+                name = Some((investor, csv_field(&s.name)));
+            }
+            let quoted = &name.as_ref().expect("just set").1;
+            write!(out, "{investor},")?;
+            out.write_all(quoted)?;
+            write!(out, ",{},{}", s.portfolio, s.moments.count)?;
             let fall = s.trend.max_drawdown();
-            writer.write_field(s.portfolio.investor.to_string())?;
-            writer.write_field(&s.name)?;
-            writer.write_field(s.portfolio.to_string())?;
-            writer.write_field(s.moments.count.to_string())?;
             for value in [
                 Some(s.moments.mean),
                 s.moments.stddev(),
@@ -148,24 +155,28 @@ pub fn write_csv(out: impl std::io::Write, query: &Query, answer: &Answer) -> st
                 s.trend.total_return(),
                 fall.map(|fall| fall.map_or(0.0, |f| f.fraction)),
             ] {
-                writer.write_field(number(&mut buffer, value))?;
+                out.write_all(b",")?;
+                out.write_all(number(&mut buffer, value).as_bytes())?;
             }
             match fall.flatten() {
-                Some(f) => {
-                    writer.write_field(time(f.peak.at))?;
-                    writer.write_field(time(f.trough.at))?;
-                }
-                None => {
-                    writer.write_field("")?;
-                    writer.write_field("")?;
-                }
+                Some(f) => write!(out, ",{},{}", time(f.peak.at), time(f.trough.at))?,
+                None => out.write_all(b",,")?,
             }
-            writer.write_field(number(&mut buffer, s.trend.volatility()))?;
-            writer.write_record(None::<&[u8]>)?;
+            out.write_all(b",")?;
+            out.write_all(number(&mut buffer, s.trend.volatility()).as_bytes())?;
+            out.write_all(b"\n")?;
         }
-        writer.flush()?;
     }
     out.flush()
+}
+
+/// `text` as one CSV field: quoted (its quotes doubled) when it holds a
+/// comma, a quote or a line break, as is otherwise.
+fn csv_field(text: &str) -> Vec<u8> {
+    if !text.contains([',', '"', '\n', '\r']) {
+        return text.as_bytes().to_vec();
+    }
+    format!("\"{}\"", text.replace('"', "\"\"")).into_bytes()
 }
 
 /// `value` in full precision (the shortest text that reads back as the
@@ -231,4 +242,25 @@ pub fn table(query: &Query, answer: &Answer) -> String {
         out.push_str(&format!("{} corrupt row(s) skipped (see the warnings on stderr)\n", answer.skipped_rows));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_name_is_quoted_only_when_it_must_be_and_reads_back() {
+        for name in ["Investor 7", "Smith, Jones & Co", "the \"best\" fund", "two\nlines", ""] {
+            let line = [b"1,".to_vec(), csv_field(name), b",2\n".to_vec()].concat();
+            let record = ::csv::ReaderBuilder::new()
+                .has_headers(false)
+                .from_reader(line.as_slice())
+                .records()
+                .next()
+                .unwrap()
+                .unwrap();
+            assert_eq!((record.len(), &record[1]), (3, name), "{name:?}");
+        }
+        assert_eq!(csv_field("Investor 7"), b"Investor 7");
+    }
 }
