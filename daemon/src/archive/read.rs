@@ -15,7 +15,7 @@ use arrow::compute::{cast, filter_record_batch};
 use arrow::datatypes::{DataType, TimeUnit};
 use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::{ArrowReaderOptions, ParquetRecordBatchReaderBuilder, RowSelection, RowSelector};
-use parquet::file::metadata::{PageIndexPolicy, ParquetMetaData};
+use parquet::file::metadata::{ColumnChunkMask, PageIndexPolicy, ParquetMetaData};
 use parquet::file::page_index::column_index::ColumnIndexMetaData;
 
 use super::{DIR, HOUR, hour_of_dir};
@@ -106,7 +106,9 @@ fn read<C: BatchConsumer>(
     let invalid = |error: parquet::errors::ParquetError| io::Error::new(io::ErrorKind::InvalidData, error.to_string());
     // The page index only helps to find one portfolio.
     let policy = if portfolio.is_some() { PageIndexPolicy::Optional } else { PageIndexPolicy::Skip };
-    let options = ArrowReaderOptions::new().with_page_index_policy(policy);
+    // Of the column index, only PORTFOLIO's bounds are used.
+    let options =
+        ArrowReaderOptions::new().with_page_index_policy(policy).with_column_index_mask(ColumnChunkMask::columns([0]));
     let mut builder = ParquetRecordBatchReaderBuilder::try_new_with_options(file, options)
         .map_err(invalid)?
         .with_batch_size(BATCH_ROWS);
