@@ -5,9 +5,10 @@ use std::io::Write as _;
 
 use serde::Serialize;
 
-use super::{Answer, PortfolioStats, Query, Row};
+use super::{Answer, Query, Row};
 use crate::format::{money, table as text_table};
 use crate::market::format_epoch as time;
+use crate::statistics::Trend;
 
 /// The answer as one JSON object, streamed to `out`:
 /// `{"portfolio", "from", "to", "rows": [{"PORTFOLIO", "TIMESTAMP", "NAV",
@@ -33,11 +34,7 @@ pub fn write_json(out: impl std::io::Write, query: &Query, answer: &Answer) -> s
                 avg: s.moments.mean,
                 stddev: s.moments.stddev(),
                 spread: s.moments.spread(),
-                total_return: s.trend.total_return(),
-                max_drawdown: s.trend.max_drawdown().map(|fall| fall.map_or(0.0, |f| f.fraction)),
-                drawdown_peak: fall_times(s).map(|(peak, _)| peak),
-                drawdown_trough: fall_times(s).map(|(_, trough)| trough),
-                volatility: s.trend.volatility(),
+                trend: TrendJson::of(&s.trend),
             })
             .collect(),
         skipped_rows: answer.skipped_rows,
@@ -64,6 +61,16 @@ struct JsonStat<'a> {
     avg: f64,
     stddev: Option<f64>,
     spread: Option<f64>,
+    #[serde(flatten)]
+    trend: TrendJson,
+}
+
+/// A trend's statistics as the JSON outputs name them: `return`,
+/// `max_drawdown` (0 for a series that never fell), `drawdown_peak` and
+/// `drawdown_trough` (times, when it fell), `volatility`; `null` where
+/// undefined (see [`crate::statistics::trend`]).
+#[derive(Debug, Serialize)]
+pub struct TrendJson {
     #[serde(rename = "return")]
     total_return: Option<f64>,
     max_drawdown: Option<f64>,
@@ -72,10 +79,19 @@ struct JsonStat<'a> {
     volatility: Option<f64>,
 }
 
-/// The times of the maximum drawdown's peak and trough, when it fell.
-fn fall_times(stats: &PortfolioStats) -> Option<(String, String)> {
-    let fall = stats.trend.max_drawdown().flatten()?;
-    Some((time(fall.peak.at), time(fall.trough.at)))
+impl TrendJson {
+    /// The fields of `trend`.
+    pub fn of(trend: &Trend) -> TrendJson {
+        let fall = trend.max_drawdown();
+        let at = |point: fn(&crate::statistics::Drawdown) -> i64| fall.flatten().map(|f| time(point(&f)));
+        TrendJson {
+            total_return: trend.total_return(),
+            max_drawdown: fall.map(|fall| fall.map_or(0.0, |f| f.fraction)),
+            drawdown_peak: at(|f| f.peak.at),
+            drawdown_trough: at(|f| f.trough.at),
+            volatility: trend.volatility(),
+        }
+    }
 }
 
 /// The rows, serialised one by one (never all at once in memory as JSON).

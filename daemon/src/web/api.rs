@@ -115,12 +115,8 @@ struct HistoryStats {
     average: f64,
     stddev: Option<f64>,
     spread: Option<f64>,
-    #[serde(rename = "return")]
-    total_return: Option<f64>,
-    max_drawdown: Option<f64>,
-    drawdown_peak: Option<String>,
-    drawdown_trough: Option<String>,
-    volatility: Option<f64>,
+    #[serde(flatten)]
+    trend: crate::query::report::TrendJson,
 }
 
 impl HistoryStats {
@@ -129,19 +125,12 @@ impl HistoryStats {
         let trend = crate::statistics::Trend::of(&mut crate::query::points_of(rows))?;
         let navs = arrow::array::Float64Array::from_iter_values(rows.iter().map(|row| row.nav));
         let moments = crate::statistics::Moments::of(&navs);
-        let fall = trend.max_drawdown();
-        let fall_time =
-            |at: fn(&crate::statistics::Drawdown) -> i64| fall.flatten().map(|f| crate::market::format_epoch(at(&f)));
         Some(HistoryStats {
             count: moments.count,
             average: moments.mean,
             stddev: moments.stddev(),
             spread: moments.spread(),
-            total_return: trend.total_return(),
-            max_drawdown: fall.map(|f| f.map_or(0.0, |f| f.fraction)),
-            drawdown_peak: fall_time(|f| f.peak.at),
-            drawdown_trough: fall_time(|f| f.trough.at),
-            volatility: trend.volatility(),
+            trend: crate::query::report::TrendJson::of(&trend),
         })
     }
 }
