@@ -87,9 +87,7 @@ pub fn generate(dataset: &Dataset, dir: &Path) -> std::io::Result<Written> {
         // query's.
         let mut summaries: Vec<(PortfolioId, Moments, Trend)> = parts.into_iter().flat_map(|(_, _, s)| s).collect();
         summaries.par_sort_unstable_by_key(|(portfolio, _, _)| *portfolio);
-        summary::write(&summary::path(dir, hour), &sources, false, |out| {
-            summaries.chunks(64 * 1024).try_for_each(|chunk| out(&summary::to_batch(chunk)))
-        })?;
+        summary::write_summaries(&summary::path(dir, hour), &sources, &summaries)?;
         hour = end;
     }
     // The hours' summaries are current: this builds the days'.

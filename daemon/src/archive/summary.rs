@@ -166,7 +166,7 @@ pub fn merge_sorted(mut a: Vec<(PortfolioId, Summary)>, b: Vec<(PortfolioId, Sum
 
 /// `summaries` (sorted by portfolio, each with its trend) as a record batch
 /// of [`SCHEMA`].
-pub fn to_batch(summaries: &[(PortfolioId, Moments, Trend)]) -> RecordBatch {
+fn to_batch(summaries: &[(PortfolioId, Moments, Trend)]) -> RecordBatch {
     let floats = |value: &dyn Fn(&Moments, &Trend) -> f64| -> ArrayRef {
         Arc::new(Float64Array::from_iter_values(summaries.iter().map(|(_, m, t)| value(m, t))))
     };
@@ -211,7 +211,7 @@ pub fn to_batch(summaries: &[(PortfolioId, Moments, Trend)]) -> RecordBatch {
 /// Writes a summary file for the hour folder's files `sources` at `path`:
 /// aside, then renamed into place. `write` hands the batches (sorted by
 /// portfolio across batches) to the writer.
-pub fn write(
+fn write(
     path: &Path,
     sources: &[String],
     interleaved: bool,
@@ -272,21 +272,24 @@ pub fn build(data: &Path, hour: i64) -> io::Result<Built> {
             Err(error) => return Err(io::Error::new(error.kind(), format!("{}: {error}", dir.join(name).display()))),
         }
     }
-    let mut summaries: Vec<(PortfolioId, Moments, Trend)> = Vec::with_capacity(grouped.0.len());
-    for (portfolio, summary) in grouped.into_sorted() {
-        let Some(trend) = summary.trend else {
-            write(&path(data, hour), &sources, true, |_| Ok(()))?;
-            return Ok(Built::Interleaved);
-        };
-        summaries.push((portfolio, summary.moments, trend));
-    }
-    write(&path(data, hour), &sources, false, |out| {
-        for chunk in summaries.chunks(64 * 1024) {
-            out(&to_batch(chunk))?;
-        }
-        Ok(())
-    })?;
+    let Some(summaries) = with_trends(grouped.into_sorted()) else {
+        write(&path(data, hour), &sources, true, |_| Ok(()))?;
+        return Ok(Built::Interleaved);
+    };
+    write_summaries(&path(data, hour), &sources, &summaries)?;
     Ok(Built::Written)
+}
+
+/// The summaries with their trends, `None` when one has none (its pieces
+/// interleaved).
+fn with_trends(summaries: Vec<(PortfolioId, Summary)>) -> Option<Vec<(PortfolioId, Moments, Trend)>> {
+    summaries.into_iter().map(|(portfolio, summary)| Some((portfolio, summary.moments, summary.trend?))).collect()
+}
+
+/// Writes `summaries` (sorted by portfolio), computed from the archive
+/// files `sources`, as the summary file at `path`.
+pub fn write_summaries(path: &Path, sources: &[String], summaries: &[(PortfolioId, Moments, Trend)]) -> io::Result<()> {
+    write(path, sources, false, |out| summaries.chunks(64 * 1024).try_for_each(|chunk| out(&to_batch(chunk))))
 }
 
 /// What a summary's footer says.
@@ -308,19 +311,21 @@ fn footer(path: &Path) -> Option<Footer> {
     Some(Footer { sources, interleaved: value(INTERLEAVED).as_deref() == Some("true") })
 }
 
-/// Whether the summary of the hour starting at `hour`, whose folder is
-/// `dir`, was computed from exactly the files `dir` holds now.
-fn is_current(data: &Path, hour: i64, dir: &Path) -> io::Result<bool> {
-    let Some(footer) = footer(&path(data, hour)) else { return Ok(false) };
-    Ok(parquet_names(dir)? == footer.sources)
+/// The footer of the summary at `path` if it was computed from exactly
+/// `sources`.
+fn current(path: &Path, sources: &[String]) -> Option<Footer> {
+    footer(path).filter(|footer| footer.sources == sources)
+}
+
+/// `path` if the summary there is current (see [`current`]) and has rows.
+fn usable_file(path: PathBuf, sources: &[String]) -> Option<PathBuf> {
+    current(&path, sources).filter(|footer| !footer.interleaved).map(|_| path)
 }
 
 /// The summary file a reader may use for the hour starting at `hour`
 /// whose folder holds the files `names` now: current and with rows.
 pub fn usable(data: &Path, hour: i64, names: &[String]) -> Option<PathBuf> {
-    let path = path(data, hour);
-    let footer = footer(&path)?;
-    (!footer.interleaved && footer.sources == names).then_some(path)
+    usable_file(path(data, hour), names)
 }
 
 /// Seconds in a day.
@@ -348,9 +353,7 @@ pub fn day_sources(hours: &[(i64, Vec<String>)]) -> Vec<String> {
 /// The day summary a reader may use for the day starting at `day`, whose
 /// hours hold the files `sources` names now (see [`day_sources`]).
 pub fn usable_day(data: &Path, day: i64, sources: &[String]) -> Option<PathBuf> {
-    let path = day_path(data, day);
-    let footer = footer(&path)?;
-    (!footer.interleaved && footer.sources == sources).then_some(path)
+    usable_file(day_path(data, day), sources)
 }
 
 /// Merges the current hour summaries of the day starting at `day` (its
@@ -365,14 +368,8 @@ fn build_day(data: &Path, day: i64, hours: &[&super::maintain::Hour]) -> io::Res
         read_into(&path, &mut merged)?;
         listings.push((hour.start, names));
     }
-    let mut summaries = Vec::with_capacity(merged.len());
-    for (portfolio, summary) in merged {
-        let Some(trend) = summary.trend else { return Ok(false) };
-        summaries.push((portfolio, summary.moments, trend));
-    }
-    write(&day_path(data, day), &day_sources(&listings), false, |out| {
-        summaries.chunks(64 * 1024).try_for_each(|chunk| out(&to_batch(chunk)))
-    })?;
+    let Some(summaries) = with_trends(merged) else { return Ok(false) };
+    write_summaries(&day_path(data, day), &day_sources(&listings), &summaries)?;
     Ok(true)
 }
 
@@ -383,8 +380,8 @@ pub fn read_into(path: &Path, merged: &mut Vec<(PortfolioId, Summary)>) -> io::R
     let file = File::open(path)?;
     let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(invalid)?.with_batch_size(64 * 1024);
     // Into an empty list, every row is new: room for them all at once.
-    let rows = usize::try_from(builder.metadata().file_metadata().num_rows()).unwrap_or(0);
-    let extras = if merged.is_empty() { Vec::with_capacity(rows) } else { Vec::new() };
+    let file_rows = usize::try_from(builder.metadata().file_metadata().num_rows()).unwrap_or(0);
+    let extras = if merged.is_empty() { Vec::with_capacity(file_rows) } else { Vec::new() };
     let mut absorb = Absorb { merged, cursor: 0, extras, last: None };
     for batch in builder.build().map_err(invalid)? {
         let batch = batch.map_err(invalid)?;
@@ -483,7 +480,9 @@ pub fn refresh(data: &Path, now: i64, closed_after: i64, stop: &AtomicBool) -> i
         if stop.load(Ordering::Relaxed) {
             break;
         }
-        if hour.start + HOUR + closed_after > now || is_current(data, hour.start, &hour.dir)? {
+        if hour.start + HOUR + closed_after > now
+            || current(&path(data, hour.start), &parquet_names(&hour.dir)?).is_some()
+        {
             continue;
         }
         match build(data, hour.start)? {
@@ -504,7 +503,7 @@ pub fn refresh(data: &Path, now: i64, closed_after: i64, stop: &AtomicBool) -> i
         }
         let listings =
             hours.iter().map(|hour| Ok((hour.start, parquet_names(&hour.dir)?))).collect::<io::Result<Vec<_>>>()?;
-        if footer(&day_path(data, day)).is_some_and(|footer| footer.sources == day_sources(&listings)) {
+        if current(&day_path(data, day), &day_sources(&listings)).is_some() {
             continue;
         }
         if build_day(data, day, hours)? {
