@@ -15,7 +15,6 @@ use crate::archive::read::{files, scan, scan_navs};
 use crate::archive::read::{hour_dirs, parquet_names};
 use crate::archive::summary::{self, Grouped};
 use crate::market::PortfolioId;
-use crate::statistics::{Point, Trend};
 
 /// Times a query is read again when a file it listed was gone when read.
 const ATTEMPTS: usize = 5;
@@ -84,11 +83,7 @@ fn answer(query: &Query) -> Result<Answer, QueryError> {
     for (portfolio, summary) in summaries {
         let trend = match summary.trend {
             Some(trend) => trend,
-            None => {
-                let mut points: Vec<Point> =
-                    points(query, portfolio)?.into_iter().map(|(at, nav)| Point { at, nav }).collect();
-                Trend::of(&mut points).expect("a portfolio with rows")
-            }
+            None => rows_of(query, portfolio)?.finish().expect("a portfolio with rows").1,
         };
         stats.push(PortfolioStats {
             portfolio,
@@ -172,12 +167,17 @@ fn known(query: &Query, portfolio: PortfolioId) -> bool {
 
 /// `portfolio`'s (time, NAV) points in the interval, in time order.
 pub fn points(query: &Query, portfolio: PortfolioId) -> Result<Vec<(i64, f64)>, QueryError> {
-    let mut points = StatsConsumer::default();
+    Ok(rows_of(query, portfolio)?.time_ordered())
+}
+
+/// `portfolio`'s rows in the interval, taken by a [`StatsConsumer`].
+fn rows_of(query: &Query, portfolio: PortfolioId) -> Result<StatsConsumer, QueryError> {
+    let mut rows = StatsConsumer::default();
     for path in
         files(&query.data, query.interval).map_err(|cause| QueryError::Folder { data: query.data.clone(), cause })?
     {
-        scan(&path, Some(portfolio), query.interval, &mut points)
+        scan(&path, Some(portfolio), query.interval, &mut rows)
             .map_err(|cause| QueryError::Read { path: path.clone(), cause })?;
     }
-    Ok(points.time_ordered())
+    Ok(rows)
 }

@@ -115,9 +115,6 @@ pub enum QueryError {
     },
 }
 
-/// A portfolio's moments and trend over the interval.
-type Summary = (Moments, Trend);
-
 /// Accumulates the moments of the NAV column and the (time, NAV) points
 /// for the trend.
 #[derive(Default)]
@@ -145,7 +142,7 @@ impl StatsConsumer {
     }
 
     /// The moments and the trend, `None` without rows.
-    fn finish(mut self) -> Option<Summary> {
+    fn finish(mut self) -> Option<(Moments, Trend)> {
         Some((self.moments, Trend::of(&mut self.points)?))
     }
 }
@@ -217,7 +214,7 @@ pub fn run(query: &Query) -> Result<Answer, QueryError> {
         })
         .collect::<Result<Vec<_>, QueryError>>()?;
     let names = crate::layout::load_names(data);
-    let mut summaries: Vec<(PortfolioId, Summary)> = selected.into_iter().collect();
+    let mut summaries: Vec<(PortfolioId, (Moments, Trend))> = selected.into_iter().collect();
     for (id, summary, skipped) in scanned {
         note(&mut answer, skipped);
         summaries.extend(summary.map(|summary| (id, summary)));

@@ -86,7 +86,7 @@ impl TrendJson {
         let at = |point: fn(&crate::statistics::Drawdown) -> i64| fall.flatten().map(|f| time(point(&f)));
         TrendJson {
             total_return: trend.total_return(),
-            max_drawdown: fall.map(|fall| fall.map_or(0.0, |f| f.fraction)),
+            max_drawdown: trend.max_drawdown_fraction(),
             drawdown_peak: at(|f| f.peak.at),
             drawdown_trough: at(|f| f.trough.at),
             volatility: trend.volatility(),
@@ -163,18 +163,17 @@ pub fn write_csv(out: impl std::io::Write, query: &Query, answer: &Answer) -> st
             write!(out, "{investor},")?;
             out.write_all(quoted)?;
             write!(out, ",{},{}", s.portfolio, s.moments.count)?;
-            let fall = s.trend.max_drawdown();
             for value in [
                 Some(s.moments.mean),
                 s.moments.stddev(),
                 s.moments.spread(),
                 s.trend.total_return(),
-                fall.map(|fall| fall.map_or(0.0, |f| f.fraction)),
+                s.trend.max_drawdown_fraction(),
             ] {
                 out.write_all(b",")?;
                 out.write_all(number(&mut buffer, value).as_bytes())?;
             }
-            match fall.flatten() {
+            match s.trend.max_drawdown().flatten() {
                 Some(f) => write!(out, ",{},{}", time(f.peak.at), time(f.trough.at))?,
                 None => out.write_all(b",,")?,
             }
@@ -242,7 +241,7 @@ pub fn table(query: &Query, answer: &Answer) -> String {
                     s.moments.stddev().map(money).unwrap_or_default(),
                     percent(s.moments.spread()),
                     percent(s.trend.total_return()),
-                    percent(s.trend.max_drawdown().map(|fall| fall.map_or(0.0, |f| f.fraction))),
+                    percent(s.trend.max_drawdown_fraction()),
                     percent(s.trend.volatility()),
                 ]
             })

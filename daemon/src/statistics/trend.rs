@@ -161,6 +161,11 @@ impl Trend {
         self.positive().then_some(self.fall)
     }
 
+    /// The maximum drawdown's fraction: 0 for a series that never fell.
+    pub fn max_drawdown_fraction(&self) -> Option<f64> {
+        self.max_drawdown().map(|fall| fall.map_or(0.0, |f| f.fraction))
+    }
+
     /// The sample standard deviation of the interval-to-interval returns.
     pub fn volatility(&self) -> Option<f64> {
         if self.positive() { self.returns.stddev() } else { None }
