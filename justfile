@@ -52,6 +52,7 @@ build:
     cargo build --release -j {{jobs}}
 
 # Start everything on the embedded bus: two exchanges, the seed investors from investors/, the sink writing data/, the web view on http://127.0.0.1:9464/ (STOCKD_HTTP or --http to move it). Extra flags go to `stockd run`.
+[no-exit-message]
 run *flags: plugins build
     STOCKD_HTTP="${STOCKD_HTTP:-127.0.0.1:9464}" "{{target_dir}}/release/stockd" run {{flags}}
 

@@ -16,6 +16,7 @@ pub mod config;
 pub mod exchange;
 pub mod format;
 pub mod fsutil;
+pub mod groups;
 pub mod http;
 pub mod investor;
 pub mod layout;

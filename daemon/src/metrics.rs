@@ -64,6 +64,7 @@ struct Inner {
     sink_duplicates: Counter,
     sink_batches: Counter,
     consumer_lag: Family<GroupLabel, Gauge>,
+    partitions_unread: Family<GroupLabel, Gauge>,
     messages_missed: Family<GroupLabel, Counter>,
     web_events_dropped: Counter,
     produce_wait_seconds: Histogram,
@@ -127,6 +128,7 @@ impl Metrics {
             sink_duplicates: Counter::default(),
             sink_batches: Counter::default(),
             consumer_lag: Family::default(),
+            partitions_unread: Family::default(),
             messages_missed: Family::default(),
             web_events_dropped: Counter::default(),
             // 100 µs … ~60 s
@@ -194,7 +196,16 @@ impl Metrics {
             inner.sink_duplicates.clone(),
         );
         registry.register("sink_batches", "Batches the sink made durable and committed", inner.sink_batches.clone());
-        registry.register("consumer_lag", "Messages a consumer group has yet to read", inner.consumer_lag.clone());
+        registry.register(
+            "consumer_lag",
+            "Messages a consumer group has yet to read, over every partition (those no process of this group holds against the group's committed offset)",
+            inner.consumer_lag.clone(),
+        );
+        registry.register(
+            "partitions_unread",
+            "Partitions with messages unread whose committed offset has not moved for longer than the session timeout: no member of the group reads them",
+            inner.partitions_unread.clone(),
+        );
         registry.register(
             "messages_missed",
             "Messages a consumer group never read because the bus no longer held them",
@@ -358,6 +369,11 @@ impl Metrics {
     /// A consumer group's lag.
     pub fn consumer_lag(&self, group: &str, lag: u64) {
         self.inner.consumer_lag.get_or_create(&GroupLabel { group: group.to_string() }).set(lag as i64);
+    }
+
+    /// The partitions no member of `group` reads now.
+    pub fn partitions_unread(&self, group: &str, count: usize) {
+        self.inner.partitions_unread.get_or_create(&GroupLabel { group: group.to_string() }).set(count as i64);
     }
 
     /// One line on what happened since the previous call: valuations

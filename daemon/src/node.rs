@@ -62,7 +62,15 @@ pub async fn run_on<B: Bus>(bus: B, config: Config, metrics: Metrics, stop: Canc
         let health = crate::http::Health { roles, bus: bus.identity(), started };
         let investors = plugins.as_ref().map(|(registry, _)| (Arc::clone(registry), status.clone()));
         let topics = (config.topics.stock_exchange.as_str(), config.topics.portfolios.as_str());
-        let view = crate::web::WebView::start(&bus, topics, config.data.clone(), investors, metrics.clone(), &stop);
+        let view = crate::web::WebView::start(
+            &bus,
+            topics,
+            &config.groups(),
+            config.data.clone(),
+            investors,
+            metrics.clone(),
+            &stop,
+        );
         crate::http::serve(addr, metrics.clone(), health, Some(crate::web::routes(view)), stop.clone()).await?;
     }
     let names: Vec<String> = plugins
@@ -82,7 +90,7 @@ pub async fn run_on<B: Bus>(bus: B, config: Config, metrics: Metrics, stop: Canc
     // The sink stops last, after writing what the producers published.
     let sink_stop = CancellationToken::new();
     let sink = config.roles.contains(&Role::Sink).then(|| start_sink(&bus, &config, &metrics, &sink_stop, &stop));
-    let sink_group = config.roles.contains(&Role::Sink).then(|| config.sink_group());
+    let sink_group = config.roles.contains(&Role::Sink).then(|| config.groups().sink());
     let summary = tokio::spawn(log_summaries(metrics.clone(), config.interval, sink_group, stop.clone()));
 
     let mut first_error = None;
@@ -148,7 +156,9 @@ fn start_investors<B: Bus>(
         portfolio_topic: config.topics.portfolios.clone(),
         data: config.data.clone(),
         quarantine_after: config.investors.quarantine_after,
-        group_prefix: config.kafka.group_prefix.clone(),
+        groups: config.groups(),
+        settled_by: (config.roles.contains(&Role::Sink) && crate::bus::lost_with_its_process(&bus.identity()))
+            .then(|| config.groups().sink()),
     };
     let schedule = Schedule::starting_now(config.interval);
     let task = investor::run(bus.clone(), registry, schedule, settings, metrics.clone(), status, stop.clone());
@@ -169,7 +179,7 @@ fn start_sink<B: Bus>(
 ) -> tokio::task::JoinHandle<Result<(), sink::SinkError>> {
     let settings = SinkSettings {
         topic: config.topics.portfolios.clone(),
-        group: config.sink_group(),
+        group: config.groups().sink(),
         data: config.data.clone(),
         open_files: config.sink.open_files,
         sync: config.sink.sync,
@@ -180,6 +190,7 @@ fn start_sink<B: Bus>(
             max_bytes: config.archive.max_bytes,
         },
         csv_window: config.sink.csv_window,
+        unread_after: config.kafka.session_timeout,
     };
     let (bus, metrics, sink_stop, stop) = (bus.clone(), metrics.clone(), sink_stop.clone(), stop.clone());
     tokio::spawn(async move {

@@ -21,16 +21,16 @@ const PARTITION_CHECK_PERIOD: Duration = Duration::from_secs(30);
 /// Topic → partition count.
 pub type Partitions = BTreeMap<String, i32>;
 
-/// The topics stockd uses, as configured.
+/// The topics stockd uses, as configured: the tick topic with one
+/// partition (ticks are few, and one partition gives each investor's
+/// consumer group to one process: a second investors process stands by),
+/// the portfolio topic with `topics.partitions`.
 pub fn specs(config: &Config) -> Vec<TopicSpec> {
-    [&config.topics.stock_exchange, &config.topics.portfolios]
-        .into_iter()
-        .map(|name| TopicSpec {
-            name: name.clone(),
-            partitions: config.topics.partitions,
-            replication: config.topics.replication,
-        })
-        .collect()
+    let replication = config.topics.replication;
+    vec![
+        TopicSpec { name: config.topics.stock_exchange.clone(), partitions: 1, replication },
+        TopicSpec { name: config.topics.portfolios.clone(), partitions: config.topics.partitions, replication },
+    ]
 }
 
 /// Creates the topics, waiting for the bus to answer: on Kafka the brokers
@@ -71,8 +71,7 @@ pub async fn create<B: Bus>(bus: &B, config: &Config, stop: &CancellationToken) 
 }
 
 /// The partition counts of stockd's topics, with a warning for each that
-/// differs from `topics.partitions` (which applies only to topics stockd
-/// creates).
+/// differs from what stockd would create (see [`specs`]).
 async fn check_partitions<B: Bus>(bus: &B, config: &Config) -> anyhow::Result<Partitions> {
     let wanted: Vec<TopicSpec> = specs(config);
     let listed: Partitions = bus.topics().await?.into_iter().collect();
@@ -82,8 +81,8 @@ async fn check_partitions<B: Bus>(bus: &B, config: &Config) -> anyhow::Result<Pa
         if count != spec.partitions {
             tracing::warn!(
                 topic = spec.name,
-                "topic {} has {count} partition(s), not topics.partitions = {}: it existed already, and stockd \
-                 leaves existing topics as they are",
+                "topic {} has {count} partition(s), not the {} stockd creates it with: it existed already, and \
+                 stockd leaves existing topics as they are",
                 spec.name,
                 spec.partitions
             );
@@ -132,6 +131,15 @@ pub async fn watch_partitions<B: Bus>(bus: B, mut known: Partitions, stop: Cance
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_tick_topic_keeps_one_partition_and_the_portfolio_topic_takes_the_configured_count() {
+        let mut config = Config::default();
+        config.topics.partitions = 6;
+        let specs = specs(&config);
+        let counts: Vec<(&str, i32)> = specs.iter().map(|spec| (spec.name.as_str(), spec.partitions)).collect();
+        assert_eq!(counts, [("StockExchange", 1), ("Portfolios", 6)]);
+    }
 
     #[test]
     fn a_changed_partition_count_is_reported_once_per_topic() {

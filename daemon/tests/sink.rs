@@ -28,6 +28,7 @@ fn settings(data: &Path) -> SinkSettings {
         archive: true,
         retention: Default::default(),
         csv_window: None,
+        unread_after: Duration::from_secs(10),
     }
 }
 
@@ -228,6 +229,9 @@ async fn hostile_and_malformed_messages_go_to_rejected_jsonl_and_never_to_a_path
             .to_string(),
         r#"{"PORTFOLIO":"1.1","TIMESTAMP":"not a time","NAV":1,"NAV_Change":0,"NAV_Change_%":0}"#.to_string(),
         "not json at all".to_string(),
+        // Identities that would hold every later row of 1.1 back.
+        r#"{"PORTFOLIO":"1.1","TIMESTAMP":"2026-11-24 09:00:00","NAV":1,"NAV_Change":0,"NAV_Change_%":0,"INTERVAL_MS":9223372036854775807}"#.to_string(),
+        r#"{"PORTFOLIO":"1.1","TIMESTAMP":"9999-12-31 23:59:59","NAV":1,"NAV_Change":0,"NAV_Change_%":0}"#.to_string(),
     ];
     let good = valuations(3, 1);
     let mut records: Vec<Record> =
@@ -253,6 +257,8 @@ async fn hostile_and_malformed_messages_go_to_rejected_jsonl_and_never_to_a_path
     }
     assert!(lines[0]["reason"].as_str().unwrap().contains("PORTFOLIO"), "{}", lines[0]["reason"]);
     assert!(lines[6]["reason"].as_str().unwrap().contains("TIMESTAMP"), "{}", lines[6]["reason"]);
+    assert!(lines[8]["reason"].as_str().unwrap().contains("more than a day away"), "{}", lines[8]["reason"]);
+    assert!(lines[9]["reason"].as_str().unwrap().contains("after this machine's clock"), "{}", lines[9]["reason"]);
     // Nothing but the expected names was created, anywhere.
     let mut names: Vec<String> = std::fs::read_dir(data.path())
         .unwrap()
@@ -261,7 +267,7 @@ async fn hostile_and_malformed_messages_go_to_rejected_jsonl_and_never_to_a_path
     names.sort();
     assert_eq!(names, [".sink", "INVESTOR_1_PORTFOLIO_1.csv", "archive", "rejected.jsonl"]);
     assert!(!data.path().parent().unwrap().join("etc").exists());
-    assert!(metrics.encode().contains("stockd_sink_rejected_total 8"));
+    assert!(metrics.encode().contains("stockd_sink_rejected_total 10"));
 }
 
 /// Every step of a batch, crashed at, in several batches of one stream;
@@ -319,6 +325,38 @@ async fn a_torn_last_line_is_trimmed_on_restart() {
     let mut sink = open_sink(&bus, data.path());
     drain(&mut sink).await.unwrap();
     assert_exactly(data.path(), &expected);
+}
+
+/// A portfolio file moved away, deleted or replaced by hand while its
+/// handle is open: the next rows go to a file at its name (created again
+/// with its header when there is none), never into the moved or unlinked
+/// file.
+#[tokio::test]
+async fn a_file_moved_deleted_or_replaced_by_hand_gets_the_later_rows_at_its_name() {
+    let bus = bus_with_topic().await;
+    let data = tempfile::tempdir().unwrap();
+    let elsewhere = tempfile::tempdir().unwrap();
+    let expected = valuations(12, 3);
+    let mut sink = open_sink(&bus, data.path());
+    publish(&bus, &expected[..3]).await;
+    drain(&mut sink).await.unwrap();
+    let file = |id: &str| data.path().join(format!("INVESTOR_{id}.csv"));
+    let (moved, deleted, replaced) = (file("1_PORTFOLIO_1"), file("1_PORTFOLIO_2"), file("1_PORTFOLIO_3"));
+    std::fs::rename(&moved, elsewhere.path().join("moved.csv")).unwrap();
+    std::fs::remove_file(&deleted).unwrap();
+    let replacement = "PORTFOLIO,TIMESTAMP,NAV,NAV_Change,NAV_Change_%\n";
+    std::fs::write(data.path().join("replacement.tmp"), replacement).unwrap();
+    std::fs::rename(data.path().join("replacement.tmp"), &replaced).unwrap();
+    publish(&bus, &expected[3..]).await;
+    drain(&mut sink).await.unwrap();
+    let rows = read_back(data.path());
+    for (name, rows) in &rows {
+        assert_eq!(rows.len(), 3, "{name}: the three later rows, under the header, nothing else: {rows:?}");
+    }
+    assert_eq!(rows.len(), 3);
+    assert_eq!(rows["INVESTOR_1_PORTFOLIO_1.csv"][0].get(2), Some(expected[3].nav.to_string().as_str()));
+    let moved_away = std::fs::read_to_string(elsewhere.path().join("moved.csv")).unwrap();
+    assert_eq!(moved_away.lines().count(), 2, "the moved file kept its header and one row: {moved_away}");
 }
 
 #[tokio::test]
@@ -554,7 +592,8 @@ async fn a_restart_on_a_new_bus_keeps_the_archive_and_the_csv_files_in_step() {
 async fn a_new_csv_window_cuts_the_files_back_and_the_archive_keeps_every_row() {
     let bus = bus_with_topic().await;
     let data = tempfile::tempdir().unwrap();
-    let window = SinkSettings { csv_window: Some(Duration::from_secs(1)), ..settings(data.path()) };
+    // Windows start at whole multiples of 2 s of the wall clock.
+    let window = SinkSettings { csv_window: Some(Duration::from_secs(2)), ..settings(data.path()) };
     let mut sink = Sink::open(&bus, window, Metrics::new()).unwrap();
     let expected = valuations(300, 7);
     publish(&bus, &expected[..200]).await;
@@ -566,7 +605,10 @@ async fn a_new_csv_window_cuts_the_files_back_and_the_archive_keeps_every_row() 
         stats: true,
     };
     let before = stockd::query::run(&query).unwrap();
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    // Just after the next window starts, so that the rest is written (and
+    // checked) well within that window, even on a loaded machine.
+    let into_window = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() % 2000;
+    tokio::time::sleep(Duration::from_millis((2000 - into_window) as u64 + 50)).await;
     drain(&mut sink).await.unwrap();
     for (name, rows) in read_back(data.path()) {
         assert!(rows.is_empty(), "{name} was cut back to its header");

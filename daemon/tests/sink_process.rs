@@ -104,3 +104,57 @@ async fn a_sink_process_killed_at_random_moments_writes_every_row_exactly_once()
         }
     }
 }
+
+/// On Kafka a stop does not drain a backlog first: the sink writes the
+/// batch in hand and exits within seconds; the rest waits on the broker,
+/// and the next start writes it, each row once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_sink_leaves_a_backlog_on_the_broker_and_exits_within_seconds() {
+    let Some(brokers) = common::test_brokers("a_stopped_sink_leaves_a_backlog_on_the_broker_and_exits_within_seconds")
+    else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (data, config, log) = (dir.path().join("data"), dir.path().join("stockd.toml"), dir.path().join("sink.log"));
+    let (stock, portfolios) = (common::unique("StockExchange"), common::unique("Portfolios"));
+    // Small batches, each synced file by file: the backlog takes minutes.
+    std::fs::write(&config, format!("[topics]\nstock-exchange = \"{stock}\"\nportfolios = \"{portfolios}\"\n[sink]\nbatch = 20\nsync = \"file\"\n[archive]\nenabled = false\n[kafka]\nsession-timeout = \"6s\"\ngroup-prefix = \"{}-\"\n", common::unique("test"))).unwrap();
+    let bus = KafkaBus::connect(KafkaSettings::new(brokers.clone(), "stockd-tests")).unwrap();
+    bus.create_topics(&[TopicSpec { name: portfolios.clone(), partitions: 1, replication: 1 }]).await.unwrap();
+    let at = parse_timestamp("2026-11-24 09:00:00").unwrap();
+    let total = 20_000u32;
+    let records: Vec<Record> = (0..total)
+        .map(|i| {
+            let id = PortfolioId::new(InvestorId::new(i % 4 + 1).unwrap(), i / 4 % 5 + 1).unwrap();
+            let v = Valuation::new(id, at + chrono::Duration::seconds(i64::from(i)), 1000.0 + f64::from(i), None, None);
+            Record { key: v.portfolio.to_string(), value: v.encode() }
+        })
+        .collect();
+    bus.produce_batch(&portfolios, records).await.unwrap();
+    let mut sink = start_sink(&brokers, &data, &config, &log);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while checkpointed(&data, &portfolios) == 0 {
+        assert!(Instant::now() < deadline, "no progress; log:\n{}", sink.log());
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    sink.signal("TERM");
+    let stopped = Instant::now();
+    assert!(sink.wait_exit(Duration::from_secs(20)).success(), "log:\n{}", sink.log());
+    let written = checkpointed(&data, &portfolios);
+    eprintln!("stopped in {:?} at offset {written} of {total}", stopped.elapsed());
+    assert!(stopped.elapsed() < Duration::from_secs(10), "the stop took {:?}", stopped.elapsed());
+    assert!(written < i64::from(total) / 2, "the stop drained the backlog: offset {written} of {total}");
+    // The next start, with large batches, writes the rest.
+    let text = std::fs::read_to_string(&config).unwrap().replace("batch = 20\nsync = \"file\"", "batch = 5000");
+    std::fs::write(&config, text).unwrap();
+    let mut sink = start_sink(&brokers, &data, &config, &log);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while checkpointed(&data, &portfolios) < i64::from(total) {
+        assert!(Instant::now() < deadline, "the sink did not catch up; log:\n{}", sink.log());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    sink.signal("TERM");
+    assert!(sink.wait_exit(Duration::from_secs(20)).success());
+    let rows: usize = daemon::csv_rows(&data).values().map(Vec::len).sum();
+    assert_eq!(rows, total as usize, "each valuation once");
+}

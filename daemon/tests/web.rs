@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use browser::{CHROMEDRIVER, CHROMIUM, Driver};
 use common::deploy;
-use daemon::{Daemon, csv_rows, free_port, http_get as request, seed_plugins, write_fast_config};
+use daemon::{Daemon, csv_rows, free_port, http_get as request, http_get_as, seed_plugins, write_fast_config};
 use fantoccini::{Client, Locator};
 
 /// The investor whose name is markup.
@@ -291,4 +291,10 @@ async fn bad_query_parameters_get_a_400_with_the_reason() {
     assert_eq!(status, 200, "{body}");
     let (status, _) = get("/nothing-here");
     assert_eq!(status, 404);
+    // A page elsewhere pointing its own name at 127.0.0.1 (DNS rebinding)
+    // reads nothing.
+    let (status, body) = http_get_as(port, "/api/portfolios", "attacker.example");
+    assert_eq!(status, 403, "{body}");
+    assert!(!body.contains("1.1"), "{body}");
+    assert_eq!(http_get_as(port, "/health", &format!("127.0.0.1:{port}")).0, 200);
 }

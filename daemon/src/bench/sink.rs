@@ -91,7 +91,7 @@ pub async fn run(bench: &SinkBench, dir: &Path) -> anyhow::Result<SinkReport> {
     }
     let settings = SinkSettings {
         topic: topic.into(),
-        group: crate::sink::GROUP.into(),
+        group: crate::groups::SINK.into(),
         data: data.clone(),
         open_files: bench.open_files,
         sync: bench.sync,
@@ -99,6 +99,7 @@ pub async fn run(bench: &SinkBench, dir: &Path) -> anyhow::Result<SinkReport> {
         archive: true,
         retention: Default::default(),
         csv_window: None,
+        unread_after: Duration::from_secs(10),
     };
     let mut sink = Sink::open(&bus, settings, Metrics::new())?;
     if bench.passes == 0 {

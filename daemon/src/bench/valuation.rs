@@ -78,7 +78,8 @@ pub async fn run(bench: &ValuationBench, dir: &Path) -> anyhow::Result<Valuation
         portfolio_topic,
         data: dir.join("data"),
         quarantine_after: 5,
-        group_prefix: String::new(),
+        groups: Default::default(),
+        settled_by: None,
     };
     let shutdown = CancellationToken::new();
     let runtime = tokio::spawn(investor::run(

@@ -23,7 +23,7 @@ use rdkafka::util::Timeout;
 use rdkafka::{Offset, TopicPartitionList};
 
 use super::kafka_context::QuietContext;
-use super::{Bus, BusError, Consumer, Delivered, Message, Positions, Record, TopicSpec};
+use super::{Bus, BusError, Consumer, Delivered, Message, PartitionLag, Positions, Record, TopicSpec};
 
 /// How long a produce may wait for the broker before it fails.
 const DELIVERY_TIMEOUT: Duration = Duration::from_secs(60);
@@ -370,29 +370,57 @@ impl Consumer for KafkaConsumer {
             .map_err(|e| kafka_error("commit", e))
     }
 
-    async fn lag(&mut self) -> Option<u64> {
+    /// The partitions this consumer holds against its position; the others
+    /// against the group's committed offsets.
+    async fn partition_lags(&mut self) -> Option<Vec<PartitionLag>> {
         let consumer = Arc::clone(&self.consumer);
         let topics = self.topics.clone();
         tokio::task::spawn_blocking(move || {
             let assignment = consumer.assignment().ok()?;
             let positions = consumer.position().ok()?;
-            let mut lag = 0u64;
-            for element in assignment.elements() {
-                if !topics.iter().any(|t| t == element.topic()) {
-                    continue;
+            let offset = |list: &TopicPartitionList, topic: &str, partition: i32| {
+                list.find_partition(topic, partition).and_then(|p| match p.offset() {
+                    Offset::Offset(o) => Some(o),
+                    _ => None,
+                })
+            };
+            let mut lags = Vec::new();
+            for topic in &topics {
+                let metadata = consumer.fetch_metadata(Some(topic), REQUEST_TIMEOUT).ok()?;
+                let partitions: Vec<i32> = metadata
+                    .topics()
+                    .iter()
+                    .filter(|t| t.name() == topic)
+                    .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+                    .collect();
+                let mut others = TopicPartitionList::new();
+                for &partition in &partitions {
+                    if assignment.find_partition(topic, partition).is_none() {
+                        others.add_partition(topic, partition);
+                    }
                 }
-                let (_, high) =
-                    consumer.fetch_watermarks(element.topic(), element.partition(), REQUEST_TIMEOUT).ok()?;
-                let position = positions
-                    .find_partition(element.topic(), element.partition())
-                    .and_then(|p| match p.offset() {
-                        Offset::Offset(o) => Some(o),
-                        _ => None,
-                    })
-                    .unwrap_or(0);
-                lag += (high - position).max(0) as u64;
+                let committed =
+                    if others.count() > 0 { consumer.committed_offsets(others, REQUEST_TIMEOUT).ok()? } else { others };
+                let name: Arc<str> = topic.as_str().into();
+                for partition in partitions {
+                    let (low, high) = consumer.fetch_watermarks(topic, partition, REQUEST_TIMEOUT).ok()?;
+                    let held = assignment.find_partition(topic, partition).is_some();
+                    let group_committed = if held { None } else { offset(&committed, topic, partition) };
+                    let from = if held {
+                        offset(&positions, topic, partition).unwrap_or(low)
+                    } else {
+                        group_committed.unwrap_or(low)
+                    };
+                    lags.push(PartitionLag {
+                        topic: Arc::clone(&name),
+                        partition,
+                        unread: (high - from).max(0) as u64,
+                        held,
+                        committed: group_committed,
+                    });
+                }
             }
-            Some(lag)
+            Some(lags)
         })
         .await
         .ok()

@@ -28,7 +28,7 @@ use bytes::Bytes;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use super::{Bus, BusError, Consumer, Delivered, Message, Positions, Record, TopicSpec};
+use super::{Bus, BusError, Consumer, Delivered, Message, PartitionLag, Positions, Receipt, Record, TopicSpec};
 use crate::metrics::Metrics;
 
 /// Messages kept per topic by default.
@@ -233,6 +233,16 @@ impl MemoryBus {
     }
 }
 
+/// Whether the bus a checkpoint names (see [`Bus::identity`]) kept its
+/// messages only in its process (a memory bus): what it held unread died
+/// with the process.
+pub fn lost_with_its_process(identity: &str) -> bool {
+    identity.starts_with(IDENTITY_PREFIX)
+}
+
+/// How a memory bus's identity begins.
+const IDENTITY_PREFIX: &str = "memory:";
+
 /// An id no other bus instance has: the process, the time, a counter.
 fn new_instance_id() -> String {
     static CREATED: AtomicU64 = AtomicU64::new(0);
@@ -271,7 +281,7 @@ impl Bus for MemoryBus {
     type Consumer = MemoryConsumer;
 
     fn identity(&self) -> String {
-        format!("memory:{}", self.inner.instance)
+        format!("{IDENTITY_PREFIX}{}", self.inner.instance)
     }
 
     async fn create_topics(&self, specs: &[TopicSpec]) -> Result<(), BusError> {
@@ -333,6 +343,22 @@ impl Bus for MemoryBus {
             self.append(&topic, partition, records).await?;
         }
         Ok(())
+    }
+
+    /// Per partition, the offset after the last message stored.
+    fn receipt(&self, topic: &str) -> Receipt {
+        let Ok(topic) = self.topic(topic) else { return Receipt::default() };
+        Receipt(topic.partitions.iter().map(|partition| lock(partition).end()).collect())
+    }
+
+    fn is_settled(&self, group: &str, topic: &str, receipt: &Receipt) -> bool {
+        let committed = lock(&self.inner.committed);
+        receipt.0.iter().enumerate().all(|(partition, &end)| {
+            end == 0
+                || committed
+                    .get(&(group.to_string(), topic.to_string(), partition as i32))
+                    .is_some_and(|&next| next >= end)
+        })
     }
 
     fn consumer(&self, group: &str, topics: &[&str]) -> Result<MemoryConsumer, BusError> {
@@ -489,15 +515,22 @@ impl Consumer for MemoryConsumer {
         Ok(())
     }
 
-    async fn lag(&mut self) -> Option<u64> {
-        let mut lag = 0;
+    /// Every partition, held: a memory consumer reads them all.
+    async fn partition_lags(&mut self) -> Option<Vec<PartitionLag>> {
+        let mut lags = Vec::new();
         for (t, topic) in self.topics.iter().enumerate() {
             for (p, partition) in topic.partitions.iter().enumerate() {
                 let log = lock(partition);
-                lag += (log.end() - self.positions[t][p].max(log.start)).max(0) as u64;
+                lags.push(PartitionLag {
+                    topic: Arc::clone(&topic.name),
+                    partition: p as i32,
+                    unread: (log.end() - self.positions[t][p].max(log.start)).max(0) as u64,
+                    held: true,
+                    committed: None,
+                });
             }
         }
-        Some(lag)
+        Some(lags)
     }
 
     /// Every partition: a memory consumer reads them all.
@@ -622,6 +655,26 @@ mod tests {
         let batch = consumer.poll(10, Duration::from_secs(10)).await.unwrap();
         assert_eq!(batch.len(), 1);
         assert!(started.elapsed() < Duration::from_secs(5), "woken, not timed out");
+    }
+
+    #[tokio::test]
+    async fn a_receipt_is_settled_once_the_group_commits_past_it() {
+        let bus = MemoryBus::default();
+        bus.create_topics(&[TopicSpec { name: "T".into(), partitions: 2, replication: 1 }]).await.unwrap();
+        let mut sink = bus.consumer("app1", &["T"]).unwrap();
+        bus.produce_batch("T", (0..6).map(|i| Record { key: format!("k{i}"), value: vec![i] }).collect())
+            .await
+            .unwrap();
+        let receipt = bus.receipt("T");
+        bus.produce("T", "late", vec![9]).await.unwrap();
+        assert!(!bus.is_settled("app1", "T", &receipt), "nothing committed yet");
+        let mut positions = Positions::new();
+        let read = sink.poll(100, Duration::from_millis(10)).await.unwrap();
+        read.iter().filter(|m| m.value[0] < 6).for_each(|m| positions.advance(m));
+        sink.commit(&positions).await.unwrap();
+        assert!(bus.is_settled("app1", "T", &receipt), "committed past every message the receipt covers");
+        assert!(!bus.is_settled("app1", "T", &bus.receipt("T")), "not past the later message");
+        assert!(!bus.is_settled("other", "T", &receipt), "per group");
     }
 
     #[tokio::test]

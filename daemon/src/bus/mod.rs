@@ -9,6 +9,7 @@
 
 mod kafka;
 mod kafka_context;
+mod lag;
 mod memory;
 mod positions;
 
@@ -19,7 +20,8 @@ use std::time::Duration;
 use bytes::Bytes;
 
 pub use kafka::{KafkaBus, KafkaConsumer, KafkaSettings};
-pub use memory::{DEFAULT_PRODUCE_TIMEOUT, DEFAULT_RETENTION, MemoryBus, MemoryConsumer};
+pub use lag::{Changes, PartitionLag, Stalled, Unread};
+pub use memory::{DEFAULT_PRODUCE_TIMEOUT, DEFAULT_RETENTION, MemoryBus, MemoryConsumer, lost_with_its_process};
 pub use positions::Positions;
 
 /// A topic to create: its name, partitions and replication factor.
@@ -72,6 +74,13 @@ pub struct Delivered {
     /// The offset.
     pub offset: i64,
 }
+
+/// A mark of everything produced to a topic up to some moment (per
+/// partition, the offset after the last message), to ask later whether a
+/// consumer group has made it durable ([`Bus::is_settled`]). Empty where
+/// the bus keeps what it acknowledged durably itself (Kafka).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Receipt(Vec<i64>);
 
 /// A bus operation failed.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -143,6 +152,21 @@ pub trait Bus: Clone + Send + Sync + 'static {
     /// are stored. Per key, order is kept.
     fn produce_batch(&self, topic: &str, records: Vec<Record>) -> impl Future<Output = Result<(), BusError>> + Send;
 
+    /// A receipt for everything produced to `topic` so far (call it after
+    /// `produce_batch` returns: the messages it stored are covered).
+    fn receipt(&self, _topic: &str) -> Receipt {
+        Receipt::default()
+    }
+
+    /// Whether consumer group `group` has committed, on every partition of
+    /// `topic`, past what `receipt` covers: where the bus keeps messages
+    /// only in this process (the memory bus), that is when they are safe
+    /// from a crash, the group having made them durable. Always true where
+    /// an acknowledged message is durable already (Kafka).
+    fn is_settled(&self, _group: &str, _topic: &str, _receipt: &Receipt) -> bool {
+        true
+    }
+
     /// A consumer of `topics` in `group`, starting from the group's committed
     /// offsets, or from the earliest messages where it has none.
     fn consumer(&self, group: &str, topics: &[&str]) -> Result<Self::Consumer, BusError>;
@@ -166,9 +190,16 @@ pub trait Consumer: Send + 'static {
     /// read) for the group: a consumer of the group made later starts there.
     fn commit(&mut self, positions: &Positions) -> impl Future<Output = Result<(), BusError>> + Send;
 
-    /// Messages in the consumer's partitions beyond its position, where the
-    /// bus can tell.
-    fn lag(&mut self) -> impl Future<Output = Option<u64>> + Send;
+    /// Per partition of the consumer's topics, held by this consumer or
+    /// not, the messages the group has yet to read (see [`PartitionLag`]),
+    /// where the bus can tell.
+    fn partition_lags(&mut self) -> impl Future<Output = Option<Vec<PartitionLag>>> + Send;
+
+    /// The group's messages yet to read, over every partition (see
+    /// [`partition_lags`](Self::partition_lags)).
+    fn lag(&mut self) -> impl Future<Output = Option<u64>> + Send {
+        async { self.partition_lags().await.map(|lags| lags.iter().map(|lag| lag.unread).sum()) }
+    }
 
     /// The partitions of `topic` the consumer group gives this consumer
     /// now, which change when members join or leave (a rebalance); `None`

@@ -38,7 +38,8 @@ async fn tail(args: &TailArgs) -> anyhow::Result<()> {
         let names: Vec<&str> = topics.iter().map(|(name, _)| name.as_str()).collect();
         anyhow::bail!("no topic {:?} on {} (topics: {})", args.topic, args.brokers, names.join(", "));
     }
-    let group = args.group.clone().unwrap_or_else(|| format!("stockd-tail-{}", std::process::id()));
+    let group =
+        args.group.clone().unwrap_or_else(|| crate::groups::Groups::default().private("stockd-tail", &args.topic));
     let mut consumer = bus.consumer(&group, &[&args.topic])?;
     let mut printed = 0;
     let mut out = std::io::stdout().lock();

@@ -85,8 +85,9 @@ pub struct TopicsConfig {
     pub stock_exchange: String,
     /// Where investors publish valuations (key = portfolio id). Default `Portfolios`.
     pub portfolios: String,
-    /// Partitions of each topic when stockd creates it. Default 1, as in the
-    /// seed; keys keep per-ticker and per-portfolio order with any number.
+    /// Partitions of the portfolio topic when stockd creates it (the sinks
+    /// split them). Default 1, as in the seed; keys keep per-portfolio order
+    /// with any number. The tick topic always gets one.
     pub partitions: i32,
     /// Replication factor when stockd creates a topic. Default 1.
     pub replication: i16,
@@ -113,9 +114,9 @@ pub struct KafkaConfig {
 }
 
 impl Config {
-    /// The sink's consumer group: `app1`, after `kafka.group-prefix`.
-    pub fn sink_group(&self) -> String {
-        format!("{}{}", self.kafka.group_prefix, crate::sink::GROUP)
+    /// The deployment's consumer groups (after `kafka.group-prefix`).
+    pub fn groups(&self) -> crate::groups::Groups {
+        crate::groups::Groups::new(self.kafka.group_prefix.clone())
     }
 }
 

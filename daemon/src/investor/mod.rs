@@ -26,7 +26,7 @@ use tokio_util::sync::CancellationToken;
 pub use book::{Applied, PriceBook};
 pub use log_cap::VALUATION_LINES_PER_INTERVAL;
 pub use schedule::Schedule;
-pub use state::{InvestorState, Pending, StateError, state_path};
+pub use state::{InvestorState, Pending, StateError, Unsettled, state_path};
 pub use status::{InvestorStatus, StatusBoard};
 
 use crate::bus::Bus;
@@ -48,8 +48,12 @@ pub struct RuntimeSettings {
     pub data: PathBuf,
     /// Consecutive failed intervals before quarantine.
     pub quarantine_after: u32,
-    /// Put before the consumer groups' names (`investor-N`).
-    pub group_prefix: String,
+    /// The consumer groups' names (`investor-N`).
+    pub groups: crate::groups::Groups,
+    /// The sink's consumer group where this process runs the sink on a bus
+    /// that keeps messages only in this process: a published interval is
+    /// kept for a restart until this group has committed past it.
+    pub settled_by: Option<String>,
 }
 
 /// Runs a worker per loaded investor, following `registry`, until

@@ -12,6 +12,12 @@
 //! Once the broker acknowledges the messages, the marker file records the
 //! sequence number (a small in-place write, not synced: a power loss, not a
 //! process crash, may republish the last interval's messages once).
+//!
+//! Where the bus keeps messages only in this process (the embedded memory
+//! bus), a published interval is not safe until the sink has made it
+//! durable: the checkpoint keeps every interval published but not yet known
+//! written ([`Unsettled`]), and a restart publishes them again on the new
+//! bus, in order (the sink's identities keep one row per valuation).
 
 use std::collections::BTreeMap;
 use std::fs::OpenOptions;
@@ -44,6 +50,28 @@ pub struct InvestorState {
     /// checkpoint from before stockd carried it): the next is above it.
     #[serde(default)]
     pub last_interval_ms: i64,
+    /// Intervals published on a bus that keeps messages only in its
+    /// process, not yet known written by the sink, oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unsettled: Vec<Unsettled>,
+}
+
+/// A published interval that may not be durable yet: enough to publish its
+/// messages again, byte for byte.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Unsettled {
+    /// The interval (not flattened: serde's flatten reads integer map keys
+    /// back as strings).
+    pub interval: Pending,
+    /// Portfolio number → its NAV in this interval.
+    pub navs: BTreeMap<u32, f64>,
+}
+
+impl Unsettled {
+    /// The interval's messages.
+    pub fn records(&self, investor: InvestorId) -> Vec<Record> {
+        self.interval.records(investor, &self.navs)
+    }
 }
 
 /// An interval whose valuations may not be published yet: with the NAVs
@@ -124,7 +152,8 @@ fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> StateError + '_ {
 
 impl InvestorState {
     /// Loads a checkpoint; `None` when there is none yet. A pending interval
-    /// the marker records as published is dropped.
+    /// the marker records as published joins the unsettled ones (the
+    /// caller drops them where the bus is durable).
     pub fn load(path: &Path) -> Result<Option<Self>, StateError> {
         let bytes = match std::fs::read(path) {
             Ok(bytes) => bytes,
@@ -136,7 +165,8 @@ impl InvestorState {
         let published =
             std::fs::read_to_string(marker_path(path)).ok().and_then(|text| text.trim().parse::<u64>().ok());
         if state.pending.as_ref().is_some_and(|p| published.is_some_and(|done| done >= p.interval)) {
-            state.pending = None;
+            let interval = state.pending.take().expect("checked");
+            state.unsettled.push(Unsettled { interval, navs: state.navs.clone() });
         }
         Ok(Some(state))
     }
@@ -176,6 +206,16 @@ mod tests {
         state.navs.insert(1, 1_286_940.0);
         state.prices.insert("IBM".into(), 123.2);
         state.positions.set("StockExchange", 0, 42);
+        state.unsettled.push(Unsettled {
+            interval: Pending {
+                interval: 7,
+                timestamp: "2026-11-24 09:40:20".into(),
+                interval_ms: Some(1_795_513_220_000),
+                investor: "Investor 3".into(),
+                previous: BTreeMap::from([(1, 1_280_000.0)]),
+            },
+            navs: BTreeMap::from([(1, 1_286_940.0)]),
+        });
         state.save(&path).unwrap();
         assert_eq!(InvestorState::load(&path).unwrap(), Some(state));
         std::fs::write(&path, "{not json").unwrap();
@@ -191,7 +231,7 @@ mod tests {
         state.pending = Some(Pending {
             interval: 12,
             timestamp: "2026-11-24 09:40:20".into(),
-            interval_ms: Some(1_795_167_620_250),
+            interval_ms: Some(1_795_513_220_250),
             investor: "Investor 3".into(),
             previous: BTreeMap::from([(1, 1_286_940.0)]),
         });
@@ -204,8 +244,11 @@ mod tests {
         assert_eq!((decoded[0].nav, decoded[0].nav_change, decoded[0].nav_change_pct), (1_300_000.0, 13_060.0, 1.01));
         assert_eq!((decoded[1].nav, decoded[1].nav_change, decoded[1].nav_change_pct), (850_000.5, 0.0, 0.0));
         assert_eq!(decoded[1].investor.as_deref(), Some("Investor 3"));
-        assert!(decoded.iter().all(|v| v.interval_ms == Some(1_795_167_620_250)), "the identity is carried");
+        assert!(decoded.iter().all(|v| v.interval_ms == Some(1_795_513_220_250)), "the identity is carried");
         InvestorState::mark_published(&path, 12).unwrap();
-        assert_eq!(InvestorState::load(&path).unwrap().unwrap().pending, None);
+        let loaded = InvestorState::load(&path).unwrap().unwrap();
+        assert_eq!(loaded.pending, None);
+        assert_eq!(loaded.unsettled.len(), 1, "published, not known written");
+        assert_eq!(loaded.unsettled[0].records(investor()), records, "the same messages, byte for byte");
     }
 }

@@ -10,8 +10,12 @@
 //! 4. mark it published (no fsync) — nothing to redo.
 //! 5. commit the tick offsets — ticks after the committed offset are read
 //!    again; those the checkpoint already reflects are skipped.
+//!
+//! On the embedded memory bus, a published interval stays in the checkpoint
+//! (unsettled) until the sink of this process has committed past it: a
+//! restart, on a new bus, publishes it again.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -23,9 +27,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::book::PriceBook;
 use super::schedule::Schedule;
-use super::state::{InvestorState, Pending, StateError, state_path};
+use super::state::{InvestorState, Pending, StateError, Unsettled, state_path};
 use super::status::StatusBoard;
-use crate::bus::{Bus, Consumer, Positions};
+use crate::bus::{Bus, Consumer, Positions, Receipt};
 use crate::market::{InvestorId, PortfolioId, format_seconds, nav_changes};
 use crate::metrics::Metrics;
 use crate::plugin::{PluginError, PluginImage, PluginInstance, PluginRegistry, PortfolioNav, Quote};
@@ -36,6 +40,9 @@ const POLL_SLICE: Duration = Duration::from_millis(100);
 const POLL_BATCH: usize = 10_000;
 /// How often the consumer lag is measured for the metrics.
 const LAG_PERIOD: Duration = Duration::from_secs(10);
+/// How long a stopping investor waits for the sink to make its last
+/// intervals durable (else a restart publishes them again).
+const SETTLE_WAIT: Duration = Duration::from_secs(5);
 
 /// What every investor of a process shares.
 pub(crate) struct Shared<B> {
@@ -81,6 +88,10 @@ struct Worker<B: Bus> {
     last_interval_ms: i64,
     /// The last interval's valuations, until the broker acknowledged them.
     pending: Option<Pending>,
+    /// Intervals published (with their receipt) or to publish again (none)
+    /// that the sink may not have made durable yet, oldest first; only
+    /// where the bus keeps messages in this process alone.
+    unsettled: VecDeque<(Unsettled, Option<Receipt>)>,
     failures: u32,
     quarantined: bool,
     missing_logged: BTreeSet<String>,
@@ -143,17 +154,25 @@ impl<B: Bus> Worker<B> {
         };
         let mut book = PriceBook::restore(state.prices, state.positions);
         let mut pending = state.pending;
+        let mut unsettled = VecDeque::new();
         if !state.bus.is_empty() && !shared.bus.is_identity(&state.bus) {
             // Offsets of another bus (a restarted memory bus starts at 0).
             book.forget_positions();
-            if let Some(dropped) = pending.take() {
+            if crate::bus::lost_with_its_process(&state.bus) {
+                // What the old process's sink may not have written goes
+                // out again; its identities skip what it had.
+                if !state.unsettled.is_empty() {
+                    tracing::info!(investor = %investor, "publishing again {} interval(s) the sink may not have written before the restart", state.unsettled.len());
+                }
+                unsettled = state.unsettled.into_iter().map(|interval| (interval, None)).collect();
+            } else if let Some(dropped) = pending.take() {
                 tracing::warn!(investor = %investor, "dropping interval {} of a previous bus ({}): it may not have been published", dropped.interval, state.bus);
             }
         }
         // What the checkpoint holds is durable: committable at once (which
         // also catches up after a crash between a checkpoint and its commit).
         let durable_positions = book.positions().clone();
-        let group = format!("{}investor-{investor}", settings.group_prefix);
+        let group = settings.groups.investor(investor);
         let consumer = shared.bus.consumer(&group, &[&settings.stock_topic])?;
         tracing::info!(investor = %investor, name = image.name(), group, "investor started at interval {}", state.interval);
         Ok(Worker {
@@ -170,6 +189,7 @@ impl<B: Bus> Worker<B> {
             interval: state.interval,
             last_interval_ms: state.last_interval_ms,
             pending,
+            unsettled,
             failures: 0,
             quarantined: false,
             missing_logged: BTreeSet::new(),
@@ -192,6 +212,7 @@ impl<B: Bus> Worker<B> {
                 }
             }
             if shutdown.is_cancelled() {
+                self.await_settled(SETTLE_WAIT).await;
                 self.checkpoint_and_commit().await?;
                 return Ok(Exit::Shutdown);
             }
@@ -248,10 +269,11 @@ impl<B: Bus> Worker<B> {
         if !self.holds_ticks() {
             return Ok(None);
         }
-        if self.pending.is_some() {
+        self.settle();
+        if self.owes_publication() {
             self.publish_pending().await;
         }
-        if self.pending.is_none()
+        if !self.owes_publication()
             && !self.quarantined
             && let Some(quotes) = self.quotes()
         {
@@ -406,18 +428,33 @@ impl<B: Bus> Worker<B> {
         self.dirty = true;
     }
 
-    /// Publishes the pending interval; on success records it, on failure
-    /// keeps it for the next interval.
+    /// Publishes what a restart left to publish again, then the pending
+    /// interval; on success records it, on failure keeps it for the next
+    /// interval.
     async fn publish_pending(&mut self) {
+        let topic = &self.shared.settings.portfolio_topic;
+        for (interval, receipt) in self.unsettled.iter_mut().filter(|(_, receipt)| receipt.is_none()) {
+            let records = interval.records(self.investor);
+            let count = records.len();
+            if let Err(error) = self.shared.bus.produce_batch(topic, records).await {
+                tracing::error!(investor = %self.investor, "publishing again {count} valuations failed (retried next interval): {error}");
+                return;
+            }
+            *receipt = Some(self.shared.bus.receipt(topic));
+        }
         let Some(pending) = &self.pending else { return };
         let records = pending.records(self.investor, &self.navs);
         let count = records.len() as u64;
-        let topic = &self.shared.settings.portfolio_topic;
         match self.shared.bus.produce_batch(topic, records).await {
             Ok(()) => {
                 self.shared.metrics.valuations_published(self.investor.get(), count);
                 let (path, interval) = (self.state_path.clone(), pending.interval);
-                self.pending = None;
+                let published = self.pending.take().expect("checked");
+                if self.shared.settings.settled_by.is_some() {
+                    let receipt = self.shared.bus.receipt(topic);
+                    self.unsettled
+                        .push_back((Unsettled { interval: published, navs: self.navs.clone() }, Some(receipt)));
+                }
                 match tokio::task::spawn_blocking(move || InvestorState::mark_published(&path, interval)).await {
                     Ok(Ok(())) => {}
                     Ok(Err(error)) => tracing::warn!(investor = %self.investor, "{error}"),
@@ -427,6 +464,39 @@ impl<B: Bus> Worker<B> {
             Err(error) => {
                 tracing::error!(investor = %self.investor, "publishing {count} valuations failed (retried next interval): {error}");
             }
+        }
+    }
+
+    /// Whether an interval valued is still to be published (or published
+    /// again after a restart): nothing new is valued until it is, so that
+    /// intervals go out in order.
+    fn owes_publication(&self) -> bool {
+        self.pending.is_some() || self.unsettled.iter().any(|(_, receipt)| receipt.is_none())
+    }
+
+    /// Forgets the published intervals the sink has made durable.
+    fn settle(&mut self) {
+        let (bus, topic) = (&self.shared.bus, &self.shared.settings.portfolio_topic);
+        let Some(group) = &self.shared.settings.settled_by else { return };
+        while let Some((_, Some(receipt))) = self.unsettled.front() {
+            if !bus.is_settled(group, topic, receipt) {
+                break;
+            }
+            self.unsettled.pop_front();
+            self.dirty = true;
+        }
+    }
+
+    /// Waits up to `limit` for the sink to make every published interval
+    /// durable (a stop: the sink still runs).
+    async fn await_settled(&mut self, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        loop {
+            self.settle();
+            if self.unsettled.iter().all(|(_, receipt)| receipt.is_none()) || Instant::now() >= deadline {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 
@@ -460,6 +530,7 @@ impl<B: Bus> Worker<B> {
             positions: self.book.positions().clone(),
             pending: self.pending.clone(),
             last_interval_ms: self.last_interval_ms,
+            unsettled: self.unsettled.iter().map(|(interval, _)| interval.clone()).collect(),
         };
         let path = self.state_path.clone();
         let positions = state.positions.clone();

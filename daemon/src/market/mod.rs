@@ -13,4 +13,6 @@ pub use time::{
     ACCEPTED_FORMS, TimestampError, epoch_seconds, format_epoch, format_micros, format_seconds, is_canonical, now,
     parse_timestamp,
 };
-pub use valuation::{Valuation, ValuationError, ValuationFields, ValuationView, nav_changes, round_cents};
+pub use valuation::{
+    MAX_INTERVAL_DRIFT, Valuation, ValuationError, ValuationFields, ValuationView, nav_changes, round_cents,
+};

@@ -172,6 +172,11 @@ impl Valuation {
             None | Some(Value::Null) => None,
             Some(value) => Some(value.as_i64().ok_or_else(|| ValuationError::BadInterval(value.to_string()))?),
         };
+        if let Some(ms) = interval_ms
+            && !interval_near_timestamp(ms, at)
+        {
+            return Err(ValuationError::IntervalFarFromTimestamp(ms));
+        }
         Ok(Valuation {
             portfolio,
             at,
@@ -222,6 +227,9 @@ impl<'a> ValuationView<'a> {
         let wire = serde_json::from_slice::<Wire<'a>>(bytes).ok()?;
         let portfolio = wire.portfolio.parse().ok()?;
         let at = parse_timestamp(&wire.timestamp).ok()?;
+        if wire.interval_ms.is_some_and(|ms| !interval_near_timestamp(ms, at)) {
+            return None;
+        }
         Some(ValuationView {
             portfolio,
             at,
@@ -246,6 +254,17 @@ impl<'a> ValuationView<'a> {
             interval_ms: self.interval_ms,
         }
     }
+}
+
+/// How far INTERVAL_MS may be from TIMESTAMP: an investor keeps its
+/// identities increasing when its clock goes back, so they can run ahead of
+/// the time; one far off (a bad producer) would make the sink skip every
+/// later valuation of its portfolio, and is rejected instead.
+pub const MAX_INTERVAL_DRIFT: chrono::Duration = chrono::Duration::days(1);
+
+/// Whether `interval_ms` is within [`MAX_INTERVAL_DRIFT`] of `at`.
+fn interval_near_timestamp(interval_ms: i64, at: NaiveDateTime) -> bool {
+    interval_ms.abs_diff(at.and_utc().timestamp_millis()) <= MAX_INTERVAL_DRIFT.num_milliseconds() as u64
 }
 
 /// A valuation message as it usually comes (numbers as JSON numbers, which
@@ -300,6 +319,9 @@ pub enum ValuationError {
     /// INTERVAL_MS is not a whole number.
     #[error("INTERVAL_MS must be a whole number of milliseconds, found {0}")]
     BadInterval(String),
+    /// INTERVAL_MS is more than a day away from TIMESTAMP.
+    #[error("INTERVAL_MS {0} is more than a day away from TIMESTAMP")]
+    IntervalFarFromTimestamp(i64),
 }
 
 #[cfg(test)]
@@ -341,13 +363,20 @@ mod tests {
         );
         assert_eq!(Valuation::decode(text.as_bytes()).unwrap(), v);
         assert_eq!(v.identity(), at().and_utc().timestamp_millis(), "without INTERVAL_MS: TIMESTAMP");
-        let v = v.with_interval_ms(1_764_000_000_123);
+        let v = v.with_interval_ms(1_795_513_220_123);
         let text = String::from_utf8(v.encode()).unwrap();
-        assert!(text.ends_with(r#""INVESTOR":"Investor 1","INTERVAL_MS":1764000000123}"#), "{text}");
+        assert!(text.ends_with(r#""INVESTOR":"Investor 1","INTERVAL_MS":1795513220123}"#), "{text}");
         assert_eq!(Valuation::decode(text.as_bytes()).unwrap(), v);
-        assert_eq!(ValuationView::decode(text.as_bytes()).unwrap().identity(), 1_764_000_000_123);
-        let bad = text.replace("1764000000123", "\"soon\"");
+        assert_eq!(ValuationView::decode(text.as_bytes()).unwrap().identity(), 1_795_513_220_123);
+        let bad = text.replace("1795513220123", "\"soon\"");
         assert_eq!(Valuation::decode(bad.as_bytes()).unwrap_err(), ValuationError::BadInterval(r#""soon""#.into()));
+        // A day ahead is kept (a clock gone back); further is rejected: it
+        // would hold the portfolio's later rows back.
+        let ahead = text.replace("1795513220123", "1795599620000");
+        assert_eq!(ValuationView::decode(ahead.as_bytes()).unwrap().identity(), 1_795_599_620_000);
+        let far = text.replace("1795513220123", "9223372036854775807");
+        assert!(ValuationView::decode(far.as_bytes()).is_none());
+        assert_eq!(Valuation::decode(far.as_bytes()).unwrap_err(), ValuationError::IntervalFarFromTimestamp(i64::MAX));
     }
 
     #[test]

@@ -26,10 +26,12 @@ const RESERVED_DESCRIPTORS: u64 = 512;
 /// reserved descriptors.
 const OPEN_CHUNK: usize = 128;
 
-/// An open file and its length.
+/// An open file, its length, and which file it is (device and inode), to
+/// notice the file moved, deleted or replaced behind the handle.
 struct OpenFile {
     file: File,
     len: u64,
+    identity: (u64, u64),
 }
 
 /// The files of one data folder.
@@ -98,17 +100,30 @@ fn open_at(dir: &OwnedFd, name: &str, flags: OFlags) -> io::Result<File> {
 /// length.
 fn open_for_append(dir: &OwnedFd, name: &str) -> io::Result<OpenFile> {
     let file = open_at(dir, name, OFlags::WRONLY | OFlags::CREATE | OFlags::APPEND)?;
-    let len = file.metadata().map_err(with_name(name))?.len();
-    Ok(OpenFile { file, len })
+    let stat = rustix::fs::fstat(&file).map_err(|e| with_name(name)(e.into()))?;
+    Ok(OpenFile { file, len: stat.st_size as u64, identity: identity(&stat) })
+}
+
+/// Which file `stat` describes: its device and inode.
+// Their types differ between platforms (u64 on Linux x86-64).
+#[allow(clippy::unnecessary_cast)]
+fn identity(stat: &rustix::fs::Stat) -> (u64, u64) {
+    (stat.st_dev as u64, stat.st_ino as u64)
+}
+
+/// The length of file `name` in `dir` and which file it is (device,
+/// inode), or `None` if it does not exist.
+fn stat_file(dir: &OwnedFd, name: &str) -> io::Result<Option<(u64, (u64, u64))>> {
+    match rustix::fs::statat(dir, name, AtFlags::empty()) {
+        Ok(stat) => Ok(Some((stat.st_size as u64, identity(&stat)))),
+        Err(rustix::io::Errno::NOENT) => Ok(None),
+        Err(error) => Err(with_name(name)(error.into())),
+    }
 }
 
 /// The length of file `name` in `dir`, or `None` if it does not exist.
 fn stat_length(dir: &OwnedFd, name: &str) -> io::Result<Option<u64>> {
-    match rustix::fs::statat(dir, name, AtFlags::empty()) {
-        Ok(stat) => Ok(Some(stat.st_size as u64)),
-        Err(rustix::io::Errno::NOENT) => Ok(None),
-        Err(error) => Err(with_name(name)(error.into())),
-    }
+    Ok(stat_file(dir, name)?.map(|(len, _)| len))
 }
 
 /// Appends `bytes` to an open file, with `header` first when it is empty,
@@ -149,19 +164,29 @@ impl DataFiles {
         }
     }
 
-    /// The lengths of `names` (see [`length`](Self::length)), the files not
-    /// open looked up on all cores.
+    /// The lengths of `names` (see [`length`](Self::length)), asked of the
+    /// file system on all cores. An open handle whose file was moved,
+    /// deleted, replaced or cut by hand since it was opened is closed (and
+    /// logged): the next append goes to the file now at that name, created
+    /// with its header if there is none.
     pub fn lengths(&mut self, names: &[String]) -> io::Result<Vec<Option<u64>>> {
-        let open: Vec<Option<u64>> = names.iter().map(|name| self.open.peek(name).map(|f| f.len)).collect();
+        let open: Vec<Option<(u64, (u64, u64))>> =
+            names.iter().map(|name| self.open.peek(name).map(|f| (f.len, f.identity))).collect();
         let dir = &self.dir;
-        names
-            .par_iter()
-            .zip(open)
-            .map(|(name, open)| match open {
-                Some(len) => Ok(Some(len)),
-                None => stat_length(dir, name),
-            })
-            .collect()
+        let found: Vec<Option<(u64, (u64, u64))>> =
+            names.par_iter().map(|name| stat_file(dir, name)).collect::<io::Result<_>>()?;
+        for ((name, open), now) in names.iter().zip(open).zip(&found) {
+            let Some((len, identity)) = open else { continue };
+            let change = match now {
+                None => "moved away or deleted: it is created again with its header",
+                Some((_, now)) if *now != identity => "replaced: the rows go to the file now at its name",
+                Some((now, _)) if *now != len => "changed in length by another writer: its handle is opened again",
+                Some(_) => continue,
+            };
+            tracing::warn!(file = name.as_str(), "{name} was {change}");
+            self.open.pop(name.as_str());
+        }
+        Ok(found.into_iter().map(|f| f.map(|(len, _)| len)).collect())
     }
 
     /// Appends to every file of `appends` its bytes, creating it (with

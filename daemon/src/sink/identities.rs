@@ -18,6 +18,22 @@ use std::path::Path;
 use crate::fsutil;
 use crate::market::{InvestorId, PortfolioId};
 
+/// What [`Identities::admit`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admitted {
+    /// A valuation not written yet: it gets its row.
+    New,
+    /// The last valuation written, again (republished): skipped.
+    Again,
+    /// A valuation older than the last one written (`last`): skipped, as
+    /// its row would break the file's order (an investor restarted from an
+    /// older state, or another producer).
+    Older {
+        /// The last identity written.
+        last: i64,
+    },
+}
+
 /// Bytes per record.
 pub const RECORD: usize = 16;
 
@@ -77,9 +93,10 @@ impl Identities {
 
     /// Whether `identity` is above the last one written for `portfolio`; if
     /// so it becomes the last, and its record is added to `log`.
-    pub fn admit(&mut self, portfolio: PortfolioId, identity: i64, log: &mut Vec<u8>) -> bool {
+    pub fn admit(&mut self, portfolio: PortfolioId, identity: i64, log: &mut Vec<u8>) -> Admitted {
         match self.last.entry(portfolio) {
-            Entry::Occupied(last) if *last.get() >= identity => return false,
+            Entry::Occupied(last) if *last.get() == identity => return Admitted::Again,
+            Entry::Occupied(last) if *last.get() > identity => return Admitted::Older { last: *last.get() },
             Entry::Occupied(mut last) => {
                 last.insert(identity);
             }
@@ -88,7 +105,7 @@ impl Identities {
             }
         }
         push_record(log, portfolio, identity);
-        true
+        Admitted::New
     }
 
     /// Counts `bytes` of records appended to the log.
@@ -137,11 +154,11 @@ mod tests {
         let name = "identities.bin".to_string();
         let mut identities = Identities::load(dir.path(), name.clone()).unwrap();
         let mut log = Vec::new();
-        assert!(identities.admit(id("1.1"), 1000, &mut log));
-        assert!(identities.admit(id("1.2"), 1000, &mut log));
-        assert!(!identities.admit(id("1.1"), 1000, &mut log), "the same valuation again");
-        assert!(!identities.admit(id("1.1"), 500, &mut log), "an older one");
-        assert!(identities.admit(id("1.1"), 1500, &mut log));
+        assert_eq!(identities.admit(id("1.1"), 1000, &mut log), Admitted::New);
+        assert_eq!(identities.admit(id("1.2"), 1000, &mut log), Admitted::New);
+        assert_eq!(identities.admit(id("1.1"), 1000, &mut log), Admitted::Again, "the same valuation again");
+        assert_eq!(identities.admit(id("1.1"), 500, &mut log), Admitted::Older { last: 1000 });
+        assert_eq!(identities.admit(id("1.1"), 1500, &mut log), Admitted::New);
         assert_eq!(log.len(), 3 * RECORD);
         // A torn record at the end is ignored.
         let mut written = log.clone();
@@ -149,13 +166,13 @@ mod tests {
         std::fs::write(dir.path().join(&name), &written).unwrap();
         let mut reloaded = Identities::load(dir.path(), name.clone()).unwrap();
         assert_eq!(reloaded.records, 3);
-        assert!(!reloaded.admit(id("1.1"), 1500, &mut Vec::new()));
-        assert!(!reloaded.admit(id("1.2"), 999, &mut Vec::new()));
+        assert_eq!(reloaded.admit(id("1.1"), 1500, &mut Vec::new()), Admitted::Again);
+        assert_eq!(reloaded.admit(id("1.2"), 999, &mut Vec::new()), Admitted::Older { last: 1000 });
         reloaded.compact(dir.path(), true).unwrap();
         assert_eq!(std::fs::metadata(dir.path().join(&name)).unwrap().len(), 2 * RECORD as u64);
         let mut compacted = Identities::load(dir.path(), name).unwrap();
-        assert!(!compacted.admit(id("1.1"), 1500, &mut Vec::new()));
-        assert!(compacted.admit(id("1.1"), 1501, &mut Vec::new()));
+        assert_eq!(compacted.admit(id("1.1"), 1500, &mut Vec::new()), Admitted::Again);
+        assert_eq!(compacted.admit(id("1.1"), 1501, &mut Vec::new()), Admitted::New);
         assert!(!compacted.wants_compaction());
     }
 }

@@ -81,8 +81,11 @@ pub enum JournalError {
     },
     /// The file is not what the sink wrote.
     #[error(
-        "{} is corrupt ({message}); it is written atomically, so something else changed it: \
-         restore it, or delete it and the data folder's CSV files to rebuild them from the topic",
+        "{} is corrupt ({message}); it is written atomically, so something else changed it: restore it from a \
+         backup. (Deleting it does not rebuild anything: the group's committed offsets and the partition's \
+         identities log skip what was written. To write again what the topic still holds, stop every sink, remove \
+         the partition's folder and the CSV files and archive it wrote, and reset group app1's offsets to the \
+         earliest.)",
         path.display()
     )]
     Corrupt {

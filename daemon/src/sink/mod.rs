@@ -50,23 +50,19 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 use crate::archive::ArchiveRow;
-use crate::bus::{Bus, BusError, Consumer, Message, Positions};
+use crate::bus::{Bus, BusError, Consumer, Message, PartitionLag, Positions, Unread};
 use crate::config::SyncMode;
 use crate::fsutil::LockAttempt;
 use crate::layout::{HEADER, REJECTED_FILE, file_name, write_row};
-use crate::market::{InvestorId, PortfolioId, Valuation, ValuationView};
+use crate::market::{InvestorId, MAX_INTERVAL_DRIFT, PortfolioId, Valuation, ValuationView};
 use crate::metrics::Metrics;
 use archive::ArchiveFile;
 use files::DataFiles;
-use identities::Identities;
+use identities::{Admitted, Identities};
 use journal::{Checkpoint, Intent, Journal, JournalError};
 use names::Names;
 use partition::{Partition, partition_dir};
 use rejected::write_rejected;
-
-/// The consumer group of the sink, as the seed names it (see
-/// `kafka.group-prefix`).
-pub const GROUP: &str = "app1";
 
 /// How often the sink measures its lag (`stockd_consumer_lag{group="app1"}`):
 /// often enough that the interval summary shows it current.
@@ -96,6 +92,9 @@ pub struct SinkSettings {
     pub retention: crate::archive::maintain::Retention,
     /// The CSV files' window (`sink.csv-window`), if any.
     pub csv_window: Option<Duration>,
+    /// How long a partition may go unread, with messages waiting, before
+    /// it is reported as read by no one (the group's session timeout).
+    pub unread_after: Duration,
 }
 
 /// Where to stop on purpose, as if the process died there (tests of the
@@ -172,6 +171,9 @@ struct Prepared {
     row_count: u64,
     reject_count: u64,
     duplicate_count: u64,
+    /// Valuations older than their portfolio's last row: the first one's
+    /// portfolio, identity and last identity written, and how many.
+    older: Option<(PortfolioId, i64, i64, u64)>,
     /// Per partition of the batch, the next offset after it.
     positions: Positions,
 }
@@ -198,10 +200,15 @@ struct Part {
 }
 
 impl Part {
-    fn of(messages: &[&Message]) -> Part {
+    /// Decodes and formats `messages`; a valuation stamped more than
+    /// [`MAX_INTERVAL_DRIFT`] after `now` is rejected (its identity would
+    /// hold every later valuation of its portfolio back).
+    fn of(messages: &[&Message], now: chrono::NaiveDateTime) -> Part {
         let mut part = Part::default();
         for message in messages {
-            match ValuationView::decode(&message.value) {
+            let decoded = ValuationView::decode(&message.value);
+            let future = decoded.as_ref().is_some_and(|v| v.at > now + MAX_INTERVAL_DRIFT);
+            match decoded.filter(|_| !future) {
                 Some(valuation) => {
                     let rows = part.rows.entry(valuation.portfolio).or_default();
                     rows.partition = message.partition;
@@ -222,9 +229,11 @@ impl Part {
                     }
                 }
                 None => {
-                    let reason = Valuation::decode(&message.value)
-                        .err()
-                        .map_or_else(|| "invalid valuation".into(), |e| e.to_string());
+                    let reason = match Valuation::decode(&message.value) {
+                        Err(error) => error.to_string(),
+                        Ok(_) if future => "TIMESTAMP is more than a day after this machine's clock".into(),
+                        Ok(_) => "invalid valuation".into(),
+                    };
                     tracing::warn!(
                         topic = %message.topic, partition = message.partition, offset = message.offset,
                         "rejected a valuation ({reason}); recorded in {REJECTED_FILE}"
@@ -262,6 +271,9 @@ pub struct Sink<C: Consumer> {
     _import_fence: std::fs::File,
     /// The archive's upkeep (compaction, retention, the CSV window).
     upkeep: upkeep::Upkeep,
+    /// Cancelled when the sink is to stop (see [`Sink::run`]): it no
+    /// longer waits for a partition's lock.
+    stop: CancellationToken,
 }
 
 /// A batch written whose sync runs on a blocking thread.
@@ -309,6 +321,7 @@ impl<C: Consumer> Sink<C> {
             batches: 0,
             _import_fence: import_fence,
             upkeep: upkeep::Upkeep::new(covering),
+            stop: CancellationToken::new(),
         })
     }
 
@@ -320,23 +333,50 @@ impl<C: Consumer> Sink<C> {
 
     /// Writes batches until `stop`; then writes what is still available,
     /// lets its partitions go and returns.
+    ///
+    /// On a bus that keeps messages only in this process (the memory bus)
+    /// it writes everything published before returning; on Kafka, where
+    /// the rest waits on the broker, it stops after the batch in hand.
     pub async fn run(mut self, stop: CancellationToken) -> Result<(), SinkError> {
+        self.stop = stop.clone();
+        let drain_first = crate::bus::lost_with_its_process(&self.bus);
         let mut lag_checked = Instant::now();
+        let mut unread = Unread::new(self.settings.unread_after);
         loop {
             let stopping = stop.is_cancelled();
             let wait = if stopping { Duration::from_millis(300) } else { Duration::from_millis(500) };
             let written = self.step(wait).await?;
-            if stopping && written == 0 {
+            if stopping && (written == 0 || !drain_first) {
                 self.stop_upkeep().await;
                 return self.let_go(None).await;
             }
             if lag_checked.elapsed() >= LAG_PERIOD {
                 lag_checked = Instant::now();
-                if let Some(lag) = self.consumer.lag().await {
-                    self.metrics.consumer_lag(&self.settings.group, lag);
+                if let Some(lags) = self.consumer.partition_lags().await {
+                    self.report_lag(&lags, &mut unread);
                 }
             }
         }
+    }
+
+    /// Records the group's lag, and reports partitions no member reads (and
+    /// when they are read again).
+    fn report_lag(&self, lags: &[PartitionLag], unread: &mut Unread) {
+        let group = &self.settings.group;
+        self.metrics.consumer_lag(group, lags.iter().map(|lag| lag.unread).sum());
+        let changes = unread.observe(lags, Instant::now());
+        for stalled in &changes.stalled {
+            tracing::error!(
+                group, topic = %stalled.topic, partition = stalled.partition, unread = stalled.unread,
+                "partition {} of {} has {} messages unread and no member of group {group} has committed on it for {:.0} s: \
+                 no sink reads it (a member died holding it and the broker has not given it to another, or every sink is stuck)",
+                stalled.partition, stalled.topic, stalled.unread, stalled.for_.as_secs_f64()
+            );
+        }
+        for (topic, partition) in &changes.resumed {
+            tracing::info!(group, %topic, partition, "partition {partition} of {topic} is read again");
+        }
+        self.metrics.partitions_unread(group, unread.count());
     }
 
     /// One batch, steps 1–3, then steps 4–6 of the batch before it; when
@@ -409,7 +449,8 @@ impl<C: Consumer> Sink<C> {
     /// group still gives it to this sink (the previous holder is finishing
     /// its last batch); rolls back what an interrupted holder left and
     /// reads the partition's checkpoint and identities. Returns whether it
-    /// was taken (not: the group gave it to another sink meanwhile).
+    /// was taken (not: the group gave it to another sink meanwhile, or the
+    /// sink is stopping).
     async fn take(&mut self, number: i32) -> Result<bool, SinkError> {
         let topic = self.settings.topic.clone();
         let dir = partition_dir(&self.settings.data, &topic, number);
@@ -418,7 +459,8 @@ impl<C: Consumer> Sink<C> {
             match crate::fsutil::try_lock(&dir.join("lock")).map_err(|e| self.write_error(e))? {
                 LockAttempt::Taken(lock) => break lock,
                 LockAttempt::Held(holder) => {
-                    if self.consumer.assigned(&topic).is_some_and(|assigned| !assigned.contains(&number)) {
+                    let given_away = self.consumer.assigned(&topic).is_some_and(|assigned| !assigned.contains(&number));
+                    if given_away || self.stop.is_cancelled() {
                         return Ok(false);
                     }
                     if logged.is_none_or(|at| at.elapsed() >= LOCK_WAIT_LOG_PERIOD) {
@@ -517,7 +559,8 @@ impl<C: Consumer> Sink<C> {
             fresh.push(message);
         }
         let chunk = fresh.len().div_ceil(rayon::current_num_threads()).max(1000);
-        let parts: Vec<Part> = fresh.par_chunks(chunk).map(Part::of).collect();
+        let now = crate::market::now();
+        let parts: Vec<Part> = fresh.par_chunks(chunk).map(|messages| Part::of(messages, now)).collect();
         let mut prepared = Prepared { positions, ..Prepared::default() };
         for part in parts {
             for (id, rows) in part.rows {
@@ -527,15 +570,23 @@ impl<C: Consumer> Sink<C> {
                 let mut archive = self.settings.archive.then(|| prepared.archive.entry(rows.partition).or_default());
                 let mut start = 0;
                 for ((identity, end), values) in rows.ends.into_iter().zip(rows.values) {
-                    if partition.identities.admit(id, identity, log) {
-                        out.extend_from_slice(&rows.bytes[start..end]);
-                        if let Some(archive) = archive.as_deref_mut() {
-                            archive.push(values);
+                    match partition.identities.admit(id, identity, log) {
+                        Admitted::New => {
+                            out.extend_from_slice(&rows.bytes[start..end]);
+                            if let Some(archive) = archive.as_deref_mut() {
+                                archive.push(values);
+                            }
+                            prepared.row_count += 1;
                         }
-                        prepared.row_count += 1;
-                    } else {
-                        prepared.duplicate_count += 1;
-                        tracing::debug!(portfolio = %id, identity, "skipped a valuation written already");
+                        Admitted::Again => {
+                            prepared.duplicate_count += 1;
+                            tracing::debug!(portfolio = %id, identity, "skipped a valuation written already");
+                        }
+                        Admitted::Older { last } => {
+                            prepared.duplicate_count += 1;
+                            let older = prepared.older.get_or_insert((id, identity, last, 0));
+                            older.3 += 1;
+                        }
                     }
                     start = end;
                 }
@@ -545,6 +596,14 @@ impl<C: Consumer> Sink<C> {
             }
             prepared.rejected.extend_from_slice(&part.rejected);
             prepared.reject_count += part.reject_count;
+        }
+        if let Some((id, identity, last, count)) = prepared.older {
+            tracing::info!(
+                portfolio = %id, identity, last,
+                "skipped {count} valuation(s) older than their portfolio's last row (the first: {id}, INTERVAL_MS \
+                 {identity} < {last}): intervals published again after a restart, or an investor restarted from an \
+                 older state or with its clock back (counted with the duplicates)"
+            );
         }
         prepared.rows.retain(|_, (_, rows)| !rows.is_empty());
         prepared.identities.retain(|_, log| !log.is_empty());

@@ -200,13 +200,6 @@ pub async fn announce_plugin_changes(
     }
 }
 
-/// A consumer group of this view alone: the view reads everything and
-/// never commits.
-pub fn private_group(topic: &str) -> String {
-    let nonce: u64 = rand::random();
-    format!("web-view-{}-{topic}-{nonce:016x}", std::process::id())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -70,6 +70,7 @@ impl WebView {
     pub fn start<B: Bus>(
         bus: &B,
         topics: (&str, &str),
+        groups: &crate::groups::Groups,
         data: PathBuf,
         investors: Option<(Arc<PluginRegistry>, StatusBoard)>,
         metrics: Metrics,
@@ -84,7 +85,7 @@ impl WebView {
                 bus.clone(),
                 topic.to_string(),
                 source,
-                feed::private_group(topic),
+                groups.private("web-view", topic),
                 Arc::clone(&board),
                 updates.clone(),
                 stop.clone(),

@@ -7,6 +7,8 @@ use std::time::{Duration, Instant};
 
 use crate::common;
 
+pub mod deployment;
+
 /// A `stockd.toml` for fast runs: trades every 5–20 ms, a fixed seed, the
 /// shared compiled-plugin cache, and (when given) topic names of its own.
 pub fn write_fast_config(dir: &Path, topics: Option<(&str, &str)>) -> PathBuf {
@@ -130,9 +132,15 @@ pub fn free_port() -> u16 {
 /// `GET path` from the daemon's HTTP server on `port`: the status and the
 /// body.
 pub fn http_get(port: u16, path: &str) -> (u16, String) {
+    http_get_as(port, path, "localhost")
+}
+
+/// `GET path` from the daemon's HTTP server on `port`, naming `host` in the
+/// Host header: the status and the body.
+pub fn http_get_as(port: u16, path: &str, host: &str) -> (u16, String) {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").unwrap();
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").unwrap();
     let mut response = String::new();
     stream.read_to_string(&mut response).unwrap();
     let status = response.split(' ').nth(1).unwrap().parse().unwrap();
