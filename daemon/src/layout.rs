@@ -7,6 +7,12 @@
 //! - `.sink/investors.csv` (`INVESTOR,NAME`): the investors' display names
 //!   ([`names_path`]), outside the `*.csv` namespace of the folder.
 //! - `rejected.jsonl`: messages the sink refused, with the reason.
+//! - `.sink/` ([`sink_dir`]): the sink's own files — per partition of the
+//!   valuations topic, `.sink/partitions/TOPIC/P/` ([`sink_partition_dir`]:
+//!   lock, intent, checkpoint, identities log), the names, the archive's
+//!   locks and staging.
+//! - `.state/`: each investor's checkpoint ([`investor_state_path`]) and
+//!   the lock of the process running it ([`investor_lock_path`]).
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -16,7 +22,11 @@ use chrono::{Datelike, Timelike};
 
 use crate::market::{InvestorId, PortfolioId, ValuationView, is_canonical};
 
-/// The header of every portfolio file (the seed's columns).
+/// The columns of every portfolio file, in order (the seed's), also the
+/// archive's.
+pub const COLUMNS: [&str; 5] = ["PORTFOLIO", "TIMESTAMP", "NAV", "NAV_Change", "NAV_Change_%"];
+
+/// The header of every portfolio file: [`COLUMNS`].
 pub const HEADER: &[u8] = b"PORTFOLIO,TIMESTAMP,NAV,NAV_Change,NAV_Change_%\n";
 
 /// The file of rejected messages, in the data folder.
@@ -28,7 +38,32 @@ pub const LEGACY_NAMES_FILE: &str = "investors.csv";
 
 /// The investors' names file of the data folder `data`.
 pub fn names_path(data: &Path) -> PathBuf {
-    data.join(".sink").join("investors.csv")
+    sink_dir(data).join("investors.csv")
+}
+
+/// The sink's own folder in the data folder `data`.
+pub fn sink_dir(data: &Path) -> PathBuf {
+    data.join(".sink")
+}
+
+/// The folder of `partition` of `topic` in the data folder `data`.
+pub fn sink_partition_dir(data: &Path, topic: &str, partition: i32) -> PathBuf {
+    data.join(sink_partition_relative(topic, partition))
+}
+
+/// [`sink_partition_dir`] relative to the data folder.
+pub fn sink_partition_relative(topic: &str, partition: i32) -> PathBuf {
+    Path::new(".sink").join("partitions").join(topic).join(partition.to_string())
+}
+
+/// The checkpoint of `investor` in the data folder `data`.
+pub fn investor_state_path(data: &Path, investor: InvestorId) -> PathBuf {
+    data.join(".state").join(format!("investor-{investor}.json"))
+}
+
+/// The lock of the process running `investor`, in the data folder `data`.
+pub fn investor_lock_path(data: &Path, investor: InvestorId) -> PathBuf {
+    data.join(".state").join(format!("investor-{investor}.lock"))
 }
 
 /// `INVESTOR_{i}_PORTFOLIO_{p}.csv`. Built from a validated id only, so it
@@ -96,6 +131,11 @@ pub fn load_names(data: &Path) -> BTreeMap<InvestorId, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_header_lists_the_columns() {
+        assert_eq!(HEADER, format!("{}\n", COLUMNS.join(",")).as_bytes());
+    }
 
     #[test]
     fn rows_are_plain_decimal_and_names_follow_the_seed() {

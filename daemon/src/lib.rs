@@ -8,6 +8,8 @@
 //! query. Shared types live in [`market`]; the data folder's layout, which
 //! the sink writes and the query reads, in [`layout`].
 
+#![warn(missing_docs)]
+
 pub mod archive;
 pub mod bench;
 pub mod bus;

@@ -42,6 +42,10 @@ use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{RngExt, SeedableRng};
 
+/// Held by each campaign for its whole run: side by side on two cores,
+/// each would time the other's load.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// Faults in the short campaign.
 const DEFAULT_FAULTS: usize = 24;
 /// The valuation interval: short, so that many intervals meet the faults.
@@ -455,6 +459,7 @@ fn check(campaign: &mut Campaign) -> Findings {
 
 #[test]
 fn every_valuation_is_in_its_file_once_under_a_seeded_fault_campaign_on_the_embedded_bus() {
+    let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     let faults: usize =
         std::env::var("STOCKD_CHAOS_FAULTS").ok().and_then(|v| v.parse().ok()).unwrap_or(DEFAULT_FAULTS);
     let seed: u64 = std::env::var("STOCKD_CHAOS_SEED").ok().and_then(|v| v.parse().ok()).unwrap_or(20_261_207);
@@ -537,6 +542,7 @@ struct Process {
 fn every_valuation_on_the_topic_is_in_its_file_once_under_a_seeded_fault_campaign_on_kafka() {
     let name = "every_valuation_on_the_topic_is_in_its_file_once_under_a_seeded_fault_campaign_on_kafka";
     let Some(brokers) = common::test_brokers(name) else { return };
+    let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     let faults: usize = std::env::var("STOCKD_CHAOS_KAFKA_FAULTS").ok().and_then(|v| v.parse().ok()).unwrap_or(12);
     let seed: u64 = std::env::var("STOCKD_CHAOS_SEED").ok().and_then(|v| v.parse().ok()).unwrap_or(20_261_207);
     let mut rng = StdRng::seed_from_u64(seed);

@@ -27,18 +27,46 @@ fn checkpointed(data: &Path, topic: &str) -> i64 {
         .unwrap_or(0)
 }
 
+/// Held by each test for its whole run: a sink's `syncfs` waits for
+/// whatever the other test's sink has written, so that side by side their
+/// timings are not their own.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// A folder with a data folder, a configuration and a log for one sink
+/// process, and a one-partition portfolio topic of its own.
+struct Setup {
+    dir: tempfile::TempDir,
+    data: std::path::PathBuf,
+    config: std::path::PathBuf,
+    log: std::path::PathBuf,
+    portfolios: String,
+    bus: KafkaBus,
+}
+
+impl Setup {
+    /// With `sink` (lines of the `[sink]` table, and any table after it)
+    /// in the configuration.
+    async fn new(brokers: &str, sink: &str) -> Setup {
+        let dir = tempfile::tempdir().unwrap();
+        let (data, config, log) =
+            (dir.path().join("data"), dir.path().join("stockd.toml"), dir.path().join("sink.log"));
+        let (stock, portfolios) = (common::unique("StockExchange"), common::unique("Portfolios"));
+        let prefix = common::unique("test");
+        std::fs::write(&config, format!("[topics]\nstock-exchange = \"{stock}\"\nportfolios = \"{portfolios}\"\n[sink]\n{sink}[kafka]\nsession-timeout = \"6s\"\ngroup-prefix = \"{prefix}-\"\n")).unwrap();
+        let bus = KafkaBus::connect(KafkaSettings::new(brokers, "stockd-tests")).unwrap();
+        bus.create_topics(&[TopicSpec { name: portfolios.clone(), partitions: 1, replication: 1 }]).await.unwrap();
+        Setup { dir, data, config, log, portfolios, bus }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sink_process_killed_at_random_moments_writes_every_row_exactly_once() {
+    let _alone = ONE_AT_A_TIME.lock().await;
     let Some(brokers) = common::test_brokers("a_sink_process_killed_at_random_moments_writes_every_row_exactly_once")
     else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let (data, config, log) = (dir.path().join("data"), dir.path().join("stockd.toml"), dir.path().join("sink.log"));
-    let (stock, portfolios) = (common::unique("StockExchange"), common::unique("Portfolios"));
-    std::fs::write(&config, format!("[topics]\nstock-exchange = \"{stock}\"\nportfolios = \"{portfolios}\"\n[sink]\nbatch = 50\n[kafka]\nsession-timeout = \"6s\"\ngroup-prefix = \"{}-\"\n", common::unique("test"))).unwrap();
-    let bus = KafkaBus::connect(KafkaSettings::new(brokers.clone(), "stockd-tests")).unwrap();
-    bus.create_topics(&[TopicSpec { name: portfolios.clone(), partitions: 1, replication: 1 }]).await.unwrap();
+    let Setup { dir: _dir, data, config, log, portfolios, bus } = Setup::new(&brokers, "batch = 50\n").await;
 
     let at = parse_timestamp("2026-11-24 09:00:00").unwrap();
     let expected: Vec<Valuation> = (0..3000u32)
@@ -110,17 +138,14 @@ async fn a_sink_process_killed_at_random_moments_writes_every_row_exactly_once()
 /// and the next start writes it, each row once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stopped_sink_leaves_a_backlog_on_the_broker_and_exits_within_seconds() {
+    let _alone = ONE_AT_A_TIME.lock().await;
     let Some(brokers) = common::test_brokers("a_stopped_sink_leaves_a_backlog_on_the_broker_and_exits_within_seconds")
     else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let (data, config, log) = (dir.path().join("data"), dir.path().join("stockd.toml"), dir.path().join("sink.log"));
-    let (stock, portfolios) = (common::unique("StockExchange"), common::unique("Portfolios"));
     // Small batches, each synced file by file: the backlog takes minutes.
-    std::fs::write(&config, format!("[topics]\nstock-exchange = \"{stock}\"\nportfolios = \"{portfolios}\"\n[sink]\nbatch = 20\nsync = \"file\"\n[archive]\nenabled = false\n[kafka]\nsession-timeout = \"6s\"\ngroup-prefix = \"{}-\"\n", common::unique("test"))).unwrap();
-    let bus = KafkaBus::connect(KafkaSettings::new(brokers.clone(), "stockd-tests")).unwrap();
-    bus.create_topics(&[TopicSpec { name: portfolios.clone(), partitions: 1, replication: 1 }]).await.unwrap();
+    let sink = "batch = 20\nsync = \"file\"\n[archive]\nenabled = false\n";
+    let Setup { dir: _dir, data, config, log, portfolios, bus } = Setup::new(&brokers, sink).await;
     let at = parse_timestamp("2026-11-24 09:00:00").unwrap();
     let total = 20_000u32;
     let records: Vec<Record> = (0..total)

@@ -22,15 +22,16 @@ use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
 
 use super::ArchiveRow;
+use crate::layout::COLUMNS;
 
 /// The archive's columns (the CSV header's).
 pub static SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
     Arc::new(Schema::new(vec![
-        Field::new("PORTFOLIO", DataType::Utf8, false),
-        Field::new("TIMESTAMP", DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())), false),
-        Field::new("NAV", DataType::Float64, false),
-        Field::new("NAV_Change", DataType::Float64, false),
-        Field::new("NAV_Change_%", DataType::Float64, false),
+        Field::new(COLUMNS[0], DataType::Utf8, false),
+        Field::new(COLUMNS[1], DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())), false),
+        Field::new(COLUMNS[2], DataType::Float64, false),
+        Field::new(COLUMNS[3], DataType::Float64, false),
+        Field::new(COLUMNS[4], DataType::Float64, false),
     ]))
 });
 

@@ -68,7 +68,7 @@ pub enum ImportError {
 
 /// The lock a running sink holds (shared) and an import takes (exclusive).
 pub fn sink_lock_path(data: &Path) -> PathBuf {
-    data.join(".sink").join("archive-import.lock")
+    crate::layout::sink_dir(data).join("archive-import.lock")
 }
 
 /// Builds the archive of `data` from its CSV files.
@@ -79,7 +79,7 @@ pub fn import(data: &Path) -> Result<Imported, ImportError> {
         LockAttempt::Held(holder) => return Err(ImportError::SinkRunning { data: data.to_path_buf(), holder }),
     };
     check_no_interrupted_batch(data)?;
-    let work = data.join(".sink").join("archive-import");
+    let work = crate::layout::sink_dir(data).join("archive-import");
     if work.exists() {
         std::fs::remove_dir_all(&work)?;
     }
@@ -149,8 +149,8 @@ fn flush(work: &Path, rows: &mut Vec<ArchiveRow>, imported: &mut Imported) -> io
 /// Fails when a partition's journal (or the single journal of an earlier
 /// version) records a batch that is not checkpointed.
 fn check_no_interrupted_batch(data: &Path) -> Result<(), ImportError> {
-    let mut journals = vec![data.join(".sink")];
-    let partitions = data.join(".sink").join("partitions");
+    let mut journals = vec![crate::layout::sink_dir(data)];
+    let partitions = crate::layout::sink_dir(data).join("partitions");
     for topic in read_dirs(&partitions)? {
         journals.extend(read_dirs(&topic)?);
     }

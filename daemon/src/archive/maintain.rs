@@ -98,7 +98,7 @@ pub struct Hour {
 }
 
 fn staging(data: &Path) -> PathBuf {
-    data.join(".sink").join("archive-staging")
+    crate::layout::sink_dir(data).join("archive-staging")
 }
 
 fn unique() -> u128 {
@@ -111,7 +111,7 @@ fn with_path(path: &Path) -> impl FnOnce(io::Error) -> io::Error + '_ {
 
 /// Runs one pass over the archive of `pass.data`.
 pub fn run(pass: &Pass) -> io::Result<Report> {
-    let lock_path = pass.data.join(".sink").join("archive-maintain.lock");
+    let lock_path = crate::layout::sink_dir(&pass.data).join("archive-maintain.lock");
     let _lock = match try_lock(&lock_path).map_err(with_path(&lock_path))? {
         LockAttempt::Taken(lock) => lock,
         LockAttempt::Held(_) => return Ok(Report { skipped: true, ..Report::default() }),

@@ -115,7 +115,7 @@ pub struct ArchiveLock {
 
 impl ArchiveLock {
     fn open(data: &Path) -> io::Result<File> {
-        let path = data.join(".sink").join("archive.lock");
+        let path = crate::layout::sink_dir(data).join("archive.lock");
         std::fs::create_dir_all(path.parent().expect("in .sink"))?;
         File::options().read(true).write(true).create(true).truncate(false).open(&path)
     }
@@ -144,7 +144,7 @@ pub struct Coverage {
 
 /// The coverage file of the data folder `data`.
 fn coverage_path(data: &Path) -> PathBuf {
-    data.join(".sink").join("archive.json")
+    crate::layout::sink_dir(data).join("archive.json")
 }
 
 impl Coverage {

@@ -18,11 +18,6 @@ use crate::market::InvestorId;
 /// How often a standby tries the lock.
 const STANDBY_POLL: Duration = Duration::from_millis(250);
 
-/// The lock file of `investor` under `data`.
-pub fn lock_path(data: &Path, investor: InvestorId) -> std::path::PathBuf {
-    data.join(".state").join(format!("investor-{investor}.lock"))
-}
-
 /// Takes the lock of `investor`, standing by (and saying so on `status`)
 /// while another process holds it. `None`: `stop` was cancelled, or
 /// `wanted` turned false (the plugin was removed), first.
@@ -33,7 +28,7 @@ pub async fn take(
     stop: &CancellationToken,
     wanted: impl Fn() -> bool,
 ) -> std::io::Result<Option<File>> {
-    let path = lock_path(data, investor);
+    let path = crate::layout::investor_lock_path(data, investor);
     let mut standing_by = false;
     loop {
         match try_lock(&path)? {

@@ -26,7 +26,7 @@ use tokio_util::sync::CancellationToken;
 pub use book::{Applied, PriceBook};
 pub use log_cap::VALUATION_LINES_PER_INTERVAL;
 pub use schedule::Schedule;
-pub use state::{InvestorState, Pending, StateError, Unsettled, state_path};
+pub use state::{InvestorState, Pending, StateError, Unsettled};
 pub use status::{InvestorStatus, StatusBoard};
 
 use crate::bus::Bus;

@@ -115,11 +115,6 @@ impl Pending {
     }
 }
 
-/// The checkpoint file of `investor` under `data`.
-pub fn state_path(data: &Path, investor: InvestorId) -> PathBuf {
-    data.join(".state").join(format!("investor-{investor}.json"))
-}
-
 /// The file recording the last interval published, beside the checkpoint.
 fn marker_path(state: &Path) -> PathBuf {
     state.with_extension("published")
@@ -199,7 +194,7 @@ mod tests {
     #[test]
     fn round_trips_and_reports_a_missing_or_corrupt_file() {
         let dir = tempfile::tempdir().unwrap();
-        let path = state_path(dir.path(), investor());
+        let path = crate::layout::investor_state_path(dir.path(), investor());
         assert!(path.ends_with(".state/investor-3.json"));
         assert_eq!(InvestorState::load(&path).unwrap(), None);
         let mut state = InvestorState { bus: "memory:x".into(), interval: 7, ..InvestorState::default() };
@@ -225,7 +220,7 @@ mod tests {
     #[test]
     fn a_pending_interval_rebuilds_its_messages_until_marked_published() {
         let dir = tempfile::tempdir().unwrap();
-        let path = state_path(dir.path(), investor());
+        let path = crate::layout::investor_state_path(dir.path(), investor());
         let mut state = InvestorState { interval: 12, ..InvestorState::default() };
         state.navs = BTreeMap::from([(1, 1_300_000.0), (2, 850_000.5)]);
         state.pending = Some(Pending {

@@ -27,7 +27,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::book::PriceBook;
 use super::schedule::Schedule;
-use super::state::{InvestorState, Pending, StateError, Unsettled, state_path};
+use super::state::{InvestorState, Pending, StateError, Unsettled};
 use super::status::StatusBoard;
 use crate::bus::{Bus, Consumer, Positions, Receipt};
 use crate::market::{InvestorId, PortfolioId, format_seconds, nav_changes};
@@ -118,7 +118,7 @@ pub(crate) async fn run<B: Bus>(
     let Ok(Some(lock)) = taken else {
         // Stopped, unloaded or failed while standing by.
         shared.status.remove(investor);
-        let path = super::active::lock_path(&shared.settings.data, investor);
+        let path = crate::layout::investor_lock_path(&shared.settings.data, investor);
         taken.with_context(|| format!("investor {investor}: taking {}", path.display()))?;
         return Ok(if shutdown.is_cancelled() { Exit::Shutdown } else { Exit::Unloaded });
     };
@@ -140,7 +140,7 @@ impl<B: Bus> Worker<B> {
         lock: std::fs::File,
     ) -> anyhow::Result<Self> {
         let settings = &shared.settings;
-        let state_path = state_path(&settings.data, investor);
+        let state_path = crate::layout::investor_state_path(&settings.data, investor);
         let state = match InvestorState::load(&state_path) {
             Ok(state) => state.unwrap_or_default(),
             Err(error @ StateError::Corrupt { .. }) => {

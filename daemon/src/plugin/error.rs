@@ -35,37 +35,108 @@ impl std::fmt::Display for Call {
 pub enum PluginError {
     /// The file could not be read.
     #[error("investor {investor}: cannot read {}: {cause}", path.display())]
-    Io { investor: InvestorId, path: PathBuf, cause: std::io::Error },
+    Io {
+        /// The investor.
+        investor: InvestorId,
+        /// The plugin file.
+        path: PathBuf,
+        /// Why it failed.
+        cause: std::io::Error,
+    },
     /// The file is not WebAssembly at all.
     #[error("investor {investor}: {} is not a WebAssembly file", path.display())]
-    NotWasm { investor: InvestorId, path: PathBuf },
+    NotWasm {
+        /// The investor.
+        investor: InvestorId,
+        /// The plugin file.
+        path: PathBuf,
+    },
     /// The file is WebAssembly but not a valid component (e.g. a core module).
     #[error("investor {investor}: {} is not a valid WebAssembly component: {message}", path.display())]
-    Compile { investor: InvestorId, path: PathBuf, message: String },
+    Compile {
+        /// The investor.
+        investor: InvestorId,
+        /// The plugin file.
+        path: PathBuf,
+        /// The engine's or the plugin's message.
+        message: String,
+    },
     /// The component imports something the sandbox does not grant.
     #[error("investor {investor}: {} asks for an import the sandbox does not grant: {message}", path.display())]
-    ForbiddenImport { investor: InvestorId, path: PathBuf, message: String },
+    ForbiddenImport {
+        /// The investor.
+        investor: InvestorId,
+        /// The plugin file.
+        path: PathBuf,
+        /// The engine's or the plugin's message.
+        message: String,
+    },
     /// The component does not export the `investor` world.
     #[error("investor {investor}: {} is not an investor plugin (wrong world or missing exports): {message}", path.display())]
-    WrongWorld { investor: InvestorId, path: PathBuf, message: String },
+    WrongWorld {
+        /// The investor.
+        investor: InvestorId,
+        /// The plugin file.
+        path: PathBuf,
+        /// The engine's or the plugin's message.
+        message: String,
+    },
     /// `portfolios()` returned something unusable.
     #[error("investor {investor}: invalid portfolios: {reason}")]
-    InvalidPortfolios { investor: InvestorId, reason: String },
+    InvalidPortfolios {
+        /// The investor.
+        investor: InvestorId,
+        /// What is wrong.
+        reason: String,
+    },
     /// A call ran past its time budget and was interrupted.
     #[error("investor {investor}: {call} timed out after {budget:?}")]
-    Timeout { investor: InvestorId, call: Call, budget: Duration },
+    Timeout {
+        /// The investor.
+        investor: InvestorId,
+        /// The call.
+        call: Call,
+        /// Its time budget.
+        budget: Duration,
+    },
     /// A call tried to grow memory beyond the cap.
     #[error("investor {investor}: {call} exceeded the memory cap: wanted {requested} bytes, limit {limit} bytes")]
-    MemoryExceeded { investor: InvestorId, call: Call, requested: usize, limit: usize },
+    MemoryExceeded {
+        /// The investor.
+        investor: InvestorId,
+        /// The call.
+        call: Call,
+        /// The memory the call asked for, in bytes.
+        requested: usize,
+        /// The cap, in bytes.
+        limit: usize,
+    },
     /// A call trapped (a panic, an unreachable, a bad memory access…).
     #[error("investor {investor}: {call} trapped: {message}")]
-    Trap { investor: InvestorId, call: Call, message: String },
+    Trap {
+        /// The investor.
+        investor: InvestorId,
+        /// The call.
+        call: Call,
+        /// The engine's or the plugin's message.
+        message: String,
+    },
     /// `evaluate` returned `err`.
     #[error("investor {investor}: evaluate returned an error: {message}")]
-    Rejected { investor: InvestorId, message: String },
+    Rejected {
+        /// The investor.
+        investor: InvestorId,
+        /// The engine's or the plugin's message.
+        message: String,
+    },
     /// `evaluate` returned values that break the contract.
     #[error("investor {investor}: invalid valuation: {reason}")]
-    InvalidValuation { investor: InvestorId, reason: String },
+    InvalidValuation {
+        /// The investor.
+        investor: InvestorId,
+        /// What is wrong.
+        reason: String,
+    },
     /// The host itself could not be set up (engine, linker).
     #[error("plugin host: {0}")]
     Host(String),

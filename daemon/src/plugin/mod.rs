@@ -14,6 +14,7 @@ mod cache;
 mod clock;
 mod error;
 mod host;
+mod http_refusal;
 mod image;
 mod instance;
 mod limiter;

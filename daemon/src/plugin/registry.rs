@@ -62,9 +62,13 @@ pub enum Change {
     Replaced(Arc<PluginImage>),
     /// The file is gone: the investor was unloaded.
     Removed(InvestorId),
-    /// The file failed to load; `kept_running` says whether an earlier
-    /// version of the investor stays in place.
-    Failed { error: PluginError, kept_running: bool },
+    /// The file failed to load.
+    Failed {
+        /// Why.
+        error: PluginError,
+        /// Whether an earlier version of the investor stays in place.
+        kept_running: bool,
+    },
     /// Nothing to do (same file as loaded, or a deleted file never loaded).
     Unchanged,
     /// Not a plugin file name.

@@ -20,7 +20,7 @@
 
 use wasmtime::component::{HasData, Linker, ResourceTable};
 use wasmtime_wasi::WasiCtx;
-use wasmtime_wasi_http::{RequestOptions, WasiBody, WasiHttpCtxView, WasiHttpHooks, WasiHttpView};
+use wasmtime_wasi_http::{WasiHttpCtxView, WasiHttpView};
 
 use super::clock::{MonotonicView, WallTime, add_monotonic_clock};
 use super::output::GuestOutput;
@@ -79,27 +79,6 @@ struct HasTable;
 
 impl HasData for HasTable {
     type Data<'a> = &'a mut ResourceTable;
-}
-
-/// `wasi:http` hooks that refuse every outgoing request.
-#[derive(Debug, Default)]
-pub(crate) struct RefuseOutgoingHttp;
-
-/// The future `wasi:http` hooks use to report errors after a response.
-type LaterErrors = Box<dyn Future<Output = wasmtime_wasi_http::Result<()>> + Send>;
-
-/// What sending a request resolves to.
-type SentRequest = Box<dyn Future<Output = wasmtime_wasi_http::Result<(http::Response<WasiBody>, LaterErrors)>> + Send>;
-
-impl WasiHttpHooks for RefuseOutgoingHttp {
-    fn send_request(
-        &mut self,
-        _request: http::Request<WasiBody>,
-        _options: Option<RequestOptions>,
-        _response_errors: LaterErrors,
-    ) -> SentRequest {
-        Box::new(std::future::ready(Err(wasmtime_wasi_http::Error::HttpRequestDenied)))
-    }
 }
 
 impl WasiHttpView for GuestState {

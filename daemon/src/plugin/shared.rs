@@ -13,9 +13,9 @@ use wasmtime_wasi_http::WasiHttpCtx;
 
 use super::cache::ComponentCache;
 use super::clock::VirtualMonotonic;
+use super::http_refusal::RefuseOutgoingHttp;
 use super::limiter::PluginLimiter;
 use super::limits::PluginLimits;
-use super::sandbox::RefuseOutgoingHttp;
 
 /// The data of one instance's store.
 pub(crate) struct GuestState {

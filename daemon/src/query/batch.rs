@@ -4,6 +4,7 @@
 
 use std::sync::{Arc, LazyLock};
 
+use crate::layout::COLUMNS;
 use arrow::array::{BooleanArray, RecordBatch, TimestampSecondArray};
 use arrow::compute::kernels::cmp;
 use arrow::compute::{and, filter_record_batch};
@@ -27,11 +28,11 @@ pub const BATCH_ROWS: usize = 64 * 1024;
 /// The columns of a portfolio file, in order.
 pub static FILE_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
     Arc::new(Schema::new(vec![
-        Field::new("PORTFOLIO", DataType::Utf8, true),
-        Field::new("TIMESTAMP", DataType::Timestamp(TimeUnit::Second, None), true),
-        Field::new("NAV", DataType::Float64, true),
-        Field::new("NAV_Change", DataType::Float64, true),
-        Field::new("NAV_Change_%", DataType::Float64, true),
+        Field::new(COLUMNS[0], DataType::Utf8, true),
+        Field::new(COLUMNS[1], DataType::Timestamp(TimeUnit::Second, None), true),
+        Field::new(COLUMNS[2], DataType::Float64, true),
+        Field::new(COLUMNS[3], DataType::Float64, true),
+        Field::new(COLUMNS[4], DataType::Float64, true),
     ]))
 });
 

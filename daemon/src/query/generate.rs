@@ -107,7 +107,7 @@ pub fn write_names(dataset: &Dataset, dir: &Path) -> std::io::Result<()> {
     for investor in 1..=dataset.investors {
         names.push_str(&format!("{investor},Investor {investor}\n"));
     }
-    std::fs::create_dir_all(dir.join(".sink"))?;
+    std::fs::create_dir_all(crate::layout::sink_dir(dir))?;
     std::fs::write(names_path(dir), names)
 }
 

@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use super::{Answer, Query, Row};
 use crate::format::{money, table as text_table};
+use crate::layout::COLUMNS;
 use crate::market::format_epoch as time;
 use crate::statistics::Trend;
 
@@ -224,7 +225,7 @@ pub fn table(query: &Query, answer: &Answer) -> String {
                 ]
             })
             .collect();
-        out.push_str(&text_table(&["PORTFOLIO", "TIMESTAMP", "NAV", "NAV_Change", "NAV_Change_%"], rows, &[2, 3, 4]));
+        out.push_str(&text_table(&COLUMNS, rows, &[2, 3, 4]));
         out.push('\n');
     }
     if query.stats {

@@ -21,6 +21,7 @@ use arrow::compute::{and, is_not_null};
 use arrow::error::ArrowError;
 
 use super::batch::{BATCH_ROWS, BatchConsumer, Columns, FILE_SCHEMA, Interval, deliver, usable_nav};
+use crate::layout::COLUMNS;
 use crate::market::parse_timestamp;
 
 /// What a scan skipped.
@@ -166,7 +167,7 @@ pub(crate) fn parse_line(text: &str) -> Result<Line, String> {
     }
     let at = parse_timestamp(fields[1]).map_err(|_| format!("TIMESTAMP {:?} is not a time", fields[1]))?;
     let mut numbers = [0.0; 3];
-    for (slot, (name, text)) in numbers.iter_mut().zip(["NAV", "NAV_Change", "NAV_Change_%"].iter().zip(&fields[2..])) {
+    for (slot, (name, text)) in numbers.iter_mut().zip(COLUMNS[2..].iter().zip(&fields[2..])) {
         *slot = text
             .trim()
             .parse::<f64>()

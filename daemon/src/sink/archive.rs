@@ -12,9 +12,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use rayon::prelude::*;
 
-use super::partition::partition_dir;
 use crate::archive::{ArchiveLock, ArchiveRow, DIR, batch_file, encode, hour_of};
 use crate::config::SyncMode;
+use crate::layout::sink_partition_dir;
 
 /// Prefix of the temporary files in a partition's folder.
 const TMP_PREFIX: &str = "archive-tmp-";
@@ -64,7 +64,7 @@ pub fn write(
                 rows[&file.partition].iter().filter(|row| hour_of(row.timestamp) == file.hour).copied().collect();
             let bytes = encode::rows_to_parquet(&mut hour_rows);
             let base = file.name.rsplit('/').next().expect("a file name");
-            let tmp = partition_dir(data, topic, file.partition).join(format!("{TMP_PREFIX}{}-{base}", file.hour));
+            let tmp = sink_partition_dir(data, topic, file.partition).join(format!("{TMP_PREFIX}{}-{base}", file.hour));
             let mut out = std::fs::File::create(&tmp).map_err(with_path(&tmp))?;
             out.write_all(&bytes).map_err(with_path(&tmp))?;
             if sync == SyncMode::File {

@@ -166,9 +166,11 @@ impl DataFiles {
 
     /// The lengths of `names` (see [`length`](Self::length)), asked of the
     /// file system on all cores. An open handle whose file was moved,
-    /// deleted, replaced or cut by hand since it was opened is closed (and
+    /// deleted or replaced by hand since it was opened is closed (and
     /// logged): the next append goes to the file now at that name, created
-    /// with its header if there is none.
+    /// with its header if there is none. A file written or cut by another
+    /// hand keeps its handle, with its length refreshed (a file cut to
+    /// nothing gets its header again).
     pub fn lengths(&mut self, names: &[String]) -> io::Result<Vec<Option<u64>>> {
         let open: Vec<Option<(u64, (u64, u64))>> =
             names.iter().map(|name| self.open.peek(name).map(|f| (f.len, f.identity))).collect();
@@ -180,8 +182,17 @@ impl DataFiles {
             let change = match now {
                 None => "moved away or deleted: it is created again with its header",
                 Some((_, now)) if *now != identity => "replaced: the rows go to the file now at its name",
-                Some((now, _)) if *now != len => "changed in length by another writer: its handle is opened again",
-                Some(_) => continue,
+                Some((now, _)) => {
+                    // The same file, written or cut by another hand: its
+                    // handle appends at the end anyway; only the length
+                    // (which says whether a header is due) is refreshed.
+                    if *now != len
+                        && let Some(open) = self.open.peek_mut(name.as_str())
+                    {
+                        open.len = *now;
+                    }
+                    continue;
+                }
             };
             tracing::warn!(file = name.as_str(), "{name} was {change}");
             self.open.pop(name.as_str());
@@ -367,6 +378,27 @@ mod tests {
         files.take_sync().run().unwrap();
         assert_eq!(std::fs::read_to_string(dir.path().join("a.csv")).unwrap(), "H\n1\n2\n5\n");
         assert_eq!(files.length("a.csv").unwrap(), Some(8));
+    }
+
+    #[test]
+    fn a_file_changed_by_another_hand_is_seen_at_the_next_lengths() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut files = DataFiles::open(dir.path(), 8, SyncMode::None).unwrap();
+        let names = ["cut.csv".to_string(), "moved.csv".to_string()];
+        for name in &names {
+            files.append(name, b"H\n", b"1\n").unwrap();
+        }
+        // Cut to nothing, and moved away, with their handles open.
+        std::fs::File::create(dir.path().join("cut.csv")).unwrap();
+        std::fs::rename(dir.path().join("moved.csv"), dir.path().join("elsewhere")).unwrap();
+        assert_eq!(files.lengths(&names).unwrap(), [Some(0), None]);
+        for name in &names {
+            files.append(name, b"H\n", b"2\n").unwrap();
+        }
+        for name in &names {
+            assert_eq!(std::fs::read_to_string(dir.path().join(name)).unwrap(), "H\n2\n", "{name}: a header again");
+        }
+        assert_eq!(std::fs::read_to_string(dir.path().join("elsewhere")).unwrap(), "H\n1\n", "nothing more");
     }
 
     #[test]

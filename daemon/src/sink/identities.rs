@@ -53,14 +53,14 @@ pub struct Identities {
 }
 
 impl Identities {
-    /// Reads the log `name` of the data folder `data` (none yet: empty). A
-    /// partial last record (which the sink's recovery removes before this
-    /// is read) is ignored with a warning.
     /// The portfolios with a row written.
     pub fn portfolios(&self) -> impl Iterator<Item = PortfolioId> + '_ {
         self.last.keys().copied()
     }
 
+    /// Reads the log `name` of the data folder `data` (none yet: empty). A
+    /// partial last record (which the sink's recovery removes before this
+    /// is read) is ignored with a warning.
     pub fn load(data: &Path, name: String) -> io::Result<Self> {
         let bytes = match std::fs::read(data.join(&name)) {
             Ok(bytes) => bytes,

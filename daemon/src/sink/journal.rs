@@ -105,7 +105,7 @@ impl Journal {
     /// The journal of all partitions, as earlier versions kept it in
     /// `DATA/.sink/`.
     pub fn legacy(data: &Path, durable: bool) -> Self {
-        Journal::at(&data.join(".sink"), durable)
+        Journal::at(&crate::layout::sink_dir(data), durable)
     }
 
     /// Whether either file exists.

@@ -34,11 +34,13 @@
 //! with them.
 
 pub mod archive;
+mod batch;
 pub mod files;
 pub mod identities;
 pub mod journal;
 pub mod names;
 pub mod partition;
+mod recovery;
 pub mod rejected;
 mod upkeep;
 
@@ -49,20 +51,20 @@ use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
-use crate::archive::ArchiveRow;
 use crate::bus::{Bus, BusError, Consumer, Message, PartitionLag, Positions, Unread};
 use crate::config::SyncMode;
 use crate::fsutil::LockAttempt;
-use crate::layout::{HEADER, REJECTED_FILE, file_name, write_row};
-use crate::market::{InvestorId, MAX_INTERVAL_DRIFT, PortfolioId, Valuation, ValuationView};
+use crate::layout::sink_partition_dir;
+use crate::layout::{HEADER, REJECTED_FILE, file_name};
 use crate::metrics::Metrics;
 use archive::ArchiveFile;
+use batch::{Part, Prepared};
 use files::DataFiles;
 use identities::{Admitted, Identities};
 use journal::{Checkpoint, Intent, Journal, JournalError};
 use names::Names;
-use partition::{Partition, partition_dir};
-use rejected::write_rejected;
+use partition::Partition;
+use recovery::{IdentityCheck, move_legacy_journal, roll_back_interrupted};
 
 /// How often the sink measures its lag (`stockd_consumer_lag{group="app1"}`):
 /// often enough that the interval summary shows it current.
@@ -156,99 +158,6 @@ impl From<BusError> for SinkError {
         SinkError::Bus(error)
     }
 }
-
-/// A batch read and decoded, not written yet.
-#[derive(Default)]
-struct Prepared {
-    /// Portfolio → its partition and the rows to append to its file, in
-    /// offset order.
-    rows: BTreeMap<PortfolioId, (i32, Vec<u8>)>,
-    /// Partition → identity records to append to its log.
-    identities: BTreeMap<i32, Vec<u8>>,
-    /// Partition → the rows for the archive (empty without one).
-    archive: BTreeMap<i32, Vec<ArchiveRow>>,
-    rejected: Vec<u8>,
-    row_count: u64,
-    reject_count: u64,
-    duplicate_count: u64,
-    /// Valuations older than their portfolio's last row: the first one's
-    /// portfolio, identity and last identity written, and how many.
-    older: Option<(PortfolioId, i64, i64, u64)>,
-    /// Per partition of the batch, the next offset after it.
-    positions: Positions,
-}
-
-/// The rows of one portfolio in a chunk of a batch.
-#[derive(Default)]
-struct PortfolioRows {
-    partition: i32,
-    bytes: Vec<u8>,
-    /// Per row, its valuation's identity and where it ends in `bytes`.
-    ends: Vec<(i64, usize)>,
-    /// Per row, its values for the archive.
-    values: Vec<ArchiveRow>,
-}
-
-/// One chunk of a batch, decoded and formatted.
-#[derive(Default)]
-struct Part {
-    rows: BTreeMap<PortfolioId, PortfolioRows>,
-    /// Investor names seen, when they differ from the previous message's.
-    names: Vec<(InvestorId, String)>,
-    rejected: Vec<u8>,
-    reject_count: u64,
-}
-
-impl Part {
-    /// Decodes and formats `messages`; a valuation stamped more than
-    /// [`MAX_INTERVAL_DRIFT`] after `now` is rejected (its identity would
-    /// hold every later valuation of its portfolio back).
-    fn of(messages: &[&Message], now: chrono::NaiveDateTime) -> Part {
-        let mut part = Part::default();
-        for message in messages {
-            let decoded = ValuationView::decode(&message.value);
-            let future = decoded.as_ref().is_some_and(|v| v.at > now + MAX_INTERVAL_DRIFT);
-            match decoded.filter(|_| !future) {
-                Some(valuation) => {
-                    let rows = part.rows.entry(valuation.portfolio).or_default();
-                    rows.partition = message.partition;
-                    write_row(&mut rows.bytes, &valuation);
-                    rows.ends.push((valuation.identity(), rows.bytes.len()));
-                    rows.values.push(ArchiveRow {
-                        portfolio: valuation.portfolio,
-                        timestamp: valuation.at.and_utc().timestamp(),
-                        nav: valuation.nav + 0.0,
-                        nav_change: valuation.nav_change + 0.0,
-                        nav_change_pct: valuation.nav_change_pct + 0.0,
-                    });
-                    if let Some(name) = &valuation.investor {
-                        let investor = valuation.portfolio.investor;
-                        if part.names.last().is_none_or(|(i, n)| *i != investor || n != name) {
-                            part.names.push((investor, name.to_string()));
-                        }
-                    }
-                }
-                None => {
-                    let reason = match Valuation::decode(&message.value) {
-                        Err(error) => error.to_string(),
-                        Ok(_) if future => "TIMESTAMP is more than a day after this machine's clock".into(),
-                        Ok(_) => "invalid valuation".into(),
-                    };
-                    tracing::warn!(
-                        topic = %message.topic, partition = message.partition, offset = message.offset,
-                        "rejected a valuation ({reason}); recorded in {REJECTED_FILE}"
-                    );
-                    write_rejected(&mut part.rejected, message, &reason);
-                    part.reject_count += 1;
-                }
-            }
-        }
-        part
-    }
-}
-
-/// Says whether a `Bus` identity recorded in a journal names the sink's bus.
-type IdentityCheck = Arc<dyn Fn(&str) -> bool + Send + Sync>;
 
 /// The sink of one data folder.
 pub struct Sink<C: Consumer> {
@@ -453,7 +362,7 @@ impl<C: Consumer> Sink<C> {
     /// sink is stopping).
     async fn take(&mut self, number: i32) -> Result<bool, SinkError> {
         let topic = self.settings.topic.clone();
-        let dir = partition_dir(&self.settings.data, &topic, number);
+        let dir = sink_partition_dir(&self.settings.data, &topic, number);
         let mut logged: Option<Instant> = None;
         let lock = loop {
             match crate::fsutil::try_lock(&dir.join("lock")).map_err(|e| self.write_error(e))? {
@@ -775,54 +684,6 @@ impl<C: Consumer> Sink<C> {
     }
 }
 
-/// Moves the single journal earlier versions kept in `DATA/.sink/` into the
-/// partitions' folders: interrupted batches are rolled back, and the
-/// checkpoint's offsets become each partition's checkpoint.
-fn move_legacy_journal(
-    settings: &SinkSettings,
-    files: &mut DataFiles,
-    is_bus: &IdentityCheck,
-) -> Result<(), SinkError> {
-    let durable = settings.sync != SyncMode::None;
-    let legacy = Journal::legacy(&settings.data, durable);
-    if !legacy.exists() {
-        return Ok(());
-    }
-    let checkpoint = roll_back_interrupted(&legacy, files, is_bus, &settings.data)?;
-    for (topic, number, next) in checkpoint.positions.iter() {
-        let journal = Journal::at(&partition_dir(&settings.data, topic, number), durable);
-        if journal.exists() {
-            continue;
-        }
-        let mut positions = Positions::new();
-        positions.set(topic, number, next);
-        journal.write_checkpoint(&Checkpoint { bus: checkpoint.bus.clone(), batch: 0, positions })?;
-    }
-    legacy.remove()?;
-    tracing::info!(data = %settings.data.display(), "moved the sink's checkpoint into one per partition");
-    Ok(())
-}
-
-/// Reads `journal`'s checkpoint after rolling back, newest first, the
-/// batches it has an intent for but no checkpoint (see [`recover`]), in
-/// the data folder `data`.
-fn roll_back_interrupted(
-    journal: &Journal,
-    files: &mut DataFiles,
-    is_bus: &IdentityCheck,
-    data: &std::path::Path,
-) -> Result<Checkpoint, SinkError> {
-    let checkpoint = journal.checkpoint()?;
-    let mut interrupted: Vec<Intent> =
-        journal.intents()?.into_iter().filter(|intent| intent.batch > checkpoint.batch).collect();
-    interrupted.sort_by_key(|intent| std::cmp::Reverse(intent.batch));
-    for intent in &interrupted {
-        recover(files, intent, is_bus(&intent.bus), data)
-            .map_err(|cause| SinkError::Write { data: data.to_path_buf(), cause })?;
-    }
-    Ok(checkpoint)
-}
-
 /// Times the steps of a batch, for the debug log.
 struct StepTimer(Instant);
 
@@ -838,55 +699,6 @@ impl StepTimer {
         self.0 = now;
         took
     }
-}
-
-/// Undoes an interrupted batch, each file by its kind. When its messages
-/// will be read again (same bus), its files go back to their lengths
-/// before it and its archive files are removed. When they cannot be (a
-/// restarted memory bus lost them), the batch is kept if it got as far as
-/// its archive files (every one is there: its rows and identities are
-/// complete), with identity logs cut to whole records and torn last lines
-/// trimmed; a batch that did not get that far is rolled back as above, so
-/// that the archive and the CSV files keep the same rows.
-fn recover(files: &mut DataFiles, intent: &Intent, replayable: bool, data: &std::path::Path) -> std::io::Result<()> {
-    let archived =
-        intent.files.keys().filter(|name| archive::is_archive_file(name)).all(|name| data.join(name).exists());
-    let keep = !replayable && archived;
-    for (name, length) in &intent.files {
-        if !keep {
-            let removed = if archive::is_archive_file(name) {
-                archive::roll_back(data, name)?
-            } else {
-                files.truncate(name, *length)?
-            };
-            if removed > 0 {
-                tracing::warn!(
-                    file = name.as_str(),
-                    batch = intent.batch,
-                    removed_bytes = removed,
-                    "rolled back the rows of an interrupted batch{}",
-                    if replayable {
-                        " (they are written again from the topic)"
-                    } else {
-                        " (its messages were on a bus that is gone)"
-                    }
-                );
-            }
-        } else if archive::is_archive_file(name) {
-            continue;
-        } else if name.ends_with(identities::LOG_SUFFIX) {
-            let cut = files.trim_partial_record(name, identities::RECORD as u64)?;
-            if cut > 0 {
-                tracing::warn!(file = name.as_str(), "cut a partial last record of {cut} bytes");
-            }
-        } else if let Some(torn) = files.trim_torn_line(name)? {
-            tracing::warn!(
-                file = name.as_str(),
-                "trimmed a torn last line {torn:?} (its message was on a bus that is gone)"
-            );
-        }
-    }
-    Ok(())
 }
 
 /// Runs the sink role until `stop` (then writes what is left and returns).

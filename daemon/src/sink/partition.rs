@@ -15,20 +15,9 @@
 //! file.
 
 use std::fs::File;
-use std::path::{Path, PathBuf};
 
 use super::identities::Identities;
 use super::journal::{Checkpoint, Journal};
-
-/// The folder of `partition` of `topic` in the data folder `data`.
-pub fn partition_dir(data: &Path, topic: &str, partition: i32) -> PathBuf {
-    data.join(relative_dir(topic, partition))
-}
-
-/// [`partition_dir`] relative to the data folder.
-fn relative_dir(topic: &str, partition: i32) -> PathBuf {
-    Path::new(".sink").join("partitions").join(topic).join(partition.to_string())
-}
 
 /// A partition this sink holds.
 pub struct Partition {
@@ -52,6 +41,9 @@ impl Partition {
     /// The identities log of `partition` of `topic`, relative to the data
     /// folder.
     pub fn identities_name(topic: &str, partition: i32) -> String {
-        relative_dir(topic, partition).join(super::identities::LOG_SUFFIX).to_string_lossy().into_owned()
+        crate::layout::sink_partition_relative(topic, partition)
+            .join(super::identities::LOG_SUFFIX)
+            .to_string_lossy()
+            .into_owned()
     }
 }

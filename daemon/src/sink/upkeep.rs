@@ -10,12 +10,12 @@ use std::io;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use super::partition::partition_dir;
 use super::{Sink, SinkError};
 use crate::archive::Coverage;
 use crate::archive::import::sink_lock_path;
 use crate::archive::maintain::{self, Pass, Report};
 use crate::bus::Consumer;
+use crate::layout::sink_partition_dir;
 use crate::layout::{HEADER, file_name};
 
 /// How often an archive pass starts.
@@ -254,7 +254,7 @@ impl<C: Consumer> Sink<C> {
         let data = self.settings.data.clone();
         let mut cut = 0;
         for (number, partition) in &self.partitions {
-            let marker = partition_dir(&data, &self.settings.topic, *number).join(WINDOW_MARKER);
+            let marker = sink_partition_dir(&data, &self.settings.topic, *number).join(WINDOW_MARKER);
             let last: Option<i64> = std::fs::read_to_string(&marker).ok().and_then(|text| text.trim().parse().ok());
             if last.is_some_and(|last| last >= index) {
                 continue;

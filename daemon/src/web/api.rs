@@ -179,12 +179,12 @@ pub async fn portfolio(
     if csv {
         // Written as the sink writes the file.
         let mut text = crate::layout::HEADER.to_vec();
-        for row in &rows {
-            let at = crate::market::parse_timestamp(&row.timestamp).unwrap_or_default();
+        for (row, shown) in answer.rows.iter().zip(&rows) {
+            let at = chrono::DateTime::from_timestamp(row.timestamp, 0).unwrap_or_default().naive_utc();
             let valuation = crate::market::ValuationView {
                 portfolio,
                 at,
-                timestamp: row.timestamp.as_str().into(),
+                timestamp: shown.timestamp.as_str().into(),
                 nav: row.nav,
                 nav_change: row.nav_change,
                 nav_change_pct: row.nav_change_pct,
