@@ -160,6 +160,11 @@ fn assert_archive_exactly(data: &Path, expected: &[Valuation]) {
 /// the archive holds each once too.
 fn assert_exactly(data: &Path, expected: &[Valuation]) {
     assert_archive_exactly(data, expected);
+    assert_files_exactly(data, expected);
+}
+
+/// Asserts the files hold exactly `expected`, each once, in order.
+fn assert_files_exactly(data: &Path, expected: &[Valuation]) {
     let mut by_file: BTreeMap<String, Vec<&Valuation>> = BTreeMap::new();
     for v in expected {
         by_file
@@ -265,6 +270,8 @@ async fn hostile_and_malformed_messages_go_to_rejected_jsonl_and_never_to_a_path
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     names.sort();
+    // (The archive's summaries appear once its upkeep has run: it may have.)
+    names.retain(|name| name != "archive-summaries");
     assert_eq!(names, [".sink", "INVESTOR_1_PORTFOLIO_1.csv", "archive", "rejected.jsonl"]);
     assert!(!data.path().parent().unwrap().join("etc").exists());
     assert!(metrics.encode().contains("stockd_sink_rejected_total 10"));
@@ -622,4 +629,55 @@ async fn a_new_csv_window_cuts_the_files_back_and_the_archive_keeps_every_row() 
     assert_archive_exactly(data.path(), &expected);
     let rows: usize = read_back(data.path()).values().map(Vec::len).sum();
     assert!(rows > 0 && rows <= 100, "the new window's rows are in the files: {rows}");
+}
+
+/// A data folder from before the per-partition journals (one
+/// `.sink/checkpoint.json`): the sink moves it into the partition's
+/// folder once (under a lock, should two sinks start together), and goes
+/// on from its offsets.
+#[tokio::test]
+async fn the_single_journal_of_an_earlier_version_is_moved_once_and_its_offsets_kept() {
+    use stockd::bus::Positions;
+    use stockd::sink::journal::{Checkpoint, Journal};
+
+    let bus = bus_with_topic().await;
+    let data = tempfile::tempdir().unwrap();
+    let expected = valuations(40, 4);
+    publish(&bus, &expected).await;
+    // The earlier version wrote the first 10 rows (taken here from a
+    // folder a sink wrote) and checkpointed them.
+    let written = tempfile::tempdir().unwrap();
+    let mut first = open_sink(&bus, written.path());
+    drain(&mut first).await.unwrap();
+    drop(first);
+    let partition = data.path().join(".sink/partitions").join(TOPIC).join("0");
+    let files: Vec<(String, String)> = read_back(written.path())
+        .keys()
+        .map(|name| (name.clone(), std::fs::read_to_string(written.path().join(name)).unwrap()))
+        .collect();
+    for (name, text) in &files {
+        let kept: Vec<&str> =
+            text.lines().take(1 + 10 / 4 + usize::from(name.ends_with("_1.csv") || name.ends_with("_2.csv"))).collect();
+        std::fs::write(data.path().join(name), kept.join("\n") + "\n").unwrap();
+    }
+    let mut positions = Positions::new();
+    positions.set(TOPIC, 0, 10);
+    Journal::legacy(data.path(), true)
+        .write_checkpoint(&Checkpoint { bus: bus.identity(), batch: 7, positions })
+        .unwrap();
+    // Opened twice (as by two sinks starting on the folder): the first
+    // moves it, under a lock; the second finds nothing left to move.
+    // (A group of their own: the sink above committed the whole topic.)
+    let upgraded = || SinkSettings { group: "upgraded".into(), ..settings(data.path()) };
+    drop(Sink::open(&bus, upgraded(), Metrics::new()).unwrap());
+    drop(Sink::open(&bus, upgraded(), Metrics::new()).unwrap());
+    assert!(!data.path().join(".sink/checkpoint.json").exists(), "the single journal is gone");
+    let moved: Checkpoint = serde_json::from_slice(&std::fs::read(partition.join("checkpoint.json")).unwrap()).unwrap();
+    assert_eq!(moved.positions.get(TOPIC, 0), Some(10));
+    let mut sink = Sink::open(&bus, upgraded(), Metrics::new()).unwrap();
+    drain(&mut sink).await.unwrap();
+    // The 10 rows the old journal covers once, and the 30 after, in order
+    // (the archive has the 30: the earlier version kept none).
+    assert_files_exactly(data.path(), &expected);
+    assert_archive_exactly(data.path(), &expected[10..]);
 }

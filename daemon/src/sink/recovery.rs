@@ -27,6 +27,16 @@ pub(super) fn move_legacy_journal(
     if !legacy.exists() {
         return Ok(());
     }
+    // Two sinks starting together on one folder: one moves it, the other
+    // then finds it gone.
+    let write_error = |cause| SinkError::Write { data: settings.data.clone(), cause };
+    let lock_path = crate::layout::sink_dir(&settings.data).join("journal-migration.lock");
+    let lock =
+        std::fs::File::options().write(true).create(true).truncate(false).open(&lock_path).map_err(write_error)?;
+    lock.lock().map_err(write_error)?;
+    if !legacy.exists() {
+        return Ok(());
+    }
     let checkpoint = roll_back_interrupted(&legacy, files, is_bus, &settings.data)?;
     for (topic, number, next) in checkpoint.positions.iter() {
         let journal = Journal::at(&sink_partition_dir(&settings.data, topic, number), durable);
