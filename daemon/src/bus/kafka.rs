@@ -372,10 +372,10 @@ impl Consumer for KafkaConsumer {
 
     /// The partitions this consumer holds against its position; the others
     /// against the group's committed offsets.
-    async fn partition_lags(&mut self) -> Option<Vec<PartitionLag>> {
+    fn partition_lags(&self) -> impl Future<Output = Option<Vec<PartitionLag>>> + Send + 'static {
         let consumer = Arc::clone(&self.consumer);
         let topics = self.topics.clone();
-        tokio::task::spawn_blocking(move || {
+        let measured = tokio::task::spawn_blocking(move || {
             let assignment = consumer.assignment().ok()?;
             let positions = consumer.position().ok()?;
             let offset = |list: &TopicPartitionList, topic: &str, partition: i32| {
@@ -421,10 +421,8 @@ impl Consumer for KafkaConsumer {
                 }
             }
             Some(lags)
-        })
-        .await
-        .ok()
-        .flatten()
+        });
+        async move { measured.await.ok().flatten() }
     }
 
     /// The current assignment (empty while the group rebalances). If

@@ -12,6 +12,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures_util::FutureExt as _;
+use tokio::task::JoinHandle;
+
+use super::Consumer;
+
 /// One partition's lag for a consumer group.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PartitionLag {
@@ -109,9 +114,61 @@ impl Unread {
     }
 }
 
+/// Measures a consumer's lag every `period` in a task of its own, so that
+/// a slow answer from the broker never holds up the reading: the reader
+/// asks [`LagProbe::take`] between batches and gets a measurement when
+/// one is in.
+#[derive(Debug)]
+pub struct LagProbe {
+    period: Duration,
+    started: Instant,
+    running: Option<JoinHandle<Option<Vec<PartitionLag>>>>,
+}
+
+impl LagProbe {
+    /// A probe whose first measurement starts one `period` from now.
+    pub fn new(period: Duration) -> LagProbe {
+        LagProbe { period, started: Instant::now(), running: None }
+    }
+
+    /// The measurement that finished since the last call, if any (`None`
+    /// also where the bus cannot tell); starts the next one when it is due
+    /// and none is running.
+    pub fn take(&mut self, consumer: &impl Consumer) -> Option<Vec<PartitionLag>> {
+        let finished = match &self.running {
+            Some(running) if running.is_finished() => self.running.take(),
+            _ => None,
+        };
+        if self.running.is_none() && self.started.elapsed() >= self.period {
+            self.started = Instant::now();
+            self.running = Some(tokio::spawn(consumer.partition_lags()));
+        }
+        finished?.now_or_never()?.ok().flatten()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The probe starts a measurement when due, hands it over on a later
+    /// call once it is in, and starts the next only a period after.
+    #[tokio::test]
+    async fn a_probe_hands_over_a_measurement_taken_beside_the_reader() {
+        use crate::bus::{Bus, MemoryBus, Record, TopicSpec};
+        let bus = MemoryBus::new(100);
+        bus.create_topics(&[TopicSpec { name: "T".into(), partitions: 1, replication: 1 }]).await.unwrap();
+        bus.produce_batch("T", (0..7).map(|i| Record { key: "k".into(), value: vec![i] }).collect()).await.unwrap();
+        let consumer = bus.consumer("g", &["T"]).unwrap();
+        let mut probe = LagProbe::new(Duration::from_millis(50));
+        assert_eq!(probe.take(&consumer), None, "not due yet");
+        tokio::time::sleep(Duration::from_millis(60)).await;
+        assert_eq!(probe.take(&consumer), None, "started, not in yet");
+        tokio::task::yield_now().await;
+        let lags = probe.take(&consumer).expect("the measurement is in");
+        assert_eq!(lags.iter().map(|lag| lag.unread).sum::<u64>(), 7);
+        assert_eq!(probe.take(&consumer), None, "the next is a period away");
+    }
 
     fn lag(partition: i32, unread: u64, held: bool, committed: Option<i64>) -> PartitionLag {
         PartitionLag { topic: "Portfolios".into(), partition, unread, held, committed }

@@ -515,8 +515,9 @@ impl Consumer for MemoryConsumer {
         Ok(())
     }
 
-    /// Every partition, held: a memory consumer reads them all.
-    async fn partition_lags(&mut self) -> Option<Vec<PartitionLag>> {
+    /// Every partition, held: a memory consumer reads them all. Measured
+    /// at the call.
+    fn partition_lags(&self) -> impl Future<Output = Option<Vec<PartitionLag>>> + Send + 'static {
         let mut lags = Vec::new();
         for (t, topic) in self.topics.iter().enumerate() {
             for (p, partition) in topic.partitions.iter().enumerate() {
@@ -530,7 +531,7 @@ impl Consumer for MemoryConsumer {
                 });
             }
         }
-        Some(lags)
+        std::future::ready(Some(lags))
     }
 
     /// Every partition: a memory consumer reads them all.

@@ -20,7 +20,7 @@ use std::time::Duration;
 use bytes::Bytes;
 
 pub use kafka::{KafkaBus, KafkaConsumer, KafkaSettings};
-pub use lag::{Changes, PartitionLag, Stalled, Unread};
+pub use lag::{Changes, LagProbe, PartitionLag, Stalled, Unread};
 pub use memory::{DEFAULT_PRODUCE_TIMEOUT, DEFAULT_RETENTION, MemoryBus, MemoryConsumer, lost_with_its_process};
 pub use positions::Positions;
 
@@ -192,13 +192,16 @@ pub trait Consumer: Send + 'static {
 
     /// Per partition of the consumer's topics, held by this consumer or
     /// not, the messages the group has yet to read (see [`PartitionLag`]),
-    /// where the bus can tell.
-    fn partition_lags(&mut self) -> impl Future<Output = Option<Vec<PartitionLag>>> + Send;
+    /// where the bus can tell. The measurement does not borrow the
+    /// consumer, so it can run beside reading (see [`LagProbe`]): asking a
+    /// broker takes round trips (about a second on tansu).
+    fn partition_lags(&self) -> impl Future<Output = Option<Vec<PartitionLag>>> + Send + 'static;
 
     /// The group's messages yet to read, over every partition (see
     /// [`partition_lags`](Self::partition_lags)).
-    fn lag(&mut self) -> impl Future<Output = Option<u64>> + Send {
-        async { self.partition_lags().await.map(|lags| lags.iter().map(|lag| lag.unread).sum()) }
+    fn lag(&self) -> impl Future<Output = Option<u64>> + Send + 'static {
+        let lags = self.partition_lags();
+        async move { lags.await.map(|lags| lags.iter().map(|lag| lag.unread).sum()) }
     }
 
     /// The partitions of `topic` the consumer group gives this consumer

@@ -29,7 +29,7 @@ use super::book::PriceBook;
 use super::schedule::Schedule;
 use super::state::{InvestorState, Pending, StateError, Unsettled};
 use super::status::StatusBoard;
-use crate::bus::{Bus, Consumer, Positions, Receipt};
+use crate::bus::{Bus, Consumer, LagProbe, Positions, Receipt};
 use crate::market::{InvestorId, PortfolioId, format_seconds, nav_changes};
 use crate::metrics::Metrics;
 use crate::plugin::{PluginError, PluginImage, PluginInstance, PluginRegistry, PortfolioNav, Quote};
@@ -203,13 +203,10 @@ impl<B: Bus> Worker<B> {
     async fn work(&mut self, shutdown: &CancellationToken) -> anyhow::Result<Exit> {
         let schedule = self.shared.schedule;
         let mut next = schedule.current(Instant::now()) + 1;
-        let mut lag_checked = Instant::now();
+        let mut lag = LagProbe::new(LAG_PERIOD);
         loop {
-            if lag_checked.elapsed() >= LAG_PERIOD {
-                lag_checked = Instant::now();
-                if let Some(lag) = self.consumer.lag().await {
-                    self.shared.metrics.consumer_lag(&self.group, lag);
-                }
+            if let Some(lags) = lag.take(&self.consumer) {
+                self.shared.metrics.consumer_lag(&self.group, lags.iter().map(|lag| lag.unread).sum());
             }
             if shutdown.is_cancelled() {
                 self.await_settled(SETTLE_WAIT).await;

@@ -51,7 +51,7 @@ use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
-use crate::bus::{Bus, BusError, Consumer, Message, PartitionLag, Positions, Unread};
+use crate::bus::{Bus, BusError, Consumer, LagProbe, Message, PartitionLag, Positions, Unread};
 use crate::config::SyncMode;
 use crate::fsutil::LockAttempt;
 use crate::layout::sink_partition_dir;
@@ -249,7 +249,7 @@ impl<C: Consumer> Sink<C> {
     pub async fn run(mut self, stop: CancellationToken) -> Result<(), SinkError> {
         self.stop = stop.clone();
         let drain_first = crate::bus::lost_with_its_process(&self.bus);
-        let mut lag_checked = Instant::now();
+        let mut lag = LagProbe::new(LAG_PERIOD);
         let mut unread = Unread::new(self.settings.unread_after);
         loop {
             let stopping = stop.is_cancelled();
@@ -259,11 +259,8 @@ impl<C: Consumer> Sink<C> {
                 self.stop_upkeep().await;
                 return self.let_go(None).await;
             }
-            if lag_checked.elapsed() >= LAG_PERIOD {
-                lag_checked = Instant::now();
-                if let Some(lags) = self.consumer.partition_lags().await {
-                    self.report_lag(&lags, &mut unread);
-                }
+            if let Some(lags) = lag.take(&self.consumer) {
+                self.report_lag(&lags, &mut unread);
             }
         }
     }
