@@ -20,15 +20,16 @@ toolchain:
         rustup target add wasm32-wasip2
     fi
 
-# Build every plugin; install investorN.wasm into investors/ (atomically) and the test guests into target/test-plugins/.
+# Build every plugin; install investorN.wasm into investors/ (atomically), the interpreters that run investorN.py and investorN.js scripts into investors/.interpreters/ (when python3 and npm are there), and the test guests into target/test-plugins/.
 plugins: toolchain
     cargo build --manifest-path plugins/Cargo.toml --release --target wasm32-wasip2 --target-dir "{{target_dir}}" -j {{jobs}}
     mkdir -p investors "{{test_plugins}}"
     for n in 1 2 3; do cp "{{wasm_dir}}/investor$n.wasm" "investors/.investor$n.wasm.tmp" && mv "investors/.investor$n.wasm.tmp" "investors/investor$n.wasm"; done
     for guest in looper memory_bomb panicker bad_nav snooper backdoor http_client markup_name bad_portfolios wide investor2_v2 wrong_world investor1 investor2 investor3; do cp "{{wasm_dir}}/$guest.wasm" "{{test_plugins}}/$guest.wasm"; done
+    scripts/investor interpreters investors/.interpreters
 
-# Create investor N from the example when it does not exist yet, and build it into investors/investorN.wasm (a running stockd loads it live). LANG: rust (plugins/investorN/), python (plugins/python/investorN.py) or js (plugins/js/investorN.js); the Python and JavaScript tools are installed under target/tools when missing.
-investor n lang="rust":
+# Create investor N from the example when it does not exist yet (a running stockd loads it live). LANG: python or js (the script investors/investorN.py or .js: no build step), rust (plugins/investorN/, built into investors/investorN.wasm), python-component or js-component (plugins/python/investorN.py or plugins/js/investorN.js, componentized into investors/investorN.wasm).
+investor n lang="python":
     scripts/investor {{n}} {{lang}}
 
 # Build the Python and JavaScript examples and test guests into target/test-plugins/ (installs componentize-py and componentize-js when missing).

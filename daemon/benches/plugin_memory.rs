@@ -1,7 +1,8 @@
 //! Resident memory per loaded investor, beyond the engine's fixed cost:
 //! loads a guest under many ids, instantiates and evaluates each once (as
 //! the daemon does), and reports the RSS growth per investor. Investor 1 in
-//! Rust (200 copies), Python and JavaScript (50 copies each).
+//! Rust (200 copies), Python and JavaScript (50 copies each), components
+//! and scripts (`plugins/scripts/investor1.*` run by the interpreters).
 //!
 //! `cargo bench --bench plugin_memory` (after `just plugins guest-languages`).
 
@@ -20,30 +21,47 @@ fn main() {
     if std::env::args().any(|a| a == "--list") {
         return; // `cargo bench -- --list` asks every bench target for its benchmarks
     }
-    for (guest, investors) in [("investor1", 200), ("python_investor1", 50), ("js_investor1", 50)] {
+    let guests = [
+        ("investor1", 200),
+        ("python_investor1", 50),
+        ("investor1.py", 50),
+        ("js_investor1", 50),
+        ("investor1.js", 50),
+    ];
+    for (guest, investors) in guests {
         measure(guest, investors);
     }
 }
 
 /// Loads `guest` as investors 1..=`investors` and prints the RSS growth.
 fn measure(guest: &str, investors: u32) {
-    let exe = std::env::current_exe().unwrap();
-    let path = exe.ancestors().nth(3).unwrap().join("test-plugins").join(format!("{guest}.wasm"));
+    let target = std::env::current_exe().unwrap().ancestors().nth(3).unwrap().to_path_buf();
+    let path = if guest.contains('.') {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins/scripts").join(guest)
+    } else {
+        target.join("test-plugins").join(format!("{guest}.wasm"))
+    };
     let bytes = std::fs::read(&path).expect("run `just plugins guest-languages` first");
-    let cache = tempfile::tempdir().unwrap();
-    let host = PluginHost::new(PluginLimits::default(), Some(cache.path().to_path_buf())).unwrap();
+    let cache_dir = tempfile::tempdir().unwrap();
+    let cache = Some(cache_dir.path().to_path_buf());
+    let host =
+        PluginHost::with_interpreters(PluginLimits::default(), cache, Some(target.join("interpreters"))).unwrap();
+    let load = |n: u32| {
+        let investor = InvestorId::new(n).unwrap();
+        if guest.contains('.') { host.load(investor, &path) } else { host.load_bytes(investor, &path, &bytes) }
+    };
     let quotes: Vec<Quote> =
         ["IBM", "AAPL", "FB", "AMZN", "GOOG", "TWTR", "LNKD", "INTC", "AMD", "MSFT", "DELL", "ORKL"]
             .iter()
             .map(|t| Quote { ticker: t.to_string(), price: 100.0 })
             .collect();
     // The engine's fixed cost, and the first compile, are paid here.
-    let first = Arc::new(host.load_bytes(InvestorId::new(1).unwrap(), &path, &bytes).unwrap());
+    let first = Arc::new(load(1).unwrap());
     first.instantiate().evaluate(&quotes).unwrap();
     let before = rss_bytes();
     let mut running = Vec::new();
     for n in 1..=investors {
-        let image = Arc::new(host.load_bytes(InvestorId::new(n).unwrap(), &path, &bytes).unwrap());
+        let image = Arc::new(load(n).unwrap());
         let mut instance = image.instantiate();
         instance.evaluate(&quotes).unwrap();
         running.push((image, instance));

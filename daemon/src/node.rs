@@ -236,11 +236,12 @@ fn announce(config: &Config, bus: &str, investors: &[String]) {
 /// Loads the plugin folder and starts watching it.
 fn open_plugins(config: &Config) -> anyhow::Result<(Arc<PluginRegistry>, RegistryWatcher)> {
     let cache = config.investors.cache_dir.clone().unwrap_or_else(|| config.plugins.join(".cache"));
-    let host = PluginHost::new(config.investors.limits(), Some(cache))?;
+    let interpreters = config.investors.interpreters.clone().unwrap_or_else(|| config.plugins.join(".interpreters"));
+    let host = PluginHost::with_interpreters(config.investors.limits(), Some(cache), Some(interpreters))?;
     let (registry, changes) = PluginRegistry::open(host, &config.plugins)
         .context("cannot open the plugin folder (build the seed investors with `just plugins`)")?;
     let loaded = changes.iter().filter(|c| matches!(c, Change::Loaded(_))).count();
-    tracing::info!(folder = %config.plugins.display(), "{loaded} investor(s) loaded; drop investorN.wasm files there to add or replace investors");
+    tracing::info!(folder = %config.plugins.display(), "{loaded} investor(s) loaded; drop investorN.wasm, investorN.py or investorN.js files there to add or replace investors");
     let registry = Arc::new(registry);
     let watcher = RegistryWatcher::start(Arc::clone(&registry), config.investors.reload_debounce)
         .with_context(|| format!("cannot watch {}", config.plugins.display()))?;

@@ -8,8 +8,9 @@ pub mod sink;
 pub mod valuation;
 pub mod web;
 
-/// A plugin folder `dir` holding `plugin` as `investor1.wasm` …
-/// `investorN.wasm` (hard links where the file system allows).
+/// A plugin folder `dir` holding `plugin` as `investor1.EXT` …
+/// `investorN.EXT`, EXT being the plugin's own extension (`wasm`, `py`,
+/// `js`), as hard links where the file system allows.
 pub fn deploy_copies(
     plugin: &std::path::Path,
     investors: u32,
@@ -17,8 +18,9 @@ pub fn deploy_copies(
 ) -> anyhow::Result<std::path::PathBuf> {
     use anyhow::Context;
     std::fs::create_dir_all(dir)?;
+    let extension = plugin.extension().and_then(|e| e.to_str()).unwrap_or("wasm");
     for n in 1..=investors {
-        let target = dir.join(format!("investor{n}.wasm"));
+        let target = dir.join(format!("investor{n}.{extension}"));
         if std::fs::hard_link(plugin, &target).is_err() {
             std::fs::copy(plugin, &target).with_context(|| format!("copying {}", plugin.display()))?;
         }

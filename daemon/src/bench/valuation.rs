@@ -1,5 +1,5 @@
 //! One interval's wall time: `investors` copies of a plugin (the seed's
-//! investor1, or the 1,000-portfolio `wide` test guest) valued by the real
+//! investor1, the 1,000-portfolio `wide` test guest, or a script) valued by the real
 //! runtime on the memory bus, from the interval's start until every
 //! valuation is on the portfolio topic. That covers the plugin calls, the
 //! change computation, the encoding, the checkpoints and the publishing.
@@ -20,8 +20,11 @@ use crate::plugin::{PluginHost, PluginLimits, PluginRegistry};
 /// What to run.
 #[derive(Debug, Clone)]
 pub struct ValuationBench {
-    /// The plugin file copied under every investor id.
+    /// The plugin file copied under every investor id: a component, or a
+    /// script run by the interpreters of `interpreters`.
     pub plugin: std::path::PathBuf,
+    /// The interpreter components, for a script.
+    pub interpreters: std::path::PathBuf,
     /// How many investors.
     pub investors: u32,
     /// Intervals to time.
@@ -48,7 +51,11 @@ pub async fn run(bench: &ValuationBench, dir: &Path) -> anyhow::Result<Valuation
     let plugins = super::deploy_copies(&bench.plugin, bench.investors, &dir.join("investors"))?;
     let rss_before = super::rss_bytes().unwrap_or(0);
     let loading = Instant::now();
-    let host = PluginHost::new(PluginLimits::default(), Some(dir.join("cache")))?;
+    let host = PluginHost::with_interpreters(
+        PluginLimits::default(),
+        Some(dir.join("cache")),
+        Some(bench.interpreters.clone()),
+    )?;
     let (registry, _) = PluginRegistry::open(host, &plugins)?;
     let load = loading.elapsed();
     let registry = Arc::new(registry);

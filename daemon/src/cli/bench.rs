@@ -82,7 +82,8 @@ enum Bench {
     },
     /// Wall time of one valuation interval with many investors on the memory bus.
     Valuation {
-        /// The plugin copied under every investor id (e.g. investors/investor1.wasm, target/test-plugins/wide.wasm).
+        /// The plugin copied under every investor id (e.g. investors/investor1.wasm, target/test-plugins/wide.wasm,
+        /// plugins/scripts/investor1.py).
         #[arg(long, value_name = "FILE")]
         plugin: std::path::PathBuf,
         /// How many investors.
@@ -91,6 +92,9 @@ enum Bench {
         /// Intervals to time.
         #[arg(long, default_value_t = 3)]
         intervals: u64,
+        /// The interpreter components, when the plugin is a script.
+        #[arg(long, value_name = "DIR", default_value = "investors/.interpreters")]
+        interpreters: std::path::PathBuf,
         /// Where the plugin copies and checkpoints go (a temporary folder in it).
         #[arg(long, value_name = "DIR", default_value = "/tmp")]
         dir: std::path::PathBuf,
@@ -244,9 +248,14 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
                 println!("  page of 50, {label}: {:.1} ms (median of 20)", took.as_secs_f64() * 1000.0);
             }
         }
-        Bench::Valuation { plugin, investors, intervals, dir } => {
+        Bench::Valuation { plugin, investors, intervals, interpreters, dir } => {
             let dir = tempfile::tempdir_in(dir)?;
-            let bench = ValuationBench { plugin: plugin.clone(), investors: *investors, intervals: *intervals };
+            let bench = ValuationBench {
+                plugin: plugin.clone(),
+                investors: *investors,
+                intervals: *intervals,
+                interpreters: std::path::absolute(interpreters)?,
+            };
             let report = runtime.block_on(valuation::run(&bench, dir.path()))?;
             let mib = |bytes: u64| bytes as f64 / 1048576.0;
             println!(

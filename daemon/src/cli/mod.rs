@@ -52,7 +52,7 @@ enum Command {
 /// Where the investor plugins are.
 #[derive(Debug, Clone, Args)]
 pub struct PluginDirArg {
-    /// Folder of investorN.wasm plugin files.
+    /// Folder of investorN.wasm, investorN.py and investorN.js files.
     #[arg(long, visible_alias = "dir", value_name = "DIR", env = "STOCKD_PLUGINS", default_value = "investors")]
     pub plugins: PathBuf,
 }
@@ -123,12 +123,16 @@ impl LoadFailures {
 }
 
 /// Loads the plugins of a folder for a one-shot command, with the default
-/// limits and the compiled-component cache in `DIR/.cache`.
+/// limits, the compiled-component cache in `DIR/.cache` and the script
+/// interpreters in `DIR/.interpreters`.
 fn open_registry(dir: &PluginDirArg) -> anyhow::Result<(crate::plugin::PluginRegistry, LoadFailures)> {
     use anyhow::Context;
 
-    let host =
-        crate::plugin::PluginHost::new(crate::plugin::PluginLimits::default(), Some(dir.plugins.join(".cache")))?;
+    let host = crate::plugin::PluginHost::with_interpreters(
+        crate::plugin::PluginLimits::default(),
+        Some(dir.plugins.join(".cache")),
+        Some(dir.plugins.join(".interpreters")),
+    )?;
     let (registry, changes) = crate::plugin::PluginRegistry::open(host, &dir.plugins)
         .with_context(|| "cannot open the plugin folder (build the seed investors with `just plugins`)")?;
     let failed = changes.iter().filter(|c| matches!(c, crate::plugin::Change::Failed { .. })).count();

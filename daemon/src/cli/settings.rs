@@ -25,7 +25,7 @@ pub struct SettingsArgs {
     /// Valuation interval, e.g. 20s, 500ms, 1m [default: 20s].
     #[arg(long, env = "STOCKD_INTERVAL", value_parser = config::duration::parse, value_name = "DURATION")]
     pub interval: Option<Duration>,
-    /// Folder of investorN.wasm plugins, watched for changes [default: investors].
+    /// Folder of investorN.wasm, .py and .js investors, watched for changes [default: investors].
     #[arg(long, visible_alias = "dir", env = "STOCKD_PLUGINS", value_name = "DIR")]
     pub plugins: Option<PathBuf>,
     /// Data folder: portfolio CSVs and state [default: data].

@@ -50,7 +50,7 @@ pub struct Config {
     /// Flag `--interval`, env `STOCKD_INTERVAL`.
     #[serde(with = "duration")]
     pub interval: Duration,
-    /// The folder of `investorN.wasm` plugins, watched for changes.
+    /// The folder of investors (`investorN.wasm`, `.py`, `.js`), watched for changes.
     /// Default `investors`. Flag `--plugins`, env `STOCKD_PLUGINS`.
     pub plugins: PathBuf,
     /// The data folder: the CSV files, and the state under `.state/` and
@@ -166,6 +166,11 @@ pub struct InvestorsConfig {
     /// daemon only. Default: `.cache` inside the plugin folder.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cache_dir: Option<PathBuf>,
+    /// Where the interpreter components that run investor scripts are
+    /// (`python.wasm`, `js.wasm`, built by `just plugins`). Default:
+    /// `.interpreters` inside the plugin folder.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub interpreters: Option<PathBuf>,
 }
 
 /// How the sink makes rows durable before it commits their offsets.
@@ -284,6 +289,7 @@ impl Default for InvestorsConfig {
             quarantine_after: 5,
             reload_debounce: Duration::from_millis(250),
             cache_dir: None,
+            interpreters: None,
         }
     }
 }

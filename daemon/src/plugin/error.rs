@@ -81,6 +81,35 @@ pub enum PluginError {
         /// The engine's or the plugin's message.
         message: String,
     },
+    /// A script's interpreter component is missing or cannot be read.
+    #[error("investor {investor}: {} needs the {language} interpreter component: {detail}", path.display())]
+    NoInterpreter {
+        /// The investor.
+        investor: InvestorId,
+        /// The script.
+        path: PathBuf,
+        /// The script's language.
+        language: &'static str,
+        /// What is missing, and how to get it.
+        detail: String,
+    },
+    /// A script cannot run as an investor (a syntax error, a missing
+    /// `evaluate`, a wrong shape): the message names the file and line.
+    #[error("investor {investor}: {message}")]
+    Script {
+        /// The investor.
+        investor: InvestorId,
+        /// The interpreter's reason.
+        message: String,
+    },
+    /// More than one plugin file for one investor.
+    #[error("investor {investor}: {} are all investor {investor}: keep one", paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(" and "))]
+    Ambiguous {
+        /// The investor.
+        investor: InvestorId,
+        /// The files.
+        paths: Vec<PathBuf>,
+    },
     /// `portfolios()` returned something unusable.
     #[error("investor {investor}: invalid portfolios: {reason}")]
     InvalidPortfolios {
@@ -151,6 +180,9 @@ impl PluginError {
             | PluginError::Compile { investor, .. }
             | PluginError::ForbiddenImport { investor, .. }
             | PluginError::WrongWorld { investor, .. }
+            | PluginError::NoInterpreter { investor, .. }
+            | PluginError::Script { investor, .. }
+            | PluginError::Ambiguous { investor, .. }
             | PluginError::InvalidPortfolios { investor, .. }
             | PluginError::Timeout { investor, .. }
             | PluginError::MemoryExceeded { investor, .. }
@@ -169,6 +201,9 @@ impl PluginError {
             PluginError::Compile { .. } => "compile",
             PluginError::ForbiddenImport { .. } => "forbidden_import",
             PluginError::WrongWorld { .. } => "wrong_world",
+            PluginError::NoInterpreter { .. } => "no_interpreter",
+            PluginError::Script { .. } => "script",
+            PluginError::Ambiguous { .. } => "ambiguous",
             PluginError::InvalidPortfolios { .. } => "invalid_portfolios",
             PluginError::Timeout { .. } => "timeout",
             PluginError::MemoryExceeded { .. } => "memory",

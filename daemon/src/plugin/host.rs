@@ -1,5 +1,5 @@
 //! The plugin host: one engine, one linker, one epoch ticker, and loading a
-//! component file into a validated [`PluginImage`].
+//! component file or an investor script into a validated [`PluginImage`].
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -13,7 +13,8 @@ use super::error::PluginError;
 use super::image::PluginImage;
 use super::limits::PluginLimits;
 use super::sandbox::add_sandbox_interfaces;
-use super::shared::{EpochTicker, HostShared};
+use super::script::{Interpreters, ScriptLanguage, read_script};
+use super::shared::{EpochTicker, GuestState, HostShared};
 use crate::market::InvestorId;
 
 /// Loads investor plugins into a sandbox. Cheap to clone.
@@ -25,8 +26,19 @@ pub struct PluginHost {
 impl PluginHost {
     /// A host with the given limits. With `cache_dir`, compiled components
     /// are kept there, keyed by content hash and engine compatibility, so
-    /// that loading an unchanged file again skips compilation.
+    /// that loading an unchanged file again skips compilation. It loads
+    /// components only; see [`with_interpreters`](Self::with_interpreters).
     pub fn new(limits: PluginLimits, cache_dir: Option<PathBuf>) -> Result<Self, PluginError> {
+        PluginHost::with_interpreters(limits, cache_dir, None)
+    }
+
+    /// Like [`new`](Self::new), also loading investor scripts with the
+    /// interpreter components of `interpreters` (see [`ScriptLanguage`]).
+    pub fn with_interpreters(
+        limits: PluginLimits,
+        cache_dir: Option<PathBuf>,
+        interpreters: Option<PathBuf>,
+    ) -> Result<Self, PluginError> {
         let host_error = |e: wasmtime::Error| PluginError::Host(format!("{e:#}"));
         let mut config = Config::new();
         config.epoch_interruption(true);
@@ -36,7 +48,8 @@ impl PluginHost {
         let cache = cache_dir.map(|dir| ComponentCache::new(dir, &engine));
         let ticker = EpochTicker::start(engine.clone(), limits.epoch_tick)
             .map_err(|e| PluginError::Host(format!("cannot start the epoch ticker thread: {e}")))?;
-        Ok(PluginHost { shared: Arc::new(HostShared { engine, limits, linker, cache, _ticker: ticker }) })
+        let interpreters = Interpreters::new(interpreters);
+        Ok(PluginHost { shared: Arc::new(HostShared { engine, limits, linker, cache, interpreters, _ticker: ticker }) })
     }
 
     /// The limits every plugin of this host runs under.
@@ -44,8 +57,14 @@ impl PluginHost {
         &self.shared.limits
     }
 
-    /// Reads, compiles, links and validates `path` as investor `investor`.
+    /// Reads, compiles, links and validates `path` as investor `investor`:
+    /// a component, or a script (by its extension) run by its language's
+    /// interpreter.
     pub fn load(&self, investor: InvestorId, path: &Path) -> Result<PluginImage, PluginError> {
+        let extension = path.extension().and_then(|e| e.to_str()).unwrap_or_default();
+        if let Some(language) = ScriptLanguage::of_extension(extension) {
+            return self.load_script(investor, path, language);
+        }
         let bytes = std::fs::read(path).map_err(|source| PluginError::Io {
             investor,
             path: path.to_path_buf(),
@@ -57,18 +76,39 @@ impl PluginHost {
     /// Like [`load`](Self::load) for bytes already read; `path` names them in
     /// errors.
     pub fn load_bytes(&self, investor: InvestorId, path: &Path, bytes: &[u8]) -> Result<PluginImage, PluginError> {
+        let pre = self.link(investor, path, bytes)?;
+        PluginImage::validate(investor, path, pre, None, Arc::clone(&self.shared))
+    }
+
+    /// Loads the script `path`: its language's interpreter (compiled once)
+    /// with the script's text, validated like any plugin.
+    fn load_script(
+        &self,
+        investor: InvestorId,
+        path: &Path,
+        language: ScriptLanguage,
+    ) -> Result<PluginImage, PluginError> {
+        let script = read_script(investor, path)?;
+        let pre = self
+            .shared
+            .interpreters
+            .get(language, investor, path, |interpreter, bytes| self.link(investor, interpreter, bytes))?;
+        PluginImage::validate(investor, path, pre, Some(Arc::new(script)), Arc::clone(&self.shared))
+    }
+
+    /// Compiles and links a component; `path` names it in errors.
+    fn link(&self, investor: InvestorId, path: &Path, bytes: &[u8]) -> Result<InvestorPre<GuestState>, PluginError> {
         let component = self.compile(investor, path, bytes)?;
         let pre = self.shared.linker.instantiate_pre(&component).map_err(|e| PluginError::ForbiddenImport {
             investor,
             path: path.to_path_buf(),
             message: format!("{e:#}"),
         })?;
-        let pre = InvestorPre::new(pre).map_err(|e| PluginError::WrongWorld {
+        InvestorPre::new(pre).map_err(|e| PluginError::WrongWorld {
             investor,
             path: path.to_path_buf(),
             message: format!("{e:#}"),
-        })?;
-        PluginImage::validate(investor, path, pre, Arc::clone(&self.shared))
+        })
     }
 
     fn compile(&self, investor: InvestorId, path: &Path, bytes: &[u8]) -> Result<Component, PluginError> {

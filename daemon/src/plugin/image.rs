@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use super::bindings::{InvestorPre, Portfolio};
 use super::error::PluginError;
 use super::instance::PluginInstance;
+use super::script::SharedScript;
 use super::shared::{GuestState, HostShared};
 use crate::market::{InvestorId, PortfolioId};
 
@@ -28,6 +29,8 @@ pub struct PluginImage {
     path: PathBuf,
     generation: u64,
     pub(crate) pre: InvestorPre<GuestState>,
+    /// The script the interpreter `pre` runs (`None`: a component).
+    script: Option<SharedScript>,
     pub(crate) shared: Arc<HostShared>,
 }
 
@@ -52,9 +55,10 @@ impl PluginImage {
         investor: InvestorId,
         path: &Path,
         pre: InvestorPre<GuestState>,
+        script: Option<SharedScript>,
         shared: Arc<HostShared>,
     ) -> Result<Self, PluginError> {
-        let mut probe = PluginInstance::probe(investor, pre.clone(), Arc::clone(&shared));
+        let mut probe = PluginInstance::probe(investor, pre.clone(), script.clone(), Arc::clone(&shared));
         let name = probe.call_name()?;
         let portfolios = probe.call_portfolios()?;
         let invalid = |reason: String| PluginError::InvalidPortfolios { investor, reason };
@@ -68,6 +72,7 @@ impl PluginImage {
             path: path.to_path_buf(),
             generation: GENERATION.fetch_add(1, Ordering::Relaxed),
             pre,
+            script,
             shared,
         })
     }
@@ -75,7 +80,7 @@ impl PluginImage {
     /// A fresh instance (instantiated lazily, on its first call).
     pub fn instantiate(self: &Arc<Self>) -> PluginInstance {
         let declared = self.portfolios().iter().map(|p| p.id).collect::<BTreeSet<u32>>().into_iter().collect();
-        PluginInstance::new(self.investor(), self.pre.clone(), Arc::clone(&self.shared), declared)
+        PluginInstance::new(self.investor(), self.pre.clone(), self.script.clone(), Arc::clone(&self.shared), declared)
     }
 
     /// The investor N this plugin was loaded as.

@@ -12,6 +12,7 @@ use super::error::{Call, PluginError};
 use super::limiter::{MemoryLimitExceeded, PluginLimiter, TableLimitExceeded};
 use super::output::GuestOutput;
 use super::sandbox::guest_context;
+use super::script::SharedScript;
 use super::shared::{GuestState, HostShared};
 use crate::market::InvestorId;
 
@@ -28,6 +29,8 @@ struct Live {
 pub struct PluginInstance {
     investor: InvestorId,
     pre: InvestorPre<GuestState>,
+    /// The script, for an interpreter's instance.
+    script: Option<SharedScript>,
     shared: Arc<HostShared>,
     /// The declared portfolio ids `evaluate` must answer for, sorted; empty
     /// while probing a file that is not validated yet.
@@ -42,15 +45,21 @@ impl PluginInstance {
     pub(crate) fn new(
         investor: InvestorId,
         pre: InvestorPre<GuestState>,
+        script: Option<SharedScript>,
         shared: Arc<HostShared>,
         declared: Vec<u32>,
     ) -> Self {
-        PluginInstance { investor, pre, shared, declared, wall_time: WallTime::default(), live: None }
+        PluginInstance { investor, pre, script, shared, declared, wall_time: WallTime::default(), live: None }
     }
 
     /// An instance of a file being validated.
-    pub(crate) fn probe(investor: InvestorId, pre: InvestorPre<GuestState>, shared: Arc<HostShared>) -> Self {
-        PluginInstance::new(investor, pre, shared, Vec::new())
+    pub(crate) fn probe(
+        investor: InvestorId,
+        pre: InvestorPre<GuestState>,
+        script: Option<SharedScript>,
+        shared: Arc<HostShared>,
+    ) -> Self {
+        PluginInstance::new(investor, pre, script, shared, Vec::new())
     }
 
     /// Values the portfolios at `quotes`, the plugin's wall clock showing
@@ -131,9 +140,13 @@ impl PluginInstance {
         live.output.begin_call();
         let result = f(&mut live.store, &live.exports);
         let last_stderr = live.output.end_call();
+        let unusable = live.store.data_mut().unusable.take();
         result.map_err(|error| {
             self.live = None;
-            self.classify(call, error, last_stderr)
+            match unusable {
+                Some(message) => PluginError::Script { investor: self.investor, message },
+                None => self.classify(call, error, last_stderr),
+            }
         })
     }
 
@@ -143,7 +156,7 @@ impl PluginInstance {
         let wasi = guest_context(&output, &self.wall_time);
         let limiter =
             PluginLimiter { max_memory_bytes: limits.max_memory_bytes, max_table_elements: limits.max_table_elements };
-        let mut store = Store::new(&self.shared.engine, GuestState::new(wasi, limiter));
+        let mut store = Store::new(&self.shared.engine, GuestState::new(wasi, limiter, self.script.clone()));
         store.limiter(|state| &mut state.limiter);
         store.set_epoch_deadline(ticks);
         output.begin_call();

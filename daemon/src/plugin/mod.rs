@@ -2,7 +2,9 @@
 //!
 //! - [`PluginHost`] owns the engine, the linker (the few WASI interfaces a
 //!   plugin may import) and the epoch ticker that enforces time budgets; it
-//!   turns a file into a validated [`PluginImage`].
+//!   turns a file into a validated [`PluginImage`]: a component
+//!   (`investorN.wasm`) or a script (`investorN.py`, `investorN.js`) run by
+//!   its language's interpreter component ([`ScriptLanguage`]).
 //! - [`PluginInstance`] is one running instance of an image; every call runs
 //!   under [`PluginLimits`] and every failure comes back as a
 //!   [`PluginError`] naming the investor.
@@ -22,6 +24,7 @@ mod limits;
 mod output;
 mod registry;
 mod sandbox;
+mod script;
 mod shared;
 mod watch;
 
@@ -32,4 +35,5 @@ pub use image::PluginImage;
 pub use instance::PluginInstance;
 pub use limits::PluginLimits;
 pub use registry::{Change, LoadFailure, PluginRegistry, PluginSet, RegistryError, investor_id_of};
+pub use script::ScriptLanguage;
 pub use watch::RegistryWatcher;

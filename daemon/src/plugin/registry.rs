@@ -26,11 +26,25 @@ pub struct LoadFailure {
 /// The loaded plugins at one moment, by investor id.
 pub type PluginSet = Arc<BTreeMap<InvestorId, Arc<PluginImage>>>;
 
-/// The investor id of a plugin file name: `investorN.wasm` → N (N ≥ 1,
-/// no leading zeros). Any other name is not a plugin.
+/// The extensions of plugin files: a component, then the script languages.
+const PLUGIN_EXTENSIONS: [&str; 3] = ["wasm", "py", "js"];
+
+/// The investor id of a plugin file name: `investorN.wasm`, `investorN.py`
+/// or `investorN.js` → N (N ≥ 1, no leading zeros). Any other name is not
+/// a plugin.
 pub fn investor_id_of(path: &Path) -> Option<InvestorId> {
     let name = path.file_name()?.to_str()?;
-    name.strip_prefix("investor")?.strip_suffix(".wasm")?.parse().ok()
+    let (stem, extension) = name.strip_prefix("investor")?.split_once('.')?;
+    PLUGIN_EXTENSIONS.contains(&extension).then(|| stem.parse().ok()).flatten()
+}
+
+/// Investor `investor`'s plugin files that exist in `dir`.
+fn plugin_files(dir: &Path, investor: InvestorId) -> Vec<PathBuf> {
+    PLUGIN_EXTENSIONS
+        .iter()
+        .map(|extension| dir.join(format!("investor{investor}.{extension}")))
+        .filter(|path| path.exists())
+        .collect()
 }
 
 /// Identifies one version of a file, to skip events that changed nothing.
@@ -88,7 +102,11 @@ impl fmt::Display for Change {
             Change::Failed { error, kept_running: true } => write!(f, "{error}; the running version stays in place"),
             Change::Failed { error, kept_running: false } => write!(f, "{error}"),
             Change::Unchanged => write!(f, "unchanged"),
-            Change::Ignored(path) => write!(f, "ignored {}: plugin files are named investorN.wasm", path.display()),
+            Change::Ignored(path) => write!(
+                f,
+                "ignored {}: plugin files are named investorN.wasm, investorN.py or investorN.js",
+                path.display()
+            ),
         }
     }
 }
@@ -118,7 +136,7 @@ pub struct RegistryError {
 }
 
 impl PluginRegistry {
-    /// Loads every `investorN.wasm` in `dir`. Files that fail are reported in
+    /// Loads every plugin file of `dir`. Files that fail are reported in
     /// the returned changes (and logged); the others are loaded.
     pub fn open(host: PluginHost, dir: impl Into<PathBuf>) -> Result<(Self, Vec<Change>), RegistryError> {
         let dir = dir.into();
@@ -178,22 +196,36 @@ impl PluginRegistry {
         }
         let loaded: Vec<InvestorId> = self.plugins().keys().copied().collect();
         for investor in loaded {
-            let path = self.dir.join(format!("investor{investor}.wasm"));
-            if !path.exists() {
-                changes.push(self.refresh(&path));
+            if plugin_files(&self.dir, investor).is_empty() {
+                changes.push(self.refresh(&self.dir.join(format!("investor{investor}.wasm"))));
             }
         }
         Ok(changes)
     }
 
-    /// Loads, replaces or unloads the investor of `path` to match the file.
-    /// A file that fails to load leaves a running version in place.
+    /// Loads, replaces or unloads the investor of `path` to match its
+    /// plugin files: the one of `investorN.wasm`, `.py` and `.js` that
+    /// exists (two are an error naming both). A file that fails to load
+    /// leaves a running version in place.
     pub fn refresh(&self, path: &Path) -> Change {
         let Some(investor) = investor_id_of(path) else {
             return Change::Ignored(path.to_path_buf());
         };
+        let dir = path.parent().unwrap_or(&self.dir);
         let mut loaded = self.loaded.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let running = loaded.contains_key(&investor);
+        let files = plugin_files(dir, investor);
+        let path = match files.as_slice() {
+            [one] => one.as_path(),
+            [] => path,
+            _ => {
+                let change = Change::Failed {
+                    error: PluginError::Ambiguous { investor, paths: files.clone() },
+                    kept_running: running,
+                };
+                return self.record(investor, &files[0], change);
+            }
+        };
         let change = match std::fs::metadata(path) {
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
                 if loaded.remove(&investor).is_some() {
@@ -230,6 +262,12 @@ impl PluginRegistry {
                 }
             }
         };
+        self.record(investor, path, change)
+    }
+
+    /// Keeps the failures in step with `change` of investor `investor`'s
+    /// `path`, logs it, and returns it.
+    fn record(&self, investor: InvestorId, path: &Path, change: Change) -> Change {
         let mut failures = self.failures.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         match &change {
             Change::Loaded(_) | Change::Replaced(_) | Change::Removed(_) => {
@@ -255,11 +293,16 @@ mod tests {
         let id = |name: &str| investor_id_of(Path::new(name)).map(InvestorId::get);
         assert_eq!(id("investors/investor1.wasm"), Some(1));
         assert_eq!(id("investor42.wasm"), Some(42));
+        assert_eq!(id("investor7.py"), Some(7));
+        assert_eq!(id("investor8.js"), Some(8));
         for bad in [
             "investor0.wasm",
             "investor01.wasm",
             "investor.wasm",
             "investor1.wasm.tmp",
+            "investor1.py.swp",
+            "investor1.pyc",
+            "investor1.ts",
             "Investor1.wasm",
             "investor-1.wasm",
             "x.wasm",

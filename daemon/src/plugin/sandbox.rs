@@ -14,7 +14,8 @@
 //! - `wasi:sockets`: present, with every use refused (no TCP, no UDP, no name
 //!   lookup, no address allowed);
 //! - `wasi:http`: types and the outgoing handler, with every request refused
-//!   (`HTTP-request-denied`).
+//!   (`HTTP-request-denied`);
+//! - `stock:investor/script`: an interpreter's script (see [`super::script`]).
 //!
 //! A component importing anything else fails to link, at load time.
 
@@ -64,6 +65,7 @@ pub(super) fn add_sandbox_interfaces(linker: &mut Linker<GuestState>) -> wasmtim
     sync::sockets::udp::add_to_linker::<_, WasiSockets>(l, GuestState::sockets)?;
     sync::sockets::udp_create_socket::add_to_linker::<_, WasiSockets>(l, GuestState::sockets)?;
     wasmtime_wasi_http::p2::add_only_http_to_linker_sync(l)?;
+    super::bindings::script_import::add_to_linker::<_, wasmtime::component::HasSelf<GuestState>>(l, |s| s)?;
     Ok(())
 }
 

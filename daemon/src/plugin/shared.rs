@@ -16,6 +16,7 @@ use super::clock::VirtualMonotonic;
 use super::http_refusal::RefuseOutgoingHttp;
 use super::limiter::PluginLimiter;
 use super::limits::PluginLimits;
+use super::script::{Interpreters, SharedScript};
 
 /// The data of one instance's store.
 pub(crate) struct GuestState {
@@ -25,10 +26,14 @@ pub(crate) struct GuestState {
     pub(super) monotonic: VirtualMonotonic,
     pub(super) http: WasiHttpCtx,
     pub(super) http_hooks: RefuseOutgoingHttp,
+    /// The script an interpreter instance runs (`None` for a component).
+    pub(super) script: Option<SharedScript>,
+    /// Why the interpreter found the script unusable, if it said so.
+    pub(super) unusable: Option<String>,
 }
 
 impl GuestState {
-    pub(crate) fn new(wasi: WasiCtx, limiter: PluginLimiter) -> Self {
+    pub(crate) fn new(wasi: WasiCtx, limiter: PluginLimiter, script: Option<SharedScript>) -> Self {
         GuestState {
             wasi,
             table: ResourceTable::new(),
@@ -36,6 +41,8 @@ impl GuestState {
             monotonic: VirtualMonotonic::default(),
             http: WasiHttpCtx::new(),
             http_hooks: RefuseOutgoingHttp,
+            script,
+            unusable: None,
         }
     }
 }
@@ -53,6 +60,7 @@ pub(crate) struct HostShared {
     pub(crate) limits: PluginLimits,
     pub(super) linker: Linker<GuestState>,
     pub(super) cache: Option<ComponentCache>,
+    pub(super) interpreters: Interpreters,
     /// Kept for its lifetime: the ticker stops when the last holder goes.
     pub(super) _ticker: EpochTicker,
 }
