@@ -238,8 +238,12 @@ fn open_plugins(config: &Config) -> anyhow::Result<(Arc<PluginRegistry>, Registr
     let cache = config.investors.cache_dir.clone().unwrap_or_else(|| config.plugins.join(".cache"));
     let interpreters = config.investors.interpreters.clone().unwrap_or_else(|| config.plugins.join(".interpreters"));
     let host = PluginHost::with_interpreters(config.investors.limits(), Some(cache), Some(interpreters))?;
-    let (registry, changes) = PluginRegistry::open(host, &config.plugins)
+    let (registry, changes) = PluginRegistry::open(host.clone(), &config.plugins)
         .context("cannot open the plugin folder (build the seed investors with `just plugins`)")?;
+    std::thread::Builder::new()
+        .name("stockd-interpreters".into())
+        .spawn(move || host.prepare_interpreters())
+        .context("cannot start the thread that compiles the script interpreters")?;
     let loaded = changes.iter().filter(|c| matches!(c, Change::Loaded(_))).count();
     tracing::info!(folder = %config.plugins.display(), "{loaded} investor(s) loaded; drop investorN.wasm, investorN.py or investorN.js files there to add or replace investors");
     let registry = Arc::new(registry);

@@ -96,6 +96,28 @@ impl PluginHost {
         PluginImage::validate(investor, path, pre, Some(Arc::new(script)), Arc::clone(&self.shared))
     }
 
+    /// Compiles every interpreter component present into the compiled
+    /// cache, so that the first script of a language dropped in later loads
+    /// in milliseconds rather than after seconds of compiling. Blocking: run
+    /// it on a thread of its own at start-up. Failures are logged (a script
+    /// that needs the interpreter reports them again).
+    pub fn prepare_interpreters(&self) {
+        let Some(cache) = &self.shared.cache else { return };
+        for (language, path) in self.shared.interpreters.present() {
+            let compiled = std::fs::read(&path)
+                .map_err(wasmtime::Error::from)
+                .and_then(|bytes| cache.get_or_compile(&self.shared.engine, &bytes).map(|_| ()));
+            match compiled {
+                Ok(()) => {
+                    tracing::debug!(interpreter = %path.display(), "{language:?} interpreter in the compiled cache")
+                }
+                Err(error) => {
+                    tracing::warn!(interpreter = %path.display(), "cannot compile the {language:?} interpreter: {error:#}")
+                }
+            }
+        }
+    }
+
     /// Compiles and links a component; `path` names it in errors.
     fn link(&self, investor: InvestorId, path: &Path, bytes: &[u8]) -> Result<InvestorPre<GuestState>, PluginError> {
         let component = self.compile(investor, path, bytes)?;

@@ -103,6 +103,16 @@ impl Interpreters {
         Interpreters { dir, compiled: Mutex::new(HashMap::new()) }
     }
 
+    /// The interpreter components present, by language.
+    pub(super) fn present(&self) -> Vec<(ScriptLanguage, PathBuf)> {
+        let Some(dir) = &self.dir else { return Vec::new() };
+        ScriptLanguage::ALL
+            .into_iter()
+            .map(|language| (language, dir.join(language.interpreter_file())))
+            .filter(|(_, path)| path.is_file())
+            .collect()
+    }
+
     /// The interpreter for `language`, compiled and linked by `load` when
     /// it is not yet, or its file changed. `script` names the script that
     /// needs it, in errors.
