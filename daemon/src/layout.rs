@@ -2,8 +2,10 @@
 //! it, and the query, which reads it.
 //!
 //! - `INVESTOR_{i}_PORTFOLIO_{p}.csv`: one file per portfolio, header
-//!   [`HEADER`], one row per valuation ([`write_row`]). These are the only
-//!   `*.csv` files of the folder, so the seed's Spark App2 can read `*.csv`.
+//!   [`HEADER`], one row per valuation ([`write_row`] writes one,
+//!   [`parse_row`] reads one back, [`portfolio_files`] finds the files).
+//!   These are the only `*.csv` files of the folder, so the seed's Spark
+//!   App2 can read `*.csv`.
 //! - `.sink/investors.csv` (`INVESTOR,NAME`): the investors' display names
 //!   ([`names_path`]), outside the `*.csv` namespace of the folder.
 //! - `rejected.jsonl`: messages the sink refused, with the reason.
@@ -20,7 +22,7 @@ use std::path::{Path, PathBuf};
 
 use chrono::{Datelike, Timelike};
 
-use crate::market::{InvestorId, PortfolioId, ValuationView, is_canonical};
+use crate::market::{InvestorId, PortfolioId, ValuationView, is_canonical, parse_timestamp};
 
 /// The columns of every portfolio file, in order (the seed's), also the
 /// archive's.
@@ -77,6 +79,62 @@ pub fn file_name(id: PortfolioId) -> String {
 pub fn portfolio_of(name: &str) -> Option<PortfolioId> {
     let (investor, portfolio) = name.strip_prefix("INVESTOR_")?.strip_suffix(".csv")?.split_once("_PORTFOLIO_")?;
     PortfolioId::new(investor.parse::<InvestorId>().ok()?, portfolio.parse::<InvestorId>().ok()?.get()).ok()
+}
+
+/// Every portfolio file of `data`, sorted by investor then portfolio;
+/// anything else in the folder is ignored.
+pub fn portfolio_files(data: &Path) -> std::io::Result<Vec<(PortfolioId, PathBuf)>> {
+    let mut files: Vec<(PortfolioId, PathBuf)> = std::fs::read_dir(data)?
+        .filter_map(|entry| {
+            let entry = entry.ok()?;
+            let id = portfolio_of(entry.file_name().to_str()?)?;
+            Some((id, entry.path()))
+        })
+        .collect();
+    files.sort_by_key(|(id, _)| *id);
+    Ok(files)
+}
+
+/// The largest NAV magnitude the statistics accept. The variance sums
+/// squared deviations: with |NAV| ≤ 1e100 those stay below 1e201 and their
+/// sum over any number of rows a file can hold stays finite. A larger (or a
+/// non-finite) NAV is never written by the sink: such a row is corrupt.
+pub const MAX_NAV: f64 = 1e100;
+
+/// Whether `nav` can be a row's NAV: finite and within [`MAX_NAV`].
+pub fn usable_nav(nav: f64) -> bool {
+    nav.is_finite() && nav.abs() <= MAX_NAV
+}
+
+/// One data row of a portfolio file, parsed.
+pub struct Row {
+    /// PORTFOLIO as written.
+    pub portfolio: String,
+    /// TIMESTAMP, seconds since the epoch (UTC).
+    pub at: i64,
+    /// NAV, NAV_Change, NAV_Change_%.
+    pub numbers: [f64; 3],
+}
+
+/// Parses a data row of a portfolio file (without its line end); a row with
+/// a wrong field count, a TIMESTAMP that is not a time, or a number that is
+/// not finite (a NAV beyond [`MAX_NAV`]) is corrupt, and the reason says why.
+pub fn parse_row(text: &str) -> Result<Row, String> {
+    let fields: Vec<&str> = text.split(',').collect();
+    if fields.len() != 5 {
+        return Err(format!("{} fields instead of 5", fields.len()));
+    }
+    let at = parse_timestamp(fields[1]).map_err(|_| format!("TIMESTAMP {:?} is not a time", fields[1]))?;
+    let mut numbers = [0.0; 3];
+    for (slot, (name, text)) in numbers.iter_mut().zip(COLUMNS[2..].iter().zip(&fields[2..])) {
+        *slot = text
+            .trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|n| if *name == "NAV" { usable_nav(*n) } else { n.is_finite() })
+            .ok_or_else(|| format!("{name} {text:?} is not a finite number"))?;
+    }
+    Ok(Row { portfolio: fields[0].to_string(), at: at.and_utc().timestamp(), numbers })
 }
 
 /// Appends `valuation` as a CSV row: TIMESTAMP in the canonical form,

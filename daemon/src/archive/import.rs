@@ -19,9 +19,9 @@ use std::path::{Path, PathBuf};
 
 use super::{ArchiveRow, Coverage, DIR, encode, hour_dir, hour_of, maintain::MERGE_ROWS};
 use crate::fsutil::{LockAttempt, try_lock};
+use crate::layout::portfolio_files;
 use crate::query::RowsConsumer;
 use crate::query::batch::{Columns, Interval};
-use crate::query::files::discover;
 use crate::query::scan::scan;
 
 /// What an import did.
@@ -87,7 +87,7 @@ pub fn import(data: &Path) -> Result<Imported, ImportError> {
     std::fs::create_dir_all(&new_root)?;
     let mut imported = Imported::default();
     let mut pending: Vec<ArchiveRow> = Vec::new();
-    for (_, path) in discover(data)? {
+    for (_, path) in portfolio_files(data)? {
         let (rows, skipped) = scan(&path, Columns::All, Interval::default(), RowsConsumer::default)
             .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
         for warning in &skipped.warnings {

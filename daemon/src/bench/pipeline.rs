@@ -254,7 +254,7 @@ fn portfolio_ids(investors: u32, numbers: &[u32]) -> anyhow::Result<Vec<Portfoli
 /// The data rows (lines after the header) of every portfolio file, and
 /// their bytes.
 fn count_rows(data: &Path) -> anyhow::Result<(u64, u64)> {
-    let files = crate::query::files::discover(data)?;
+    let files = crate::layout::portfolio_files(data)?;
     files
         .par_iter()
         .map(|(_, path)| {

@@ -66,11 +66,11 @@ fn record(n: u32, interval: u32) -> anyhow::Result<Record> {
     let timestamp = format!("2026-11-24 {:02}:{:02}:{:02}", 9 + interval / 180, interval / 3 % 60, interval % 3 * 20);
     let fields = ValuationFields {
         portfolio: id,
-        timestamp: &timestamp,
+        timestamp: std::borrow::Cow::Borrowed(&timestamp),
         nav: 1_000_000.0 + f64::from(interval) * 0.25,
         nav_change: 0.25,
         nav_change_pct: 0.0,
-        investor: Some("Investor"),
+        investor: Some("Investor".into()),
         // As an investor stamps it: 20 s intervals from 2026-11-24 09:00:00.
         interval_ms: Some(1_795_510_800_000 + i64::from(interval) * 20_000),
     };

@@ -19,6 +19,7 @@
 //! written ([`Unsettled`]), and a restart publishes them again on the new
 //! bus, in order (the sink's identities keep one row per valuation).
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fs::OpenOptions;
 use std::io::Write;
@@ -102,11 +103,11 @@ impl Pending {
                 let (nav, nav_change, nav_change_pct) = nav_changes(nav, self.previous.get(&number).copied());
                 let fields = ValuationFields {
                     portfolio,
-                    timestamp: &self.timestamp,
+                    timestamp: Cow::Borrowed(&self.timestamp),
                     nav,
                     nav_change,
                     nav_change_pct,
-                    investor: Some(&self.investor),
+                    investor: Some(Cow::Borrowed(&self.investor)),
                     interval_ms: self.interval_ms,
                 };
                 Record { key: portfolio.to_string(), value: fields.encode() }

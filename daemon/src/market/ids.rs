@@ -105,9 +105,19 @@ impl Serialize for PortfolioId {
 }
 
 impl<'de> Deserialize<'de> for PortfolioId {
+    /// From the string `N.P`, parsed where it lies (no copy).
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
-        text.parse().map_err(serde::de::Error::custom)
+        struct Text;
+        impl serde::de::Visitor<'_> for Text {
+            type Value = PortfolioId;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a portfolio id N.P")
+            }
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<PortfolioId, E> {
+                text.parse().map_err(E::custom)
+            }
+        }
+        deserializer.deserialize_str(Text)
     }
 }
 

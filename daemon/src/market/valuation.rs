@@ -1,4 +1,12 @@
 //! Valuations: the values of the `Portfolios` topic, keyed by portfolio id.
+//!
+//! The message's fields are named once, in [`ValuationFields`] (what is
+//! written and what is read). A new field goes there, in [`Valuation`] (the
+//! owned form) and [`ValuationView`] (the form the sink and the web view
+//! read without allocating) with their conversions, in
+//! `Valuation::decode_explained` (the reason a message is rejected), and,
+//! if the CSV files hold it, in [`crate::layout::COLUMNS`] and
+//! `layout::write_row`.
 
 use chrono::{NaiveDateTime, Timelike as _};
 use std::borrow::Cow;
@@ -50,15 +58,17 @@ pub fn nav_changes(nav: f64, previous: Option<f64>) -> (f64, f64, f64) {
     }
 }
 
-/// The fields of a valuation message, borrowed: what is encoded.
-#[derive(Debug, Clone, Copy, Serialize)]
+/// The fields of a valuation message as JSON, borrowed where possible: what
+/// is encoded, and what a valid message decodes to before TIMESTAMP is
+/// parsed (numbers as JSON numbers are always finite).
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ValuationFields<'a> {
     /// PORTFOLIO.
     #[serde(rename = "PORTFOLIO")]
     pub portfolio: PortfolioId,
     /// TIMESTAMP, formatted `YYYY-MM-DD HH:MM:SS`.
-    #[serde(rename = "TIMESTAMP")]
-    pub timestamp: &'a str,
+    #[serde(rename = "TIMESTAMP", borrow)]
+    pub timestamp: Cow<'a, str>,
     /// NAV.
     #[serde(rename = "NAV")]
     pub nav: f64,
@@ -69,11 +79,11 @@ pub struct ValuationFields<'a> {
     #[serde(rename = "NAV_Change_%")]
     pub nav_change_pct: f64,
     /// INVESTOR, the display name.
-    #[serde(rename = "INVESTOR", skip_serializing_if = "Option::is_none")]
-    pub investor: Option<&'a str>,
+    #[serde(rename = "INVESTOR", borrow, default, skip_serializing_if = "Option::is_none")]
+    pub investor: Option<Cow<'a, str>>,
     /// INTERVAL_MS: the valuation's interval, in milliseconds since the
     /// Unix epoch; with PORTFOLIO, the valuation's identity.
-    #[serde(rename = "INTERVAL_MS", skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "INTERVAL_MS", default, skip_serializing_if = "Option::is_none")]
     pub interval_ms: Option<i64>,
 }
 
@@ -124,11 +134,11 @@ impl Valuation {
         let timestamp = format_seconds(self.at);
         ValuationFields {
             portfolio: self.portfolio,
-            timestamp: &timestamp,
+            timestamp: Cow::Borrowed(&timestamp),
             nav: self.nav,
             nav_change: self.nav_change,
             nav_change_pct: self.nav_change_pct,
-            investor: self.investor.as_deref(),
+            investor: self.investor.as_deref().map(Cow::Borrowed),
             interval_ms: self.interval_ms,
         }
         .encode()
@@ -224,14 +234,13 @@ impl<'a> ValuationView<'a> {
     /// The valuation in `bytes` if it is valid, without building a JSON
     /// tree; `None` otherwise ([`Valuation::decode`] says why).
     pub fn decode(bytes: &'a [u8]) -> Option<Self> {
-        let wire = serde_json::from_slice::<Wire<'a>>(bytes).ok()?;
-        let portfolio = wire.portfolio.parse().ok()?;
+        let wire = serde_json::from_slice::<ValuationFields<'a>>(bytes).ok()?;
         let at = parse_timestamp(&wire.timestamp).ok()?;
         if wire.interval_ms.is_some_and(|ms| !interval_near_timestamp(ms, at)) {
             return None;
         }
         Some(ValuationView {
-            portfolio,
+            portfolio: wire.portfolio,
             at,
             timestamp: wire.timestamp,
             nav: wire.nav,
@@ -265,26 +274,6 @@ pub const MAX_INTERVAL_DRIFT: chrono::Duration = chrono::Duration::days(1);
 /// Whether `interval_ms` is within [`MAX_INTERVAL_DRIFT`] of `at`.
 fn interval_near_timestamp(interval_ms: i64, at: NaiveDateTime) -> bool {
     interval_ms.abs_diff(at.and_utc().timestamp_millis()) <= MAX_INTERVAL_DRIFT.num_milliseconds() as u64
-}
-
-/// A valuation message as it usually comes (numbers as JSON numbers, which
-/// are always finite).
-#[derive(Deserialize)]
-struct Wire<'a> {
-    #[serde(rename = "PORTFOLIO", borrow)]
-    portfolio: Cow<'a, str>,
-    #[serde(rename = "TIMESTAMP", borrow)]
-    timestamp: Cow<'a, str>,
-    #[serde(rename = "NAV")]
-    nav: f64,
-    #[serde(rename = "NAV_Change")]
-    nav_change: f64,
-    #[serde(rename = "NAV_Change_%")]
-    nav_change_pct: f64,
-    #[serde(rename = "INVESTOR", borrow, default)]
-    investor: Option<Cow<'a, str>>,
-    #[serde(rename = "INTERVAL_MS", default)]
-    interval_ms: Option<i64>,
 }
 
 /// Why a `Portfolios` message is not a valuation.

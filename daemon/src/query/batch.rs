@@ -11,17 +11,6 @@ use arrow::compute::{and, filter_record_batch};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use arrow::error::ArrowError;
 
-/// The largest NAV magnitude the statistics accept. The variance sums
-/// squared deviations: with |NAV| ≤ 1e100 those stay below 1e201 and their
-/// sum over any number of rows a file can hold stays finite. A larger (or a
-/// non-finite) NAV is never written by the sink: such a row is corrupt.
-pub const MAX_NAV: f64 = 1e100;
-
-/// Whether `nav` can be a row's NAV: finite and within [`MAX_NAV`].
-pub fn usable_nav(nav: f64) -> bool {
-    nav.is_finite() && nav.abs() <= MAX_NAV
-}
-
 /// Rows per record batch.
 pub const BATCH_ROWS: usize = 64 * 1024;
 

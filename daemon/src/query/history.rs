@@ -55,7 +55,7 @@ fn answer(query: &Query) -> Result<Answer, QueryError> {
         }
         rows.rows.sort_by_key(|row| row.timestamp);
         answer.rows = rows.rows;
-    } else if files.is_empty() && super::files::discover(data).map_err(folder_error)?.is_empty() {
+    } else if files.is_empty() && crate::layout::portfolio_files(data).map_err(folder_error)?.is_empty() {
         return Err(QueryError::NoFiles { data: data.clone() });
     }
     if !query.stats {

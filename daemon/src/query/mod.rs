@@ -6,7 +6,6 @@
 //! Arrow, files in parallel.
 
 pub mod batch;
-pub mod files;
 pub mod generate;
 pub mod history;
 pub mod plot;
@@ -180,7 +179,7 @@ pub fn run(query: &Query) -> Result<Answer, QueryError> {
     }
     let data = &query.data;
     let folder_error = |source| QueryError::Folder { data: data.clone(), cause: source };
-    let files = files::discover(data).map_err(folder_error)?;
+    let files = crate::layout::portfolio_files(data).map_err(folder_error)?;
     let mut answer = Answer::default();
     let selected = match query.portfolio {
         Some(portfolio) => {

@@ -20,9 +20,8 @@ use arrow::array::{Array, ArrayRef, BooleanArray, Float64Array, RecordBatch, Str
 use arrow::compute::{and, is_not_null};
 use arrow::error::ArrowError;
 
-use super::batch::{BATCH_ROWS, BatchConsumer, Columns, FILE_SCHEMA, Interval, deliver, usable_nav};
-use crate::layout::COLUMNS;
-use crate::market::parse_timestamp;
+use super::batch::{BATCH_ROWS, BatchConsumer, Columns, FILE_SCHEMA, Interval, deliver};
+use crate::layout::{Row, parse_row, usable_nav};
 
 /// What a scan skipped.
 #[derive(Debug, Default)]
@@ -148,36 +147,6 @@ fn complete_rows(batch: &RecordBatch) -> Option<BooleanArray> {
     Some(masks.iter().skip(1).fold(masks[0].clone(), |all, mask| and(&all, mask).expect("same length")))
 }
 
-/// One parsed line of a portfolio file.
-pub(crate) struct Line {
-    /// PORTFOLIO as written.
-    pub(crate) portfolio: String,
-    /// TIMESTAMP, seconds since the epoch (UTC).
-    pub(crate) at: i64,
-    /// NAV, NAV_Change, NAV_Change_%.
-    pub(crate) numbers: [f64; 3],
-}
-
-/// Parses a data row of a portfolio file, with the query's rules for a
-/// corrupt row (the reason, when it is one).
-pub(crate) fn parse_line(text: &str) -> Result<Line, String> {
-    let fields: Vec<&str> = text.split(',').collect();
-    if fields.len() != 5 {
-        return Err(format!("{} fields instead of 5", fields.len()));
-    }
-    let at = parse_timestamp(fields[1]).map_err(|_| format!("TIMESTAMP {:?} is not a time", fields[1]))?;
-    let mut numbers = [0.0; 3];
-    for (slot, (name, text)) in numbers.iter_mut().zip(COLUMNS[2..].iter().zip(&fields[2..])) {
-        *slot = text
-            .trim()
-            .parse::<f64>()
-            .ok()
-            .filter(|n| if *name == "NAV" { usable_nav(*n) } else { n.is_finite() })
-            .ok_or_else(|| format!("{name} {text:?} is not a finite number"))?;
-    }
-    Ok(Line { portfolio: fields[0].to_string(), at: at.and_utc().timestamp(), numbers })
-}
-
 fn careful<C: BatchConsumer>(
     path: &Path,
     columns: Columns,
@@ -185,7 +154,7 @@ fn careful<C: BatchConsumer>(
     consumer: &mut C,
 ) -> std::io::Result<Skipped> {
     let mut skipped = Skipped::default();
-    let mut pending: Vec<Line> = Vec::new();
+    let mut pending: Vec<Row> = Vec::new();
     for (index, line) in BufReader::new(File::open(path)?).split(b'\n').enumerate() {
         let line = line?;
         let text = String::from_utf8_lossy(&line);
@@ -193,7 +162,7 @@ fn careful<C: BatchConsumer>(
         if index == 0 || text.is_empty() {
             continue;
         }
-        match parse_line(text) {
+        match parse_row(text) {
             Ok(parsed) => pending.push(parsed),
             Err(why) => skipped.note(path, index + 1, &why),
         }
@@ -208,7 +177,7 @@ fn careful<C: BatchConsumer>(
     Ok(skipped)
 }
 
-fn to_batch(lines: &[Line], columns: Columns) -> RecordBatch {
+fn to_batch(lines: &[Row], columns: Columns) -> RecordBatch {
     let timestamps: ArrayRef = Arc::new(TimestampSecondArray::from_iter_values(lines.iter().map(|l| l.at)));
     let number =
         |i: usize| -> ArrayRef { Arc::new(Float64Array::from_iter_values(lines.iter().map(|l| l.numbers[i]))) };
@@ -227,6 +196,7 @@ fn to_batch(lines: &[Line], columns: Columns) -> RecordBatch {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::market::parse_timestamp;
 
     /// Collects NAVs and timestamps.
     #[derive(Default)]

@@ -14,8 +14,9 @@ use std::sync::Arc;
 
 use arrow::array::{ArrayRef, Float64Array, RecordBatch, StringBuilder, TimestampSecondArray};
 
-use super::batch::{BATCH_ROWS, BatchConsumer, Columns, FILE_SCHEMA, Interval, deliver, usable_nav};
+use super::batch::{BATCH_ROWS, BatchConsumer, Columns, FILE_SCHEMA, Interval, deliver};
 use crate::layout::HEADER;
+use crate::layout::usable_nav;
 use crate::market::epoch_seconds;
 
 /// Why the fast path gave up.

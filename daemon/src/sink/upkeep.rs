@@ -107,7 +107,7 @@ pub(super) fn record_coverage(data: &Path, archive: bool) -> io::Result<bool> {
     }
     // No portfolio file holds a row yet (files with only their header, as
     // a benchmark creates them, hold none).
-    let covers = crate::query::files::discover(data)?
+    let covers = crate::layout::portfolio_files(data)?
         .iter()
         .all(|(_, path)| std::fs::metadata(path).is_ok_and(|meta| meta.len() <= HEADER.len() as u64));
     Coverage::write(data, covers)?;
@@ -283,7 +283,7 @@ impl<C: Consumer> Sink<C> {
 /// The bytes of the portfolio files of `data`.
 fn csv_bytes(data: &Path) -> io::Result<u64> {
     let mut total = 0;
-    for (_, path) in crate::query::files::discover(data)? {
+    for (_, path) in crate::layout::portfolio_files(data)? {
         if let Ok(meta) = std::fs::metadata(&path) {
             total += meta.len();
         }

@@ -54,12 +54,10 @@ impl Source {
 /// the names the sink recorded. Unreadable files and lines are skipped.
 pub fn load_last_rows(board: &mut Board, data: &Path) -> usize {
     let names = crate::layout::load_names(data);
-    let Ok(entries) = std::fs::read_dir(data) else { return 0 };
+    let Ok(files) = crate::layout::portfolio_files(data) else { return 0 };
     let mut loaded = 0;
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        let Some(portfolio) = crate::layout::portfolio_of(&name.to_string_lossy()) else { continue };
-        let Some(row) = last_line(&entry.path()) else { continue };
+    for (portfolio, path) in files {
+        let Some(row) = last_line(&path) else { continue };
         if let Some(valuation) = parse_row(portfolio, &row, names.get(&portfolio.investor)) {
             board.apply_valuation(valuation);
             loaded += 1;
@@ -101,10 +99,9 @@ fn last_line(path: &Path) -> Option<String> {
     tail.lines().rev().find(|line| !line.trim().is_empty()).map(str::to_string)
 }
 
-/// A data row of `portfolio`'s file, read by the query's rules (a corrupt
-/// row is none).
+/// A data row of `portfolio`'s file (a corrupt row is none).
 fn parse_row(portfolio: PortfolioId, line: &str, name: Option<&String>) -> Option<Valuation> {
-    let line = crate::query::scan::parse_line(line).ok()?;
+    let line = crate::layout::parse_row(line).ok()?;
     if line.portfolio.parse::<PortfolioId>().ok()? != portfolio {
         return None;
     }
