@@ -154,6 +154,11 @@ fn a_script_that_cannot_run_fails_to_load_naming_its_file_and_line() {
         ),
         (
             "js",
+            "export const NAME = 'x';\nexport function evaluate( {\n",
+            "investor 7: investor7.js, line 2 (the end of the file): SyntaxError:",
+        ),
+        (
+            "js",
             "import x from 'y';\n",
             "investor 7: investor7.js, line 1: only `export const|let|var|function` is supported here, and no `import`",
         ),
@@ -430,5 +435,27 @@ fn stockd_value_values_a_folder_of_scripts_without_the_daemon() {
             stdout.lines().any(|line| line.contains(portfolio) && line.contains(nav)),
             "{portfolio} at {nav}:\n{stdout}"
         );
+    }
+}
+
+#[test]
+fn a_broken_script_is_reported_in_one_line_without_the_interpreters_trace() {
+    let dir = tempfile::tempdir().unwrap();
+    let plugins = dir.path().join("investors");
+    std::fs::create_dir(&plugins).unwrap();
+    std::os::unix::fs::symlink(interpreters(), plugins.join(".interpreters")).unwrap();
+    write_script(&plugins, 6, "py", "NAME = 'x'\nPORTFOLIOS = {1: {'IBM': 1}}\ndef evaluate(prices)\n    return {}\n");
+    write_script(&plugins, 7, "js", "export const NAME = 'x';\nexport function evaluate( {\n");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_stockd"))
+        .args(["investors", "--plugins", plugins.to_str().unwrap()])
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(stderr.contains("investor 6: investor6.py, line 3: SyntaxError: expected ':'"), "{stderr}");
+    assert!(stderr.contains("investor 7: investor7.js, line 2 (the end of the file): SyntaxError:"), "{stderr}");
+    for noise in ["Traceback", "script_investor", "Stack:", "panicked"] {
+        assert!(!stderr.contains(noise), "the interpreter's own trace ({noise}) in the log:\n{stderr}");
     }
 }

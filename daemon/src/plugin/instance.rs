@@ -156,7 +156,8 @@ impl PluginInstance {
         let wasi = guest_context(&output, &self.wall_time);
         let limiter =
             PluginLimiter { max_memory_bytes: limits.max_memory_bytes, max_table_elements: limits.max_table_elements };
-        let mut store = Store::new(&self.shared.engine, GuestState::new(wasi, limiter, self.script.clone()));
+        let mut store =
+            Store::new(&self.shared.engine, GuestState::new(wasi, limiter, self.script.clone(), output.clone()));
         store.limiter(|state| &mut state.limiter);
         store.set_epoch_deadline(ticks);
         output.begin_call();

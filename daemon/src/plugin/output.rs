@@ -41,6 +41,9 @@ struct Log {
     stdout: Vec<u8>,
     stderr: Vec<u8>,
     stderr_tail: VecDeque<String>,
+    /// The rest of the call's output is dropped unseen (see
+    /// [`GuestOutput::mute_rest_of_call`]).
+    muted: bool,
 }
 
 /// A handle to an instance's output log; clone it into the WASI context.
@@ -59,6 +62,7 @@ impl GuestOutput {
             stdout: Vec::new(),
             stderr: Vec::new(),
             stderr_tail: VecDeque::new(),
+            muted: false,
         };
         GuestOutput { log: Arc::new(Mutex::new(log)) }
     }
@@ -79,6 +83,17 @@ impl GuestOutput {
         log.budget_left = log.budget_per_call;
         log.dropped = 0;
         log.stderr_tail.clear();
+        log.muted = false;
+    }
+
+    /// Drops what the guest writes for the rest of this call, unlogged: an
+    /// interpreter that said why its script is unusable then traps, and the
+    /// trace of its own code would only hide that reason.
+    pub(crate) fn mute_rest_of_call(&self) {
+        let mut log = self.lock();
+        log.muted = true;
+        log.stdout.clear();
+        log.stderr.clear();
     }
 
     /// Ends a call: logs partial lines and any drop, and returns the last
@@ -106,6 +121,9 @@ impl GuestOutput {
 
     fn write(&self, channel: Channel, bytes: &[u8]) {
         let mut log = self.lock();
+        if log.muted {
+            return;
+        }
         let taken = bytes.len().min(log.budget_left);
         log.budget_left -= taken;
         log.dropped += bytes.len() - taken;

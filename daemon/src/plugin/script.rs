@@ -163,6 +163,7 @@ impl script_import::Host for GuestState {
             reason.push('…');
         }
         self.unusable = Some(reason);
+        self.output.mute_rest_of_call();
     }
 }
 

@@ -16,6 +16,7 @@ use super::clock::VirtualMonotonic;
 use super::http_refusal::RefuseOutgoingHttp;
 use super::limiter::PluginLimiter;
 use super::limits::PluginLimits;
+use super::output::GuestOutput;
 use super::script::{Interpreters, SharedScript};
 
 /// The data of one instance's store.
@@ -30,10 +31,17 @@ pub(crate) struct GuestState {
     pub(super) script: Option<SharedScript>,
     /// Why the interpreter found the script unusable, if it said so.
     pub(super) unusable: Option<String>,
+    /// The instance's stdout and stderr.
+    pub(super) output: GuestOutput,
 }
 
 impl GuestState {
-    pub(crate) fn new(wasi: WasiCtx, limiter: PluginLimiter, script: Option<SharedScript>) -> Self {
+    pub(crate) fn new(
+        wasi: WasiCtx,
+        limiter: PluginLimiter,
+        script: Option<SharedScript>,
+        output: GuestOutput,
+    ) -> Self {
         GuestState {
             wasi,
             table: ResourceTable::new(),
@@ -43,6 +51,7 @@ impl GuestState {
             http_hooks: RefuseOutgoingHttp,
             script,
             unusable: None,
+            output,
         }
     }
 }

@@ -38,11 +38,14 @@ function firstLine(fail, line) {
 
 class Unusable extends Error {}
 
+/** The script's line count, once it is known (a line past it is its end). */
+let scriptLines = Infinity;
+
 /** `investor8.js, line 12: TypeError: …` for an error of the script. */
 function describe(error, file) {
   const first = error instanceof SyntaxError ? SYNTAX_FIRST_LINE : BODY_FIRST_LINE;
   const line = lineOf(error, file, first);
-  const where = line ? `${file}, line ${line}` : file;
+  const where = !line ? file : line > scriptLines ? `${file}, line ${scriptLines} (the end of the file)` : `${file}, line ${line}`;
   if (error instanceof Error) {
     return `${where}: ${error.name}: ${error.message}`;
   }
@@ -71,6 +74,7 @@ const EXPORTED = /^(\s*)export\s+(?=(?:const|let|var|function|async\s+function|c
 
 /** Runs the script's text; returns its NAME, PORTFOLIOS and evaluate. */
 function run(file, text) {
+  scriptLines = text.replace(/\n$/, "").split("\n").length;
   const body = text.replace(EXPORTED, "$1");
   const leftover = /^\s*(export|import)\b/m.exec(body);
   if (leftover) {
