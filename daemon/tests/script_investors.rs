@@ -411,12 +411,18 @@ fn a_script_dropped_into_a_running_daemon_is_valued_and_replaced_without_a_gap()
     assert!(values.iter().any(|&(nav, _)| nav > 1.5 * first), "the replaced script's NAVs: {values:?}");
 }
 
+/// An empty plugin folder in `dir` whose scripts find the interpreters.
+fn script_folder(dir: &Path) -> PathBuf {
+    let plugins = dir.join("investors");
+    std::fs::create_dir(&plugins).unwrap();
+    std::os::unix::fs::symlink(interpreters(), plugins.join(".interpreters")).unwrap();
+    plugins
+}
+
 #[test]
 fn stockd_value_values_a_folder_of_scripts_without_the_daemon() {
     let dir = tempfile::tempdir().unwrap();
-    let plugins = dir.path().join("investors");
-    std::fs::create_dir(&plugins).unwrap();
-    std::os::unix::fs::symlink(interpreters(), plugins.join(".interpreters")).unwrap();
+    let plugins = script_folder(dir.path());
     std::fs::copy(scripts().join("investor1.py"), plugins.join("investor1.py")).unwrap();
     std::fs::copy(scripts().join("investor2.js"), plugins.join("investor2.js")).unwrap();
     let prices = dir.path().join("prices.csv");
@@ -441,9 +447,7 @@ fn stockd_value_values_a_folder_of_scripts_without_the_daemon() {
 #[test]
 fn a_broken_script_is_reported_in_one_line_without_the_interpreters_trace() {
     let dir = tempfile::tempdir().unwrap();
-    let plugins = dir.path().join("investors");
-    std::fs::create_dir(&plugins).unwrap();
-    std::os::unix::fs::symlink(interpreters(), plugins.join(".interpreters")).unwrap();
+    let plugins = script_folder(dir.path());
     write_script(&plugins, 6, "py", "NAME = 'x'\nPORTFOLIOS = {1: {'IBM': 1}}\ndef evaluate(prices)\n    return {}\n");
     write_script(&plugins, 7, "js", "export const NAME = 'x';\nexport function evaluate( {\n");
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_stockd"))
