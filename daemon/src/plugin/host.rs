@@ -109,10 +109,10 @@ impl PluginHost {
                 .and_then(|bytes| cache.get_or_compile(&self.shared.engine, &bytes).map(|_| ()));
             match compiled {
                 Ok(()) => {
-                    tracing::debug!(interpreter = %path.display(), "{language:?} interpreter in the compiled cache")
+                    tracing::debug!(interpreter = %path.display(), "{} interpreter in the compiled cache", language.display())
                 }
                 Err(error) => {
-                    tracing::warn!(interpreter = %path.display(), "cannot compile the {language:?} interpreter: {error:#}")
+                    tracing::warn!(interpreter = %path.display(), "cannot compile the {} interpreter: {error:#}", language.display())
                 }
             }
         }

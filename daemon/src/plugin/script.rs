@@ -59,7 +59,7 @@ impl ScriptLanguage {
         }
     }
 
-    fn display(self) -> &'static str {
+    pub(super) fn display(self) -> &'static str {
         match self {
             ScriptLanguage::Python => "Python",
             ScriptLanguage::JavaScript => "JavaScript",
