@@ -10,7 +10,9 @@
 //! moment its identities log grows), SIGSTOP/SIGCONT, SIGTERM and restart,
 //! a write failure (a file size limit just above the largest portfolio
 //! file, set on the running process with `prlimit`), and portfolio files
-//! moved away, deleted and replaced by hand. The rows
+//! moved away, deleted and replaced by hand, and a restart with the wall
+//! clock set back (libfaketime, which CI installs: without it that fault is
+//! skipped, loudly). The rows
 //! of a file moved or deleted are the operator's: the check joins them to
 //! the file now at the name, and requires that no row came into them after
 //! the move (a cached handle writing into a moved or unlinked file).
@@ -18,7 +20,10 @@
 //! On Kafka, the faults are SIGKILL, SIGSTOP/SIGCONT (beyond the session
 //! timeout) and SIGTERM-then-restart (leaving and joining the groups) of
 //! any of the five processes, most often a sink; the sink's file handling
-//! under files moved by hand is the same code as on the embedded bus.
+//! under files moved by hand is the same code as on the embedded bus. The
+//! clock is not moved there: under libfaketime librdkafka cannot reach the
+//! broker at all (its clock moved or not), and the stamping is the same
+//! code as on the embedded bus.
 //!
 //! `just test` runs short campaigns (`STOCKD_CHAOS_FAULTS`, 24 by default;
 //! `STOCKD_CHAOS_KAFKA_FAULTS`, 12); `scripts/chaos FAULTS [SEED]` runs
@@ -67,11 +72,12 @@ enum Fault {
     Move,
     Delete,
     Replace,
+    ClockBack,
 }
 
 impl Fault {
     /// Kills weigh most, and kills mid-batch most of all.
-    const WEIGHTED: [(Fault, u32); 8] = [
+    const WEIGHTED: [(Fault, u32); 9] = [
         (Fault::KillMidBatch, 5),
         (Fault::Kill, 2),
         (Fault::Pause, 2),
@@ -80,12 +86,39 @@ impl Fault {
         (Fault::Move, 2),
         (Fault::Delete, 1),
         (Fault::Replace, 1),
+        (Fault::ClockBack, 1),
     ];
 
     fn pick(rng: &mut StdRng) -> Fault {
         let weights: Vec<u32> = Self::WEIGHTED.iter().map(|(_, weight)| *weight).collect();
         Self::WEIGHTED[weighted(rng, &weights)].0
     }
+}
+
+/// The environment that starts a process with its wall clock `back`
+/// seconds behind (libfaketime; the monotonic clock and file times are left
+/// alone), or `None` without libfaketime: a loud skip, and a failure under
+/// CI, which installs it.
+fn clock_back(back: u32) -> Option<Vec<(String, String)>> {
+    let library = ["/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1", "/usr/lib/faketime/libfaketime.so.1"]
+        .into_iter()
+        .find(|path| Path::new(path).exists());
+    let Some(library) = library else {
+        assert!(std::env::var_os("CI").is_none(), "CI must move the clock: libfaketime (Debian: faketime) is missing");
+        eprintln!("SKIPPED a clock fault: libfaketime is missing (Debian: apt-get install faketime)");
+        return None;
+    };
+    Some(
+        [
+            ("LD_PRELOAD", library.to_string()),
+            ("FAKETIME", format!("-{back}")),
+            ("FAKETIME_DONT_FAKE_MONOTONIC", "1".into()),
+            ("NO_FAKE_STAT", "1".into()),
+        ]
+        .into_iter()
+        .map(|(key, value)| (key.to_string(), value))
+        .collect(),
+    )
 }
 
 /// An index into `weights`, drawn in proportion to them.
@@ -187,10 +220,15 @@ impl Campaign {
 
     /// Starts the daemon and waits until its sink runs.
     fn start(&mut self) {
+        self.start_with_env(&[]);
+    }
+
+    /// Starts the daemon with `env` and waits until its sink runs.
+    fn start_with_env(&mut self, env: &[(String, String)]) {
         const READY: &str = "sink writing portfolio files";
         let before = self.log().matches(READY).count();
         let args: Vec<&str> = self.args.iter().map(String::as_str).collect();
-        self.daemon = Some(Daemon::start(&args, &self.log_path()));
+        self.daemon = Some(Daemon::start_with_env(&args, &self.log_path(), env));
         self.starts += 1;
         let deadline = Instant::now() + Duration::from_secs(60);
         while self.log().matches(READY).count() == before {
@@ -298,6 +336,14 @@ impl Campaign {
                 };
                 self.start();
                 format!("file size limit {limit} bytes: {outcome}, restarted")
+            }
+            Fault::ClockBack => {
+                let back = self.rng.random_range(5..600);
+                let Some(env) = clock_back(back) else { return "ClockBack: skipped (no libfaketime)".into() };
+                self.daemon().signal("KILL");
+                self.daemon().wait_exit(Duration::from_secs(10));
+                self.start_with_env(&env);
+                format!("SIGKILL, restarted with the wall clock {back} s back")
             }
             Fault::Move | Fault::Delete | Fault::Replace => {
                 let Some(name) = self.random_file() else { return format!("{fault:?}: no file yet") };

@@ -92,7 +92,7 @@ pub async fn run(bench: &ValuationBench, dir: &Path) -> anyhow::Result<Valuation
     let runtime = tokio::spawn(investor::run(
         bus.clone(),
         registry,
-        schedule,
+        schedule.clone(),
         settings,
         Metrics::new(),
         investor::StatusBoard::default(),

@@ -62,6 +62,23 @@ struct Inner {
     read: Notify,
     /// Ids of consumers, to register their positions.
     consumers: AtomicU64,
+    /// When a producer last logged that it waits for room: one line per
+    /// period for the whole bus, however many producers wait (a thousand
+    /// investors held back at once would log a thousand).
+    wait_logged: Mutex<Option<Instant>>,
+}
+
+impl Inner {
+    /// Whether this producer logs its wait (no other did within the
+    /// period).
+    fn claim_wait_log(&self) -> bool {
+        let mut logged = self.wait_logged.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let due = logged.is_none_or(|at| at.elapsed() >= WAIT_WARNING_PERIOD);
+        if due {
+            *logged = Some(Instant::now());
+        }
+        due
+    }
 }
 
 struct Topic {
@@ -158,6 +175,7 @@ impl MemoryBus {
                 appended: Notify::new(),
                 read: Notify::new(),
                 consumers: AtomicU64::new(0),
+                wait_logged: Mutex::new(None),
             }),
         }
     }
@@ -222,11 +240,14 @@ impl MemoryBus {
             }
             if warned_at.elapsed() >= WAIT_WARNING_PERIOD {
                 warned_at = Instant::now();
-                tracing::warn!(
-                    topic = %topic.name, partition, group = %behind.group,
-                    "a producer has waited {:.0} s for room: consumer group {} has {} messages to read",
-                    waited.as_secs_f64(), behind.group, behind.unread
-                );
+                if self.inner.claim_wait_log() {
+                    tracing::warn!(
+                        topic = %topic.name, partition, group = %behind.group,
+                        "a producer has waited {:.0} s for room: consumer group {} has {} messages to read \
+                         (one line per {} s for every producer held back)",
+                        waited.as_secs_f64(), behind.group, behind.unread, WAIT_WARNING_PERIOD.as_secs()
+                    );
+                }
             }
             let _ = tokio::time::timeout((self.inner.produce_timeout - waited).min(WAIT_WARNING_PERIOD), read).await;
         }

@@ -78,6 +78,7 @@ pub async fn run<B: Bus>(
         plugin_calls: Arc::new(Semaphore::new(cores)),
         log_cap: log_cap::LogCap::new(VALUATION_LINES_PER_INTERVAL),
         status,
+        overrun_logged: Default::default(),
     });
     let mut updates = registry.subscribe();
     let mut workers = JoinSet::new();

@@ -57,6 +57,10 @@ pub(crate) struct Shared<B> {
     pub(crate) log_cap: super::log_cap::LogCap,
     /// Every investor's status (quarantine, last interval valued, failures).
     pub(crate) status: StatusBoard,
+    /// The last interval an overrun was logged for: one line per interval
+    /// for all investors of the process (a thousand behind at once would
+    /// log a thousand).
+    pub(crate) overrun_logged: std::sync::atomic::AtomicU64,
 }
 
 /// Why a worker ended.
@@ -169,6 +173,25 @@ impl<B: Bus> Worker<B> {
                 tracing::warn!(investor = %investor, "dropping interval {} of a previous bus ({}): it may not have been published", dropped.interval, state.bus);
             }
         }
+        if state.last_interval_ms > 0 {
+            let next = shared.schedule.current(Instant::now()) + 1;
+            if let Some(moved) = shared.schedule.stamp_after(next, state.last_interval_ms) {
+                let last = chrono::DateTime::from_timestamp_millis(state.last_interval_ms).unwrap_or_default();
+                let seconds = moved.num_milliseconds() as f64 / 1e3;
+                if moved.to_std().is_ok_and(|moved| moved > shared.schedule.interval()) {
+                    tracing::warn!(
+                        investor = %investor,
+                        "the wall clock is behind this investor's last interval ({}): this process stamps its \
+                         intervals {seconds} s later than its clock, so that every portfolio's rows stay in time order",
+                        format_seconds(last.naive_utc())
+                    );
+                } else {
+                    // Less than an interval: it only spaces the first stamp
+                    // from the last one of the process that held the investor.
+                    tracing::debug!(investor = %investor, "intervals stamped {seconds} s later, one interval after the last");
+                }
+            }
+        }
         // What the checkpoint holds is durable: committable at once (which
         // also catches up after a crash between a checkpoint and its commit).
         let durable_positions = book.positions().clone();
@@ -201,7 +224,7 @@ impl<B: Bus> Worker<B> {
     }
 
     async fn work(&mut self, shutdown: &CancellationToken) -> anyhow::Result<Exit> {
-        let schedule = self.shared.schedule;
+        let schedule = self.shared.schedule.clone();
         let mut next = schedule.current(Instant::now()) + 1;
         let mut lag = LagProbe::new(LAG_PERIOD);
         loop {
@@ -217,7 +240,18 @@ impl<B: Bus> Worker<B> {
             if now >= schedule.boundary(next) {
                 let due = schedule.current(now);
                 if due > next {
-                    tracing::warn!(investor = %self.investor, "skipped {} intervals (the previous one overran)", due - next);
+                    let first = self.shared.overrun_logged.fetch_max(due, std::sync::atomic::Ordering::Relaxed) < due;
+                    if first {
+                        tracing::warn!(
+                            investor = %self.investor,
+                            "investor {} skipped {} interval(s), the previous one having overrun (other investors \
+                             of this process skipping interval {due} log at debug level)",
+                            self.investor,
+                            due - next
+                        );
+                    } else {
+                        tracing::debug!(investor = %self.investor, "skipped {} interval(s) (the previous one overran)", due - next);
+                    }
                 }
                 if let Some(exit) = self.run_interval(due).await? {
                     self.checkpoint_and_commit().await?;

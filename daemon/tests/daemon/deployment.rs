@@ -178,6 +178,7 @@ pub fn assert_files_hold_each_valuation_once(data: &std::path::Path, published: 
         assert_eq!(written, sent, "{portfolio}: the file holds each of the topic's valuations once, in order");
         assert_eq!((sent[0].2, sent[0].3), (0.0, 0.0), "{portfolio}: first valuation");
         for pair in sent.windows(2) {
+            assert!(pair[1].0 >= pair[0].0, "{portfolio}: the rows' timestamps never go back: {pair:?}");
             assert_eq!(pair[1].2, common::cents(pair[1].1 - pair[0].1), "{portfolio}: NAV_Change continues: {pair:?}");
         }
     }

@@ -47,9 +47,15 @@ pub struct Daemon {
 impl Daemon {
     /// Starts `stockd ARGS…`, logging at info to `log`.
     pub fn start(args: &[&str], log: &Path) -> Daemon {
+        Daemon::start_with_env(args, log, &[])
+    }
+
+    /// Starts `stockd ARGS…` with `env` added to its environment.
+    pub fn start_with_env(args: &[&str], log: &Path, env: &[(String, String)]) -> Daemon {
         let file = std::fs::OpenOptions::new().create(true).append(true).open(log).unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_stockd"))
             .args(args)
+            .envs(env.iter().map(|(key, value)| (key, value)))
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1")
             .stdout(Stdio::null())
