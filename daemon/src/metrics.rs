@@ -183,7 +183,11 @@ impl Metrics {
             "Investors quarantined after repeated failures",
             inner.investors_quarantined.clone(),
         );
-        registry.register("sink_rows", "Rows appended to portfolio files", inner.sink_rows.clone());
+        registry.register(
+            "sink_rows",
+            "Rows made durable: appended to portfolio files (or written to the archive alone, sink.csv-files = false)",
+            inner.sink_rows.clone(),
+        );
         registry.register("sink_files_created", "Portfolio files created", inner.sink_files_created.clone());
         registry.register(
             "sink_rejected",

@@ -24,6 +24,7 @@ async fn the_pipeline_benchmark_counts_what_reached_the_disk() {
         http: None,
         archive: true,
         csv_window: None,
+        csv_files: true,
     };
     let report = pipeline::run(&bench, dir.path()).await.unwrap();
     assert_eq!(report.portfolios, 6);
@@ -54,6 +55,7 @@ async fn the_pipeline_benchmark_refuses_a_plugin_of_another_size_at_once() {
         http: None,
         archive: true,
         csv_window: None,
+        csv_files: true,
     };
     let started = std::time::Instant::now();
     let error = pipeline::run(&bench, dir.path()).await.unwrap_err().to_string();

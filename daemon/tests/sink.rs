@@ -28,6 +28,7 @@ fn settings(data: &Path) -> SinkSettings {
         archive: true,
         retention: Default::default(),
         csv_window: None,
+        csv_files: true,
         unread_after: Duration::from_secs(10),
     }
 }
@@ -629,6 +630,91 @@ async fn a_new_csv_window_cuts_the_files_back_and_the_archive_keeps_every_row() 
     assert_archive_exactly(data.path(), &expected);
     let rows: usize = read_back(data.path()).values().map(Vec::len).sum();
     assert!(rows > 0 && rows <= 100, "the new window's rows are in the files: {rows}");
+}
+
+/// A sink that never catches up (every poll brings messages) still does
+/// its upkeep between batches: a new CSV window cuts the files while it is
+/// behind, and every row stays in the archive.
+#[tokio::test]
+async fn a_sink_that_is_always_behind_still_cuts_its_files_when_a_csv_window_starts() {
+    let bus = bus_with_topic().await;
+    let data = tempfile::tempdir().unwrap();
+    let window = SinkSettings { csv_window: Some(Duration::from_secs(2)), ..settings(data.path()) };
+    let mut sink = Sink::open(&bus, window, Metrics::new()).unwrap();
+    let expected = valuations(3000, 7);
+    publish(&bus, &expected).await;
+    let rows = |data: &Path| read_back(data).values().map(Vec::len).sum::<usize>();
+    let into_window = || {
+        let ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis();
+        Duration::from_millis((2000 - ms % 2000) as u64 + 50)
+    };
+    tokio::time::sleep(into_window()).await;
+    for _ in 0..4 {
+        assert!(sink.step(Duration::from_millis(50)).await.unwrap() > 0, "behind: every poll brings messages");
+    }
+    let before = rows(data.path());
+    assert!(before >= 3 * 137, "three batches written: {before}");
+    tokio::time::sleep(into_window()).await;
+    assert!(sink.step(Duration::from_millis(50)).await.unwrap() > 0, "still behind");
+    let after = rows(data.path());
+    assert!(after <= 137, "the new window cut the files back while the sink was behind: {before} rows, then {after}");
+    drain(&mut sink).await.unwrap();
+    assert_archive_exactly(data.path(), &expected);
+}
+
+/// With `sink.csv-files = false` the rows are in the archive alone: no
+/// portfolio file is written, a crash at any step leaves every row there
+/// once, and the query answers from it. A folder whose CSV files hold rows
+/// the archive lacks is refused.
+#[tokio::test]
+async fn without_csv_files_a_crash_at_any_step_leaves_every_row_once_in_the_archive() {
+    let archive_only = |data: &Path| SinkSettings { csv_files: false, ..settings(data) };
+    let points = [
+        FailPoint::AfterIntent,
+        FailPoint::BeforeArchive,
+        FailPoint::AfterWrite,
+        FailPoint::AfterSync,
+        FailPoint::AfterCheckpoint,
+        FailPoint::AfterCommit,
+    ];
+    for point in points {
+        let bus = bus_with_topic().await;
+        let data = tempfile::tempdir().unwrap();
+        let expected = valuations(700, 23);
+        publish(&bus, &expected).await;
+        let mut sink = Sink::open(&bus, archive_only(data.path()), Metrics::new()).unwrap();
+        sink.fail_at(2, point);
+        let crashed = drain(&mut sink).await;
+        assert!(matches!(crashed, Err(SinkError::Injected(p)) if p == point), "{point:?}: {crashed:?}");
+        drop(sink);
+        let mut sink = Sink::open(&bus, archive_only(data.path()), Metrics::new()).unwrap();
+        drain(&mut sink).await.unwrap();
+        assert_archive_exactly(data.path(), &expected);
+        assert!(read_back(data.path()).is_empty(), "{point:?}: no portfolio file is written");
+        let portfolio: PortfolioId = "1.3".parse().unwrap();
+        let query = stockd::query::Query {
+            data: data.path().to_path_buf(),
+            portfolio: Some(portfolio),
+            interval: Default::default(),
+            stats: true,
+        };
+        let answer = stockd::query::run(&query).unwrap();
+        let want: Vec<(i64, f64)> =
+            expected.iter().filter(|v| v.portfolio == portfolio).map(|v| (v.at.and_utc().timestamp(), v.nav)).collect();
+        let got: Vec<(i64, f64)> = answer.rows.iter().map(|row| (row.timestamp, row.nav)).collect();
+        assert_eq!(got, want, "{point:?}: the query reads the portfolio's rows from the archive");
+        assert_eq!(answer.stats.len(), 23, "{point:?}: statistics for every portfolio");
+    }
+    // CSV files with rows the archive does not hold (written without it).
+    let bus = bus_with_topic().await;
+    let data = tempfile::tempdir().unwrap();
+    publish(&bus, &valuations(50, 5)).await;
+    let mut sink = Sink::open(&bus, SinkSettings { archive: false, ..settings(data.path()) }, Metrics::new()).unwrap();
+    drain(&mut sink).await.unwrap();
+    drop(sink);
+    let refused = Sink::open(&bus, archive_only(data.path()), Metrics::new()).err().expect("refused");
+    assert!(matches!(refused, SinkError::ArchiveIncomplete { .. }), "{refused}");
+    assert!(refused.to_string().contains("stockd archive --data"), "{refused}");
 }
 
 /// A data folder from before the per-partition journals (one

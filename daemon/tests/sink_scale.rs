@@ -40,6 +40,7 @@ async fn a_hundred_thousand_portfolios_with_a_bounded_number_of_open_files() {
         archive: true,
         retention: Default::default(),
         csv_window: None,
+        csv_files: true,
         unread_after: Duration::from_secs(10),
     };
     let mut sink = Sink::open(&bus, settings, Metrics::new()).unwrap();

@@ -44,6 +44,8 @@ pub struct PipelineBench {
     pub archive: bool,
     /// The CSV window (`sink.csv-window`), if any.
     pub csv_window: Option<Duration>,
+    /// Write the portfolio files (`sink.csv-files`).
+    pub csv_files: bool,
 }
 
 /// One interval's figures.
@@ -85,8 +87,8 @@ pub struct PipelineReport {
     pub plugin_call_mean: Duration,
     /// See `plugin_call_mean`.
     pub plugin_wait_mean: Duration,
-    /// The CSV files were cut by a window during the run (their rows are
-    /// then fewer than the valuations).
+    /// The CSV files were cut by a window during the run, or not written
+    /// (their rows are then fewer than the valuations).
     pub csv_cut: bool,
     /// Rows in the archive at the end (with the archive on).
     pub archive_rows: Option<u64>,
@@ -159,11 +161,15 @@ pub async fn run(bench: &PipelineBench, dir: &Path) -> anyhow::Result<PipelineRe
         data: dir.join("data"),
         http: bench.http,
         archive: crate::config::ArchiveConfig { enabled: bench.archive, ..Default::default() },
-        sink: crate::config::SinkConfig { csv_window: bench.csv_window, ..Default::default() },
+        sink: crate::config::SinkConfig {
+            csv_window: bench.csv_window,
+            csv_files: bench.csv_files,
+            ..Default::default()
+        },
         ..Config::default()
     };
     let data = config.data.clone();
-    let created_files = if bench.fresh {
+    let created_files = if bench.fresh || !bench.csv_files {
         None
     } else {
         Some(super::create_portfolio_files(&data, &portfolio_ids(bench.investors, &numbers)?)?)
@@ -221,9 +227,8 @@ pub async fn run(bench: &PipelineBench, dir: &Path) -> anyhow::Result<PipelineRe
         created_files,
         plugin_call_mean: histogram_mean(&exposition, "stockd_plugin_call_seconds"),
         plugin_wait_mean: histogram_mean(&exposition, "stockd_plugin_wait_seconds"),
-        csv_cut: exposition
-            .lines()
-            .any(|line| line.starts_with("stockd_csv_files_cut_total ") && !line.ends_with(" 0")),
+        csv_cut: !bench.csv_files
+            || exposition.lines().any(|line| line.starts_with("stockd_csv_files_cut_total ") && !line.ends_with(" 0")),
         archive_rows: bench.archive.then_some(archive_rows),
         archive_bytes,
         csv_bytes,

@@ -99,6 +99,7 @@ pub async fn run(bench: &SinkBench, dir: &Path) -> anyhow::Result<SinkReport> {
         archive: true,
         retention: Default::default(),
         csv_window: None,
+        csv_files: true,
         unread_after: Duration::from_secs(10),
     };
     let mut sink = Sink::open(&bus, settings, Metrics::new())?;

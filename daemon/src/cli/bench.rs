@@ -133,6 +133,9 @@ enum Bench {
         /// Keep the CSV files to a window of this length (sink.csv-window), e.g. 30m.
         #[arg(long, value_name = "DURATION", value_parser = crate::config::duration::parse)]
         csv_window: Option<std::time::Duration>,
+        /// Rows in the archive alone, no per-portfolio CSV files (sink.csv-files = false).
+        #[arg(long, conflicts_with_all = ["no_archive", "csv_window"])]
+        no_csv: bool,
         /// Where the plugin copies, state and data folder go (a temporary folder in it, removed
         /// after the run).
         #[arg(long, value_name = "DIR", default_value = "/tmp")]
@@ -286,6 +289,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
             http,
             no_archive,
             csv_window,
+            no_csv,
             dir,
         } => {
             let dir = tempfile::tempdir_in(dir)?;
@@ -299,6 +303,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
                 http: *http,
                 archive: !*no_archive,
                 csv_window: *csv_window,
+                csv_files: !*no_csv,
             };
             let report = runtime.block_on(pipeline::run(&bench, dir.path()))?;
             print_pipeline(&bench, &report);
@@ -381,11 +386,15 @@ fn print_pipeline(bench: &PipelineBench, report: &PipelineReport) {
         report.published, report.rows_on_disk, report.missed
     );
     let per_row = |bytes: u64, rows: u64| if rows == 0 { 0.0 } else { bytes as f64 / rows as f64 };
-    println!(
-        "  CSV files: {} ({:.1} bytes per row)",
-        crate::format::bytes(report.csv_bytes),
-        per_row(report.csv_bytes, report.rows_on_disk)
-    );
+    if bench.csv_files {
+        println!(
+            "  CSV files: {} ({:.1} bytes per row)",
+            crate::format::bytes(report.csv_bytes),
+            per_row(report.csv_bytes, report.rows_on_disk)
+        );
+    } else {
+        println!("  CSV files: none (--no-csv: the archive alone)");
+    }
     if let Some(rows) = report.archive_rows {
         println!(
             "  archive: {rows} rows, {} ({:.1} bytes per row, uncompacted batch files)",

@@ -214,6 +214,13 @@ pub struct SinkConfig {
     /// by about 224 GB a day: such a deployment needs a window.
     #[serde(default, with = "duration::optional", skip_serializing_if = "Option::is_none")]
     pub csv_window: Option<Duration>,
+    /// Write the per-portfolio CSV files. `false` keeps the rows in the
+    /// archive alone, for deployments whose users read history through
+    /// `stockd query`, the web view, DuckDB or Spark: the sink then makes no
+    /// per-file appends, its main cost at 1,000 × 1,000 portfolios. Needs
+    /// the archive, holding every row of the CSV files already in the
+    /// folder (`stockd archive`). Default true.
+    pub csv_files: bool,
 }
 
 /// The Parquet archive under `DATA/archive/` (see `docs/OPERATIONS.md`).
@@ -307,7 +314,7 @@ impl InvestorsConfig {
 
 impl Default for SinkConfig {
     fn default() -> Self {
-        SinkConfig { open_files: 8192, sync: SyncMode::Filesystem, batch: 100_000, csv_window: None }
+        SinkConfig { open_files: 8192, sync: SyncMode::Filesystem, batch: 100_000, csv_window: None, csv_files: true }
     }
 }
 
@@ -341,10 +348,39 @@ impl Config {
             "sink.csv-window",
             "needs the archive (archive.enabled = true): the CSV rows it cuts must be kept there",
         )?;
+        positive(
+            self.sink.csv_files || self.archive.enabled,
+            "sink.csv-files",
+            "= false needs the archive (archive.enabled = true): it is then the only copy of the rows",
+        )?;
+        positive(
+            self.sink.csv_files || self.sink.csv_window.is_none(),
+            "sink.csv-window",
+            "has no CSV rows to cut with sink.csv-files = false",
+        )?;
         positive(self.archive.max_bytes != Some(0), "archive.max-bytes", "must be more than 0")?;
         if self.brokers.as_deref().is_some_and(|b| b.trim().is_empty()) {
             return Err("brokers: must be host:port[,host:port…] (leave it unset for the memory bus)".to_string());
         }
         self.market.validate()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_in_the_archive_alone_need_the_archive_and_no_csv_window() {
+        let mut config = Config::default();
+        config.sink.csv_files = false;
+        assert_eq!(config.validate(), Ok(()));
+        config.archive.enabled = false;
+        let error = config.validate().unwrap_err();
+        assert!(error.contains("sink.csv-files") && error.contains("archive.enabled"), "{error}");
+        config.archive.enabled = true;
+        config.sink.csv_window = Some(Duration::from_secs(60));
+        let error = config.validate().unwrap_err();
+        assert!(error.contains("sink.csv-window") && error.contains("csv-files = false"), "{error}");
     }
 }

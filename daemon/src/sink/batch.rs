@@ -54,10 +54,11 @@ pub(super) struct Part {
 }
 
 impl Part {
-    /// Decodes and formats `messages`; a valuation stamped more than
-    /// [`MAX_INTERVAL_DRIFT`] after `now` is rejected (its identity would
-    /// hold every later valuation of its portfolio back).
-    pub(super) fn of(messages: &[&Message], now: chrono::NaiveDateTime) -> Part {
+    /// Decodes `messages`, and formats them as CSV rows when `csv`; a
+    /// valuation stamped more than [`MAX_INTERVAL_DRIFT`] after `now` is
+    /// rejected (its identity would hold every later valuation of its
+    /// portfolio back).
+    pub(super) fn of(messages: &[&Message], now: chrono::NaiveDateTime, csv: bool) -> Part {
         let mut part = Part::default();
         for message in messages {
             let decoded = ValuationView::decode(&message.value);
@@ -66,7 +67,9 @@ impl Part {
                 Some(valuation) => {
                     let rows = part.rows.entry(valuation.portfolio).or_default();
                     rows.partition = message.partition;
-                    write_row(&mut rows.bytes, &valuation);
+                    if csv {
+                        write_row(&mut rows.bytes, &valuation);
+                    }
                     rows.ends.push((valuation.identity(), rows.bytes.len()));
                     rows.values.push(ArchiveRow {
                         portfolio: valuation.portfolio,

@@ -94,6 +94,9 @@ pub struct SinkSettings {
     pub retention: crate::archive::maintain::Retention,
     /// The CSV files' window (`sink.csv-window`), if any.
     pub csv_window: Option<Duration>,
+    /// Write the portfolio files (`sink.csv-files`); without them the
+    /// archive is the only copy of the rows.
+    pub csv_files: bool,
     /// How long a partition may go unread, with messages waiting, before
     /// it is reported as read by no one (the group's session timeout).
     pub unread_after: Duration,
@@ -140,6 +143,19 @@ pub enum SinkError {
     /// The bus failed.
     #[error("sink: {0}")]
     Bus(BusError),
+    /// `sink.csv-files = false` on a folder whose archive does not hold the
+    /// rows of its CSV files (or with the archive off): the rows would be
+    /// split between the two.
+    #[error(
+        "sink.csv-files = false keeps the rows in the archive alone, and the archive of {0} does not hold every \
+         row of its CSV files: run `stockd archive --data {0}` (with the sink stopped) to build it from them, \
+         or keep sink.csv-files = true",
+        data.display()
+    )]
+    ArchiveIncomplete {
+        /// The data folder.
+        data: PathBuf,
+    },
     /// A failure injected by a test.
     #[error("injected failure at {0:?}")]
     Injected(FailPoint),
@@ -214,6 +230,9 @@ impl<C: Consumer> Sink<C> {
         move_legacy_journal(&settings, &mut files, &is_bus)?;
         let import_fence = upkeep::fence_imports(&settings.data).map_err(write_error)?;
         let covering = upkeep::record_coverage(&settings.data, settings.archive).map_err(write_error)?;
+        if !settings.csv_files && !covering {
+            return Err(SinkError::ArchiveIncomplete { data: settings.data.clone() });
+        }
         let consumer = bus.consumer(&settings.group, &[&settings.topic])?;
         let names = Names::load(&settings.data).map_err(write_error)?;
         Ok(Sink {
@@ -322,6 +341,13 @@ impl<C: Consumer> Sink<C> {
             }
         }
         let mine: Vec<&Message> = messages.iter().filter(|m| ours.contains(&m.partition)).collect();
+        if self.upkeep_due() {
+            // Behind: the batch before is made durable first, so that no
+            // intent refers to what the upkeep rewrites or cuts.
+            self.settle().await?;
+            self.compact_identities()?;
+            self.upkeep()?;
+        }
         let prepared = self.prepare(&mine);
         if prepared.positions.is_empty() {
             return Ok(messages.len());
@@ -400,6 +426,8 @@ impl<C: Consumer> Sink<C> {
             next.map_or_else(|| "nothing written yet".into(), |next| format!("written up to offset {next}"))
         );
         self.partitions.insert(number, Partition::new(lock, journal, checkpoint, identities));
+        // Its files are checked against the CSV window at the next upkeep.
+        self.upkeep.window = None;
         Ok(true)
     }
 
@@ -466,7 +494,8 @@ impl<C: Consumer> Sink<C> {
         }
         let chunk = fresh.len().div_ceil(rayon::current_num_threads()).max(1000);
         let now = crate::market::now();
-        let parts: Vec<Part> = fresh.par_chunks(chunk).map(|messages| Part::of(messages, now)).collect();
+        let parts: Vec<Part> =
+            fresh.par_chunks(chunk).map(|messages| Part::of(messages, now, self.settings.csv_files)).collect();
         let mut prepared = Prepared { positions, ..Prepared::default() };
         for part in parts {
             for (id, rows) in part.rows {

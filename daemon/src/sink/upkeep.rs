@@ -54,6 +54,9 @@ pub(super) struct Upkeep {
     free_before: Option<(Instant, u64)>,
     /// A fill estimate has been made (the next comes an hour later).
     estimated: bool,
+    /// The CSV window the partitions held were last checked for (`None`:
+    /// not yet, or a partition was taken since).
+    pub(super) window: Option<i64>,
     /// The archive holds every CSV row (the CSV window may cut).
     pub(super) covering: bool,
 }
@@ -127,6 +130,23 @@ fn warn_not_covering(data: &Path) {
 }
 
 impl<C: Consumer> Sink<C> {
+    /// Whether something between batches is due: an archive pass finished
+    /// or to start, a new CSV window, an identities log to rewrite. A sink
+    /// that is behind (every poll brings messages) settles the batch before
+    /// and does it then; without that it would never compact, drop or cut
+    /// anything while behind, and the disk would fill.
+    pub(super) fn upkeep_due(&self) -> bool {
+        let pass = match &self.upkeep.pass {
+            Some(pass) => pass.is_finished(),
+            None => self.settings.archive && self.upkeep.started.is_none_or(|at| at.elapsed() >= PASS_PERIOD),
+        };
+        let window = self
+            .settings
+            .csv_window
+            .is_some_and(|window| self.upkeep.covering && self.upkeep.window != Some(window_index(window)));
+        pass || window || self.partitions.values().any(|partition| partition.identities.wants_compaction())
+    }
+
     /// Between batches (nothing being synced): collects a finished archive
     /// pass, starts the next when due, and cuts the CSV files when a new
     /// window has started.
@@ -250,7 +270,7 @@ impl<C: Consumer> Sink<C> {
         if !self.upkeep.covering {
             return Ok(());
         }
-        let index = chrono::Utc::now().timestamp() / window.as_secs().max(1) as i64;
+        let index = window_index(window);
         let data = self.settings.data.clone();
         let mut cut = 0;
         for (number, partition) in &self.partitions {
@@ -269,6 +289,7 @@ impl<C: Consumer> Sink<C> {
             crate::fsutil::write_atomically(&marker, index.to_string().as_bytes())
                 .map_err(|cause| SinkError::Write { data: data.clone(), cause })?;
         }
+        self.upkeep.window = Some(index);
         if cut > 0 {
             self.metrics.csv_files_cut(cut);
             tracing::info!(
@@ -278,6 +299,12 @@ impl<C: Consumer> Sink<C> {
         }
         Ok(())
     }
+}
+
+/// The index of the CSV window of length `window` now (windows are aligned
+/// to the epoch).
+fn window_index(window: Duration) -> i64 {
+    chrono::Utc::now().timestamp() / window.as_secs().max(1) as i64
 }
 
 /// The bytes of the portfolio files of `data`.
