@@ -70,7 +70,8 @@ pub async fn run_on<B: Bus>(bus: B, config: Config, metrics: Metrics, stop: Canc
             investors,
             metrics.clone(),
             &stop,
-        );
+        )
+        .context("starting the web view's query threads")?;
         crate::http::serve(addr, metrics.clone(), health, Some(crate::web::routes(view)), stop.clone()).await?;
     }
     let names: Vec<String> = plugins
@@ -190,6 +191,7 @@ fn start_sink<B: Bus>(
             max_bytes: config.archive.max_bytes,
         },
         csv_window: config.sink.csv_window,
+        csv_files: config.sink.csv_files,
         unread_after: config.kafka.session_timeout,
     };
     let (bus, metrics, sink_stop, stop) = (bus.clone(), metrics.clone(), sink_stop.clone(), stop.clone());

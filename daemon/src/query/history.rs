@@ -46,15 +46,24 @@ fn answer(query: &Query) -> Result<Answer, QueryError> {
     };
     let mut answer = Answer::default();
     if let Some(portfolio) = query.portfolio {
-        let mut rows = RowsConsumer::default();
-        for path in &files {
-            scan(path, Some(portfolio), query.interval, &mut rows).map_err(read_error(path))?;
-        }
-        if rows.rows.is_empty() && !known(query, portfolio) {
+        // Per file, the footer, the page index and a page per column: on
+        // all cores.
+        let mut rows = files
+            .par_iter()
+            .map(|path| {
+                let mut rows = RowsConsumer::default();
+                scan(path, Some(portfolio), query.interval, &mut rows).map_err(read_error(path))?;
+                Ok(rows.rows)
+            })
+            .try_reduce(Vec::new, |mut a, b| {
+                a.extend(b);
+                Ok(a)
+            })?;
+        if rows.is_empty() && !known(query, portfolio) {
             return Err(QueryError::UnknownPortfolio { portfolio, data: data.clone() });
         }
-        rows.rows.sort_by_key(|row| row.timestamp);
-        answer.rows = rows.rows;
+        rows.sort_by_key(|row| row.timestamp);
+        answer.rows = rows;
     } else if files.is_empty() && crate::layout::portfolio_files(data).map_err(folder_error)?.is_empty() {
         return Err(QueryError::NoFiles { data: data.clone() });
     }

@@ -178,13 +178,24 @@ pub fn run(query: &Query) -> Result<Answer, QueryError> {
         return history::run(query);
     }
     let data = &query.data;
-    let folder_error = |source| QueryError::Folder { data: data.clone(), cause: source };
-    let files = crate::layout::portfolio_files(data).map_err(folder_error)?;
+    // Every file is listed only when every portfolio is asked: one
+    // portfolio's rows open its file by name (a million names take seconds
+    // to list).
+    let list_files = || {
+        let files = crate::layout::portfolio_files(data)
+            .map_err(|source| QueryError::Folder { data: data.clone(), cause: source })?;
+        if files.is_empty() && query.portfolio.is_none() {
+            return Err(QueryError::NoFiles { data: data.clone() });
+        }
+        Ok(files)
+    };
     let mut answer = Answer::default();
     let selected = match query.portfolio {
         Some(portfolio) => {
             let path = data.join(crate::layout::file_name(portfolio));
             if !path.is_file() {
+                // The folder itself may be what is missing: say that.
+                std::fs::read_dir(data).map_err(|source| QueryError::Folder { data: data.clone(), cause: source })?;
                 return Err(QueryError::UnknownPortfolio { portfolio, data: data.clone() });
             }
             let (rows, skipped) = scan(&path, Columns::All, query.interval, RowsConsumer::default)
@@ -196,12 +207,15 @@ pub fn run(query: &Query) -> Result<Answer, QueryError> {
             note(&mut answer, skipped);
             trend.map(|trend| (portfolio, (rows_consumer.moments, trend)))
         }
-        None if files.is_empty() => return Err(QueryError::NoFiles { data: data.clone() }),
         None => None,
     };
     if !query.stats {
+        if query.portfolio.is_none() {
+            list_files()?;
+        }
         return Ok(answer);
     }
+    let files = list_files()?;
     let asked = query.portfolio;
     let others: Vec<_> = files.iter().filter(|(id, _)| Some(*id) != asked).collect();
     let scanned = others

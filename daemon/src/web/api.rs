@@ -147,7 +147,8 @@ fn time(name: &str, value: Option<&str>) -> Result<Option<i64>, BadRequest> {
 /// `GET /api/portfolios/{N.P}?from=&to=[&format=csv]`: the portfolio's rows
 /// in the range and their statistics (App2), through the query code. It
 /// reads that portfolio's file (or its row groups in the archive) only,
-/// never the whole folder, on a blocking thread of its own.
+/// never the whole folder, on a blocking thread of its own and the view's
+/// query threads.
 pub async fn portfolio(
     State(view): State<WebView>,
     Path(id): Path<String>,
@@ -162,7 +163,8 @@ pub async fn portfolio(
         Some(other) => return Err(BadRequest(format!("format must be json or csv, not {:?}", truncate(other)))),
     };
     let query = crate::query::Query { data: view.data.clone(), portfolio: Some(portfolio), interval, stats: false };
-    let answer = tokio::task::spawn_blocking(move || crate::query::run(&query))
+    let threads = std::sync::Arc::clone(&view.queries);
+    let answer = tokio::task::spawn_blocking(move || threads.install(|| crate::query::run(&query)))
         .await
         .map_err(|error| BadRequest(format!("the query failed: {error}")))?
         .map_err(|error| BadRequest(error.to_string()))?;
@@ -314,4 +316,81 @@ pub async fn events(State(view): State<WebView>) -> impl IntoResponse {
         Some((Ok::<_, Infallible>(Event::default().event(name).data("{}")), (receiver, metrics)))
     });
     Sse::new(stream).keep_alive(KeepAlive::default())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::time::{Duration, Instant};
+
+    use super::*;
+    use crate::query::generate::{Dataset, Walk};
+
+    /// Holds every thread of rayon's global pool (as the sink's work does,
+    /// a CSV window cut for a minute) until the value is dropped.
+    struct GlobalPoolHeld(Arc<AtomicBool>);
+
+    impl GlobalPoolHeld {
+        fn hold() -> GlobalPoolHeld {
+            let released = Arc::new(AtomicBool::new(false));
+            let running = Arc::new(AtomicUsize::new(0));
+            let threads = rayon::current_num_threads();
+            for _ in 0..threads {
+                let (released, running) = (Arc::clone(&released), Arc::clone(&running));
+                rayon::spawn(move || {
+                    running.fetch_add(1, Ordering::SeqCst);
+                    let since = Instant::now();
+                    while !released.load(Ordering::SeqCst) && since.elapsed() < Duration::from_secs(120) {
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
+                });
+            }
+            while running.load(Ordering::SeqCst) < threads {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            GlobalPoolHeld(released)
+        }
+    }
+
+    impl Drop for GlobalPoolHeld {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_history_page_answers_while_the_sink_holds_the_global_pool() {
+        let dir = tempfile::tempdir().unwrap();
+        let dataset = Dataset {
+            investors: 2,
+            portfolios: 3,
+            rows: 400,
+            start: crate::market::parse_timestamp("2026-11-24 09:50:00").unwrap(),
+            seed: 11,
+            step: 20,
+        };
+        // An archive over three hours: the page reads its files in parallel.
+        crate::archive::generate::generate(&dataset, dir.path()).unwrap();
+        let view = WebView {
+            board: Default::default(),
+            updates: tokio::sync::broadcast::channel(4).0,
+            data: dir.path().to_path_buf(),
+            investors: None,
+            metrics: crate::metrics::Metrics::new(),
+            queries: Arc::new(super::super::query_threads().unwrap()),
+        };
+        let held = GlobalPoolHeld::hold();
+        let params = RangeParams { from: None, to: None, format: None };
+        let page = portfolio(State(view), Path("2.3".to_string()), Query(params));
+        let answered = tokio::time::timeout(Duration::from_secs(60), page).await;
+        drop(held);
+        let response = answered.expect("answered while the global pool was held").unwrap();
+        let body = axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        let navs: Vec<f64> = body["rows"].as_array().unwrap().iter().map(|row| row["nav"].as_f64().unwrap()).collect();
+        let id: PortfolioId = "2.3".parse().unwrap();
+        let written: Vec<f64> = Walk::new(&dataset, id).map(|row| row.nav).collect();
+        assert_eq!(navs, written, "the page shows the rows the generator wrote, in order");
+    }
 }

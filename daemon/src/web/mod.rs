@@ -59,6 +59,11 @@ pub struct WebView {
     /// runs the investors.
     pub(crate) investors: Option<(Arc<PluginRegistry>, StatusBoard)>,
     pub(crate) metrics: Metrics,
+    /// The threads the history pages' queries read on: their own, so that a
+    /// page never waits behind the sink's work on rayon's global pool in
+    /// the same process (a CSV window cut of a million files held pages
+    /// for over a minute).
+    pub(crate) queries: Arc<rayon::ThreadPool>,
 }
 
 impl WebView {
@@ -75,7 +80,8 @@ impl WebView {
         investors: Option<(Arc<PluginRegistry>, StatusBoard)>,
         metrics: Metrics,
         stop: &CancellationToken,
-    ) -> WebView {
+    ) -> Result<WebView, rayon::ThreadPoolBuildError> {
+        let queries = Arc::new(query_threads()?);
         let board = Arc::new(RwLock::new(Board::default()));
         let (updates, _) = broadcast::channel(EVENTS_PER_CLIENT);
         tokio::spawn(feed::load_files(data.clone(), Arc::clone(&board), updates.clone()));
@@ -94,6 +100,11 @@ impl WebView {
         if let Some((registry, _)) = &investors {
             tokio::spawn(feed::announce_plugin_changes(registry.subscribe(), updates.clone(), stop.clone()));
         }
-        WebView { board, updates, data, investors, metrics }
+        Ok(WebView { board, updates, data, investors, metrics, queries })
     }
+}
+
+/// A pool of one thread per core for the history pages' queries.
+fn query_threads() -> Result<rayon::ThreadPool, rayon::ThreadPoolBuildError> {
+    rayon::ThreadPoolBuilder::new().thread_name(|index| format!("web-query-{index}")).build()
 }
