@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use common::{cents, holdings, holdings_v2};
 use stockd::bus::{Bus, MemoryBus, Message};
-use stockd::config::Role;
+use stockd::config::{Config, Role};
 use stockd::market::{Tick, Valuation};
 
 /// Valuations of one investor, cut into intervals: consecutive messages
@@ -183,6 +183,32 @@ async fn a_replaced_plugin_switches_at_an_interval_boundary_and_keeps_nav_change
     });
 }
 
+/// Starts the pipeline and waits until every investor has published `more`
+/// valuations. On Kafka, tansu 0.6 can leave an investor group's tick
+/// partition with a member of a crashed run after its session timed out
+/// (Kafka gives it to the live member; the investor then values nothing,
+/// by design, while another member holds its ticks): after 30 s, three
+/// times the session timeout, the pipeline is stopped and started again,
+/// its joining splitting the partitions anew, as an operator would.
+async fn start_publishing<B: Bus>(
+    bus: &B,
+    config: &Config,
+    follower: &mut pipeline::Follower<B::Consumer>,
+    more: usize,
+) -> pipeline::Running {
+    let mut starts = 0;
+    loop {
+        let running = pipeline::start(bus, config);
+        starts += 1;
+        if follower.published_within(&[1, 2, 3], more, Duration::from_secs(30)).await {
+            return running;
+        }
+        assert!(starts < 3, "the investors did not publish in {starts} starts of 30 s: {:?}", follower.per_investor);
+        eprintln!("an investor did not publish within 30 s ({:?}): starting again", follower.per_investor);
+        running.stop().await;
+    }
+}
+
 async fn crashes_at_random_points_keep_nav_changes_continuous<B: Bus>(bus: B) {
     let dir = tempfile::tempdir().unwrap();
     let config = pipeline::fast_config(dir.path(), &[Role::Exchange, Role::Investors]);
@@ -190,13 +216,11 @@ async fn crashes_at_random_points_keep_nav_changes_continuous<B: Bus>(bus: B) {
     // Each round: wait until the investors publish, then crash at a point
     // spread over the 200 ms interval (and a bit beyond).
     for millis in [130u64, 270, 10, 390, 50, 160, 230, 90] {
-        let running = pipeline::start(&bus, &config);
-        follower.wait_for(&[1, 2, 3], 2).await;
+        let running = start_publishing(&bus, &config, &mut follower, 2).await;
         tokio::time::sleep(Duration::from_millis(millis)).await;
         running.crash().await;
     }
-    let running = pipeline::start(&bus, &config);
-    follower.wait_for(&[1, 2, 3], 4).await;
+    let running = start_publishing(&bus, &config, &mut follower, 4).await;
     running.stop().await;
     let ticks = pipeline::read_all(&bus, &config.topics.stock_exchange, Duration::from_secs(1)).await;
     let messages = pipeline::read_all(&bus, &config.topics.portfolios, Duration::from_secs(1)).await;

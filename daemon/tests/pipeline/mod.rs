@@ -134,16 +134,26 @@ impl<C: Consumer> Follower<C> {
     /// Waits until every investor in `investors` has published at least
     /// `more` valuations beyond what was seen when called.
     pub async fn wait_for(&mut self, investors: &[u32], more: usize) {
+        let published = self.published_within(investors, more, Duration::from_secs(60)).await;
+        assert!(published, "the investors did not publish within 60 s: {:?}", self.per_investor);
+    }
+
+    /// Whether every investor in `investors` publishes at least `more`
+    /// valuations beyond what was seen when called, within `within`.
+    pub async fn published_within(&mut self, investors: &[u32], more: usize, within: Duration) -> bool {
         let target: Vec<(u32, usize)> =
             investors.iter().map(|i| (*i, self.per_investor.get(i).copied().unwrap_or(0) + more)).collect();
-        let deadline = Instant::now() + Duration::from_secs(60);
+        let deadline = Instant::now() + within;
         while !target.iter().all(|(i, n)| self.per_investor.get(i).copied().unwrap_or(0) >= *n) {
-            assert!(Instant::now() < deadline, "the investors did not publish within 60 s: {:?}", self.per_investor);
+            if Instant::now() >= deadline {
+                return false;
+            }
             for message in self.consumer.poll(1000, Duration::from_millis(100)).await.unwrap() {
                 let valuation = stockd::market::Valuation::decode(&message.value).unwrap();
                 *self.per_investor.entry(valuation.portfolio.investor.get()).or_default() += 1;
             }
         }
+        true
     }
 }
 
