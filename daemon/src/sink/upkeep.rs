@@ -254,11 +254,16 @@ impl<C: Consumer> Sink<C> {
         if left < FILL_WARNING {
             tracing::warn!(
                 data = %self.settings.data.display(),
-                "the data folder's file system fills in about {} at the current rate ({}/h, {} free): \
-                 set sink.csv-window and archive.retention or archive.max-bytes, or free space",
+                "the data folder's file system fills in about {} at the current rate ({}/h, {} free): {}",
                 crate::config::duration::format(Duration::from_secs(left.as_secs())),
                 crate::format::bytes((per_second * 3600.0) as u64),
-                crate::format::bytes(free)
+                crate::format::bytes(free),
+                fill_advice(
+                    self.settings.archive,
+                    self.settings.csv_files,
+                    self.settings.csv_window,
+                    self.settings.retention
+                )
             );
         }
     }
@@ -301,6 +306,35 @@ impl<C: Consumer> Sink<C> {
     }
 }
 
+/// What a user can do about a disk that fills, given the settings in
+/// force: set what bounds each tier, or tighten what already does.
+fn fill_advice(
+    archive: bool,
+    csv_files: bool,
+    csv_window: Option<Duration>,
+    retention: crate::archive::maintain::Retention,
+) -> String {
+    let format = crate::config::duration::format;
+    let mut steps = Vec::new();
+    match (csv_files, csv_window) {
+        (false, _) => {}
+        (true, Some(window)) => steps.push(format!("shorten sink.csv-window ({})", format(window))),
+        (true, None) if archive => steps.push("set sink.csv-window".to_string()),
+        (true, None) => steps.push("turn the archive on and set sink.csv-window".to_string()),
+    }
+    if archive {
+        match (retention.max_age, retention.max_bytes) {
+            (None, None) => steps.push("set archive.retention or archive.max-bytes".to_string()),
+            (age, bytes) => {
+                steps.extend(age.map(|age| format!("shorten archive.retention ({})", format(age))));
+                steps.extend(bytes.map(|bytes| format!("lower archive.max-bytes ({})", crate::format::bytes(bytes))));
+            }
+        }
+    }
+    steps.push("free space".to_string());
+    steps.join(", or ")
+}
+
 /// The index of the CSV window of length `window` now (windows are aligned
 /// to the epoch).
 fn window_index(window: Duration) -> i64 {
@@ -316,4 +350,28 @@ fn csv_bytes(data: &Path) -> io::Result<u64> {
         }
     }
     Ok(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::archive::maintain::Retention;
+
+    #[test]
+    fn the_fill_warning_advises_what_the_settings_leave_open() {
+        let none = Retention::default();
+        assert_eq!(
+            fill_advice(true, true, None, none),
+            "set sink.csv-window, or set archive.retention or archive.max-bytes, or free space"
+        );
+        assert_eq!(fill_advice(false, true, None, none), "turn the archive on and set sink.csv-window, or free space");
+        let bounded = Retention { max_age: Some(Duration::from_secs(7200)), max_bytes: None };
+        assert_eq!(
+            fill_advice(true, true, Some(Duration::from_secs(1800)), bounded),
+            "shorten sink.csv-window (30m), or shorten archive.retention (2h), or free space"
+        );
+        let both = Retention { max_age: None, max_bytes: Some(5_000_000_000) };
+        let advice = fill_advice(true, false, None, both);
+        assert!(advice.starts_with("lower archive.max-bytes (") && advice.ends_with("), or free space"), "{advice}");
+    }
 }
