@@ -79,6 +79,7 @@ pub async fn run<B: Bus>(
         log_cap: log_cap::LogCap::new(VALUATION_LINES_PER_INTERVAL),
         status,
         overrun_logged: Default::default(),
+        publish_failure_logged: Default::default(),
     });
     let mut updates = registry.subscribe();
     let mut workers = JoinSet::new();

@@ -57,10 +57,25 @@ pub(crate) struct Shared<B> {
     pub(crate) log_cap: super::log_cap::LogCap,
     /// Every investor's status (quarantine, last interval valued, failures).
     pub(crate) status: StatusBoard,
-    /// The last interval an overrun was logged for: one line per interval
-    /// for all investors of the process (a thousand behind at once would
-    /// log a thousand).
-    pub(crate) overrun_logged: std::sync::atomic::AtomicU64,
+    /// Overruns, logged once per interval for all investors of the process.
+    pub(crate) overrun_logged: OncePerInterval,
+    /// Failed publishes, logged once per interval for all investors of the
+    /// process.
+    pub(crate) publish_failure_logged: OncePerInterval,
+}
+
+/// A cause every investor of the process meets at once (the bus has no
+/// room, the process fell behind) is logged once per interval, at the
+/// first investor to meet it, and at debug level for the others: a
+/// thousand investors would otherwise log a thousand lines of one cause.
+#[derive(Debug, Default)]
+pub(crate) struct OncePerInterval(std::sync::atomic::AtomicU64);
+
+impl OncePerInterval {
+    /// Whether this is the first report in interval `k` (k ≥ 1).
+    pub(crate) fn first(&self, k: u64) -> bool {
+        self.0.fetch_max(k, std::sync::atomic::Ordering::Relaxed) < k
+    }
 }
 
 /// Why a worker ended.
@@ -240,8 +255,7 @@ impl<B: Bus> Worker<B> {
             if now >= schedule.boundary(next) {
                 let due = schedule.current(now);
                 if due > next {
-                    let first = self.shared.overrun_logged.fetch_max(due, std::sync::atomic::Ordering::Relaxed) < due;
-                    if first {
+                    if self.shared.overrun_logged.first(due) {
                         tracing::warn!(
                             investor = %self.investor,
                             "investor {} skipped {} interval(s), the previous one having overrun (other investors \
@@ -468,7 +482,7 @@ impl<B: Bus> Worker<B> {
             let records = interval.records(self.investor);
             let count = records.len();
             if let Err(error) = self.shared.bus.produce_batch(topic, records).await {
-                tracing::error!(investor = %self.investor, "publishing again {count} valuations failed (retried next interval): {error}");
+                self.log_publish_failure(&format!("publishing again {count} valuations"), &error);
                 return;
             }
             *receipt = Some(self.shared.bus.receipt(topic));
@@ -492,9 +506,24 @@ impl<B: Bus> Worker<B> {
                     Err(error) => tracing::warn!(investor = %self.investor, "{error}"),
                 }
             }
-            Err(error) => {
-                tracing::error!(investor = %self.investor, "publishing {count} valuations failed (retried next interval): {error}");
-            }
+            Err(error) => self.log_publish_failure(&format!("publishing {count} valuations"), &error),
+        }
+    }
+
+    /// Logs a failed publish (retried at the next interval): at error level
+    /// for the first investor of the process to fail in this interval, at
+    /// debug level for the others (see [`OncePerInterval`]).
+    fn log_publish_failure(&self, what: &str, error: &crate::bus::BusError) {
+        let k = self.shared.schedule.current(Instant::now());
+        if self.shared.publish_failure_logged.first(k) {
+            tracing::error!(
+                investor = %self.investor,
+                "investor {}: {what} failed (retried next interval; other investors of this process failing in \
+                 interval {k} log at debug level): {error}",
+                self.investor
+            );
+        } else {
+            tracing::debug!(investor = %self.investor, "{what} failed (retried next interval): {error}");
         }
     }
 
@@ -586,5 +615,19 @@ impl<B: Bus> Worker<B> {
             Err(error) => tracing::warn!(investor = %self.investor, "committing tick offsets: {error}"),
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::OncePerInterval;
+
+    #[test]
+    fn a_cause_met_by_every_investor_is_reported_once_per_interval() {
+        let once = OncePerInterval::default();
+        assert!(once.first(3), "the first investor to meet it in interval 3");
+        assert!(!once.first(3), "another investor in interval 3");
+        assert!(once.first(4), "the next interval");
+        assert!(!once.first(3), "a late report of an earlier interval");
     }
 }

@@ -359,6 +359,16 @@ mod tests {
         }
     }
 
+    #[test]
+    fn history_pages_read_at_a_lower_cpu_priority_than_the_pipeline() {
+        let pipeline = rustix::process::getpriority_process(None).unwrap();
+        let threads = super::super::query_threads().unwrap();
+        let pages: Vec<i32> = threads.broadcast(|_| rustix::process::getpriority_process(None).unwrap());
+        assert_eq!(pages.len(), threads.current_num_threads());
+        assert!(pages.iter().all(|nice| *nice >= pipeline.max(10)), "page threads {pages:?}, pipeline {pipeline}");
+        assert_eq!(rustix::process::getpriority_process(None).unwrap(), pipeline, "the caller keeps its priority");
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_history_page_answers_while_the_sink_holds_the_global_pool() {
         let dir = tempfile::tempdir().unwrap();
