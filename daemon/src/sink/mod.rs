@@ -326,9 +326,7 @@ impl<C: Consumer> Sink<C> {
             }
         };
         if messages.is_empty() {
-            self.settle().await?;
-            self.compact_identities()?;
-            self.upkeep()?;
+            self.between_batches().await?;
             return Ok(0);
         }
         self.batches += 1;
@@ -342,11 +340,8 @@ impl<C: Consumer> Sink<C> {
         }
         let mine: Vec<&Message> = messages.iter().filter(|m| ours.contains(&m.partition)).collect();
         if self.upkeep_due() {
-            // Behind: the batch before is made durable first, so that no
-            // intent refers to what the upkeep rewrites or cuts.
-            self.settle().await?;
-            self.compact_identities()?;
-            self.upkeep()?;
+            // Behind: done now, between this batch and the one before.
+            self.between_batches().await?;
         }
         let prepared = self.prepare(&mine);
         if prepared.positions.is_empty() {
@@ -680,6 +675,16 @@ impl<C: Consumer> Sink<C> {
     /// Between batches (none being synced, so no intent refers to a log's
     /// length), rewrites the identity logs grown well past one record per
     /// portfolio.
+    /// Makes the batch before durable, so that no intent refers to what
+    /// the upkeep rewrites or cuts, then rewrites the identities logs grown
+    /// past their portfolios and does the archive's and the CSV window's
+    /// upkeep.
+    async fn between_batches(&mut self) -> Result<(), SinkError> {
+        self.settle().await?;
+        self.compact_identities()?;
+        self.upkeep()
+    }
+
     fn compact_identities(&mut self) -> Result<(), SinkError> {
         if self.syncing.is_some() {
             return Ok(());

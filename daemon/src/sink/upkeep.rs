@@ -136,15 +136,26 @@ impl<C: Consumer> Sink<C> {
     /// and does it then; without that it would never compact, drop or cut
     /// anything while behind, and the disk would fill.
     pub(super) fn upkeep_due(&self) -> bool {
-        let pass = match &self.upkeep.pass {
-            Some(pass) => pass.is_finished(),
-            None => self.settings.archive && self.upkeep.started.is_none_or(|at| at.elapsed() >= PASS_PERIOD),
-        };
-        let window = self
-            .settings
-            .csv_window
-            .is_some_and(|window| self.upkeep.covering && self.upkeep.window != Some(window_index(window)));
-        pass || window || self.partitions.values().any(|partition| partition.identities.wants_compaction())
+        let pass = self.upkeep.pass.as_ref().map_or_else(|| self.pass_due(), |pass| pass.is_finished());
+        pass || self.window_due().is_some()
+            || self.partitions.values().any(|partition| partition.identities.wants_compaction())
+    }
+
+    /// Whether the next archive pass is due: the archive is on, no pass
+    /// runs, and the last started [`PASS_PERIOD`] ago or more.
+    fn pass_due(&self) -> bool {
+        self.settings.archive
+            && self.upkeep.pass.is_none()
+            && self.upkeep.started.is_none_or(|at| at.elapsed() >= PASS_PERIOD)
+    }
+
+    /// The index of the CSV window the partitions held have not been
+    /// checked for yet, if there is a window and the archive holds every
+    /// CSV row (until then nothing is cut).
+    fn window_due(&self) -> Option<i64> {
+        let window = self.settings.csv_window.filter(|_| self.upkeep.covering)?;
+        let index = window_index(window);
+        (self.upkeep.window != Some(index)).then_some(index)
     }
 
     /// Between batches (nothing being synced): collects a finished archive
@@ -155,10 +166,7 @@ impl<C: Consumer> Sink<C> {
             return Ok(());
         }
         self.collect_pass();
-        if self.settings.archive
-            && self.upkeep.pass.is_none()
-            && self.upkeep.started.is_none_or(|at| at.elapsed() >= PASS_PERIOD)
-        {
+        if self.pass_due() {
             self.start_pass();
         }
         self.cut_csv_window()
@@ -271,11 +279,9 @@ impl<C: Consumer> Sink<C> {
     /// When a new CSV window has started, cuts every portfolio file of the
     /// partitions held back to its header (their rows are in the archive).
     fn cut_csv_window(&mut self) -> Result<(), SinkError> {
-        let Some(window) = self.settings.csv_window else { return Ok(()) };
-        if !self.upkeep.covering {
-            return Ok(());
-        }
-        let index = window_index(window);
+        // Each partition's marker is read once per window, not at every
+        // upkeep.
+        let Some(index) = self.window_due() else { return Ok(()) };
         let data = self.settings.data.clone();
         let mut cut = 0;
         for (number, partition) in &self.partitions {
