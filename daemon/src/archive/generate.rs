@@ -73,7 +73,7 @@ pub fn generate(dataset: &Dataset, dir: &Path) -> std::io::Result<Written> {
                 }
                 let name = format!("c-gen-{index:06}.parquet");
                 if !rows.is_empty() {
-                    let bytes = encode::to_parquet([&encode::batch(&rows)]);
+                    let bytes = encode::to_parquet([&encode::batch(&rows)], encode::Layout::Runs);
                     std::fs::write(hour_path.join(&name), bytes)?;
                 }
                 Ok((name, rows.len() as u64, summaries))

@@ -27,12 +27,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use arrow::array::RecordBatch;
-use arrow::compute::{SortColumn, concat_batches, lexsort_to_indices, take_record_batch};
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-use parquet::file::reader::{FileReader, SerializedFileReader};
-
-use super::{ArchiveLock, DIR, HOUR, batch_of, encode};
+use super::merge::{self, Run, Target};
+use super::{ArchiveLock, DIR, HOUR, batch_of};
 use crate::fsutil::{LockAttempt, try_lock};
 
 /// Rows merged into one file at most (bounds a pass's memory to a few
@@ -192,28 +188,17 @@ fn compact_hour(pass: &Pass, hour: &Hour, staging: &Path) -> io::Result<u64> {
     if candidates.len() < 2 {
         return Ok(0);
     }
+    let started = std::time::Instant::now();
     let work = staging.join(format!("hour-{}", unique()));
     let new = work.join("new");
     std::fs::create_dir_all(&new).map_err(with_path(&new))?;
-    let mut chunk: Vec<PathBuf> = Vec::new();
-    let mut chunk_rows = 0;
-    let mut written = 0;
-    for name in &candidates {
-        let path = hour.dir.join(name);
-        let rows = row_count(&path)?;
-        if pass.stop.load(Ordering::Relaxed) {
-            return Ok(0);
-        }
-        if !chunk.is_empty() && chunk_rows + rows > MERGE_ROWS {
-            merge(&chunk, &new.join(format!("c-{}-{}-{written}.parquet", pass.topic, unique())))?;
-            written += 1;
-            chunk.clear();
-            chunk_rows = 0;
-        }
-        chunk.push(path);
-        chunk_rows += rows;
-    }
-    merge(&chunk, &new.join(format!("c-{}-{}-{written}.parquet", pass.topic, unique())))?;
+    let runs: Vec<Run> = candidates.iter().map(|name| vec![hour.dir.join(name)]).collect();
+    let prefix = format!("c-{}-{}", pass.topic, unique());
+    let target =
+        Target { dir: &new, prefix: &prefix, scratch: &work.join("scratch"), max_rows: MERGE_ROWS, stop: &pass.stop };
+    let Some(written) = merge::merge(runs, &target)? else {
+        return Ok(0);
+    };
     let _lock = ArchiveLock::exclusive(&pass.data)?;
     let now: BTreeSet<String> = names(&hour.dir)?.into_iter().collect();
     if !candidates.iter().all(|name| now.contains(name)) {
@@ -229,53 +214,14 @@ fn compact_hour(pass: &Pass, hour: &Hour, staging: &Path) -> io::Result<u64> {
         .map_err(|e| with_path(&hour.dir)(e.into()))?;
     crate::fsutil::sync_dir(hour.dir.parent().expect("in a date folder")).map_err(with_path(&hour.dir))?;
     crate::fsutil::sync_dir(&work).map_err(with_path(&work))?;
+    tracing::info!(
+        hour = %hour.dir.display(),
+        "archive: compacted {} batch files into {} files by portfolio range in {:.1} s",
+        candidates.len(),
+        written.len(),
+        started.elapsed().as_secs_f64()
+    );
     Ok(candidates.len() as u64)
-}
-
-/// The rows of the Parquet file `path`, from its footer.
-fn row_count(path: &Path) -> io::Result<u64> {
-    let file = File::open(path).map_err(with_path(path))?;
-    let reader = SerializedFileReader::new(file).map_err(|e| invalid(path, e))?;
-    Ok(reader.metadata().file_metadata().num_rows() as u64)
-}
-
-fn invalid(path: &Path, error: impl std::fmt::Display) -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidData, format!("{}: {error}", path.display()))
-}
-
-/// Writes the rows of `files` to `target`, sorted by PORTFOLIO then
-/// TIMESTAMP, synced.
-fn merge(files: &[PathBuf], target: &Path) -> io::Result<()> {
-    let mut batches: Vec<RecordBatch> = Vec::new();
-    for path in files {
-        let file = File::open(path).map_err(with_path(path))?;
-        let reader = ParquetRecordBatchReaderBuilder::try_new(file)
-            .and_then(|builder| builder.with_batch_size(64 * 1024).build())
-            .map_err(|e| invalid(path, e))?;
-        for batch in reader {
-            let batch = batch.map_err(|e| invalid(path, e))?;
-            if batch.schema().fields() != encode::SCHEMA.fields() {
-                return Err(invalid(path, "not the archive's columns"));
-            }
-            batches.push(batch.with_schema(Arc::clone(&encode::SCHEMA)).map_err(|e| invalid(path, e))?);
-        }
-    }
-    let all = concat_batches(&encode::SCHEMA, &batches).map_err(|e| invalid(target, e))?;
-    drop(batches);
-    let order = lexsort_to_indices(
-        &[
-            SortColumn { values: Arc::clone(all.column(0)), options: None },
-            SortColumn { values: Arc::clone(all.column(1)), options: None },
-        ],
-        None,
-    )
-    .map_err(|e| invalid(target, e))?;
-    let sorted = take_record_batch(&all, &order).map_err(|e| invalid(target, e))?;
-    drop(all);
-    let bytes = encode::to_parquet([&sorted]);
-    let mut out = File::create(target).map_err(with_path(target))?;
-    io::Write::write_all(&mut out, &bytes).map_err(with_path(target))?;
-    out.sync_all().map_err(with_path(target))
 }
 
 /// Drops the hours `pass.retention` no longer keeps; returns how many.
@@ -325,6 +271,9 @@ fn drop_hour(data: &Path, hour: &Hour, staging: &Path, why: &str) -> io::Result<
 #[cfg(test)]
 mod tests {
     use super::*;
+    use arrow::array::RecordBatch;
+
+    use crate::archive::encode;
     use crate::archive::read::{files, scan};
     use crate::archive::{ArchiveRow, batch_file, hour_dir};
     use crate::market::{InvestorId, PortfolioId};
@@ -378,7 +327,7 @@ mod tests {
             .collect();
         let path = data.join(batch_file(TOPIC, 0, batch, 7, hour));
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(path, encode::rows_to_parquet(&mut rows)).unwrap();
+        std::fs::write(path, encode::rows_to_parquet(&mut rows, encode::Layout::Batch)).unwrap();
     }
 
     fn pass(data: &Path, checkpointed: u64, retention: Retention, now: i64) -> Pass {

@@ -33,6 +33,7 @@ pub mod encode;
 pub mod generate;
 pub mod import;
 pub mod maintain;
+pub mod merge;
 pub mod read;
 pub mod summary;
 

@@ -228,7 +228,7 @@ mod tests {
                 })
             })
             .collect();
-        std::fs::write(&path, encode::rows_to_parquet(&mut rows)).unwrap();
+        std::fs::write(&path, encode::rows_to_parquet(&mut rows, encode::Layout::Runs)).unwrap();
         let file = File::open(&path).unwrap();
         let options = ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Optional);
         let metadata = ParquetRecordBatchReaderBuilder::try_new_with_options(file, options).unwrap().metadata().clone();

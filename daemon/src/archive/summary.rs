@@ -554,7 +554,7 @@ mod tests {
             .collect();
         let dir = data.join(hour_dir(HOUR_START));
         std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join(name), encode::rows_to_parquet(&mut rows)).unwrap();
+        std::fs::write(dir.join(name), encode::rows_to_parquet(&mut rows, encode::Layout::Batch)).unwrap();
     }
 
     fn read_all(data: &Path) -> HashMap<String, Summary> {

@@ -3,6 +3,7 @@
 //! cover the per-call latencies.
 
 pub mod bus;
+pub mod compaction;
 pub mod pipeline;
 pub mod sink;
 pub mod valuation;

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use clap::{Args, Subcommand};
 
 use crate::bench::bus::{self, BusBench};
+use crate::bench::compaction::{self, CompactionBench};
 use crate::bench::pipeline::{self, PipelineBench, PipelineReport};
 use crate::bench::sink::{self, SinkBench};
 use crate::bench::valuation::{self, ValuationBench};
@@ -79,6 +80,27 @@ enum Bench {
         /// Intervals applied.
         #[arg(long, default_value_t = 3)]
         intervals: u32,
+    },
+    /// One hour of the archive as the sink writes it (a batch file per partition and interval),
+    /// then its compaction: bytes per row per column before and after, the compaction's time
+    /// beside reading every batch file once, and one portfolio's rows over the hour (the history
+    /// page's read) before and after.
+    Compaction {
+        /// Investors.
+        #[arg(long, default_value_t = 1000)]
+        investors: u32,
+        /// Portfolios per investor.
+        #[arg(long, default_value_t = 1000)]
+        portfolios: u32,
+        /// Intervals in the hour (180 at 20 s).
+        #[arg(long, default_value_t = 180)]
+        intervals: u32,
+        /// Batch files per interval.
+        #[arg(long, default_value_t = 8)]
+        files_per_interval: u32,
+        /// Where the data folder goes (a temporary folder in it, removed after the run).
+        #[arg(long, value_name = "DIR", default_value = ".")]
+        dir: std::path::PathBuf,
     },
     /// Wall time of one valuation interval with many investors on the memory bus.
     Valuation {
@@ -158,6 +180,26 @@ enum Bench {
     },
 }
 
+fn print_compaction(report: &compaction::CompactionReport) {
+    let ms = |d: std::time::Duration| d.as_secs_f64() * 1000.0;
+    println!("compaction: one hour of {} rows", report.rows);
+    for (label, sizes) in [("batch files", &report.before), ("compacted", &report.after)] {
+        let columns: Vec<String> = sizes.columns.iter().map(|(name, bytes)| format!("{name} {bytes:.2}")).collect();
+        println!("  {label}: {} files, {:.2} B/row on disk ({})", sizes.files, sizes.total, columns.join(", "));
+    }
+    println!(
+        "  compaction {:.1} s; reading every batch file once {:.1} s (compaction / read = {:.2})",
+        report.compaction.as_secs_f64(),
+        report.read_all.as_secs_f64(),
+        report.compaction.as_secs_f64() / report.read_all.as_secs_f64()
+    );
+    println!(
+        "  one portfolio's rows over the hour (median of 5): {:.1} ms from the batch files, {:.1} ms compacted",
+        ms(report.one_portfolio.0),
+        ms(report.one_portfolio.1)
+    );
+}
+
 /// `--sync` values.
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 enum SyncArg {
@@ -226,6 +268,16 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
                 report.rows as f64 / report.elapsed.as_secs_f64(),
                 report.peak_rss as f64 / 1048576.0
             );
+        }
+        Bench::Compaction { investors, portfolios, intervals, files_per_interval, dir } => {
+            let folder = tempfile::tempdir_in(dir)?;
+            let bench = CompactionBench {
+                investors: *investors,
+                portfolios: *portfolios,
+                intervals: *intervals,
+                files_per_interval: *files_per_interval,
+            };
+            print_compaction(&compaction::run(&bench, folder.path())?);
         }
         Bench::Web { investors, portfolios, intervals } => {
             let bench = web::WebBench { investors: *investors, portfolios: *portfolios, intervals: *intervals };

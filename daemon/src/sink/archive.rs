@@ -62,7 +62,7 @@ pub fn write(
         .map(|file| {
             let mut hour_rows: Vec<ArchiveRow> =
                 rows[&file.partition].iter().filter(|row| hour_of(row.timestamp) == file.hour).copied().collect();
-            let bytes = encode::rows_to_parquet(&mut hour_rows);
+            let bytes = encode::rows_to_parquet(&mut hour_rows, encode::Layout::Batch);
             let base = file.name.rsplit('/').next().expect("a file name");
             let tmp = sink_partition_dir(data, topic, file.partition).join(format!("{TMP_PREFIX}{}-{base}", file.hour));
             let mut out = std::fs::File::create(&tmp).map_err(with_path(&tmp))?;
