@@ -6,8 +6,9 @@
 //! - **Compaction** merges, in each hour partition closed for a minute, the
 //!   batch files of the partitions of the topic this sink holds, of batches
 //!   already checkpointed (never one a crash could still roll back), into
-//!   files of at most [`MERGE_ROWS`] rows sorted by PORTFOLIO then
-//!   TIMESTAMP. The new hour folder (the merged files and hard links to
+//!   files of about [`MERGE_ROWS`] rows sorted by PORTFOLIO then
+//!   TIMESTAMP, each holding a range of portfolios whole ([`merge`]). The
+//!   new hour folder (the merged files and hard links to
 //!   every other file) is built in `.sink/archive-staging/` and swapped
 //!   with the old one in one `renameat2(RENAME_EXCHANGE)` under the
 //!   archive's exclusive lock, after checking that the merged files are
@@ -31,7 +32,7 @@ use super::merge::{self, Run, Target};
 use super::{ArchiveLock, DIR, HOUR, batch_of};
 use crate::fsutil::{LockAttempt, try_lock};
 
-/// Rows merged into one file at most (bounds a pass's memory to a few
+/// Rows merged into one file, about (bounds a pass's memory to a few
 /// hundred MB).
 pub const MERGE_ROWS: u64 = 4 << 20;
 

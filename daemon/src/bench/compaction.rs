@@ -77,11 +77,17 @@ struct Market {
 }
 
 impl Market {
+    /// One trade: a random ticker moves by up to ±5 %, to the cent.
+    fn trade(&mut self) {
+        let ticker = self.rng.random_range(0..24);
+        let step = self.rng.random_range(-0.05..=0.05);
+        self.prices[ticker] = crate::market::round_cents(self.prices[ticker] * (1.0 + step)).max(1.0);
+    }
+
+    /// An interval's trades (two exchanges, a trade every 2–5 s each).
     fn trade_interval(&mut self) {
         for _ in 0..11 {
-            let ticker = self.rng.random_range(0..24);
-            let step = self.rng.random_range(-0.05..=0.05);
-            self.prices[ticker] = crate::market::round_cents(self.prices[ticker] * (1.0 + step)).max(1.0);
+            self.trade();
         }
     }
 }
@@ -203,4 +209,51 @@ fn sizes(dir: &Path, rows: u64) -> anyhow::Result<Sizes> {
         columns: columns.into_iter().map(|(name, bytes)| (name, per_row(bytes))).collect(),
         total: per_row(total),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_benchmark_compacts_every_row_of_its_hour_into_fewer_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let bench = CompactionBench { investors: 20, portfolios: 50, intervals: 12, files_per_interval: 2 };
+        let report = run(&bench, dir.path()).unwrap();
+        assert_eq!(report.rows, 12_000);
+        assert_eq!(report.before.files, 24);
+        assert_eq!(report.after.files, 1, "12,000 rows make one file of a range");
+        for sizes in [&report.before, &report.after] {
+            let columns: f64 = sizes.columns.iter().map(|(_, bytes)| bytes).sum();
+            assert!(columns > 0.0 && columns < sizes.total, "{sizes:?}: the columns within the file");
+        }
+        // Every row once in the compacted hour, as the query reads it.
+        let mut counted = Count(0);
+        for path in crate::archive::read::files(dir.path(), Interval::default()).unwrap() {
+            crate::archive::read::scan(&path, None, Interval::default(), &mut counted).unwrap();
+        }
+        assert_eq!(counted.0, 12_000);
+    }
+
+    #[test]
+    fn the_market_moves_one_ticker_a_trade_by_at_most_five_percent_to_the_cent() {
+        let book = holdings(42);
+        assert_eq!(book, holdings(42), "holdings from the portfolio's id alone");
+        assert!(book.iter().all(|&(ticker, shares)| ticker < 24 && (100.0..1000.0).contains(&shares)));
+        let mut market = Market { prices: [10.0; 24], rng: StdRng::seed_from_u64(1) };
+        let mut moves = 0;
+        for _ in 0..20 {
+            let before = market.prices;
+            market.trade();
+            let moved: Vec<(f64, f64)> =
+                before.iter().zip(&market.prices).filter(|(a, b)| a != b).map(|(a, b)| (*a, *b)).collect();
+            assert!(moved.len() <= 1, "one ticker a trade: {moved:?}");
+            for (from, to) in moved {
+                assert!((to - from).abs() <= from * 0.05 + 0.005, "at most 5 %: {from} -> {to}");
+                assert_eq!(to, crate::market::round_cents(to), "to the cent");
+                moves += 1;
+            }
+        }
+        assert!(moves >= 15, "{moves} of 20 trades moved a price");
+    }
 }
