@@ -5,10 +5,14 @@
 //!
 //! - **Compaction** merges, in each hour partition closed for a minute, the
 //!   batch files of the partitions of the topic this sink holds, of batches
-//!   already checkpointed (never one a crash could still roll back), into
-//!   files of about [`MERGE_ROWS`] rows sorted by PORTFOLIO then
-//!   TIMESTAMP, each holding a range of portfolios whole ([`merge`]). The
-//!   new hour folder (the merged files and hard links to
+//!   already checkpointed (never one a crash could still roll back), and
+//!   the hour's generations, into files of about [`MERGE_ROWS`] rows sorted
+//!   by PORTFOLIO then TIMESTAMP, each holding a range of portfolios whole
+//!   ([`merge`]). In the open hour, the checkpointed batch files become a
+//!   generation of such files (`g-…`) once there are [`OPEN_HOUR_FILES`],
+//!   so that a reader of one portfolio opens a file per generation, not
+//!   per batch.
+//!   The new hour folder (the merged files and hard links to
 //!   every other file) is built in `.sink/archive-staging/` and swapped
 //!   with the old one in one `renameat2(RENAME_EXCHANGE)` under the
 //!   archive's exclusive lock, after checking that the merged files are
@@ -123,10 +127,8 @@ pub fn run(pass: &Pass) -> io::Result<Report> {
         if pass.stop.load(Ordering::Relaxed) {
             return Ok(report);
         }
-        if hour.start + HOUR + CLOSED_AFTER > pass.now {
-            continue;
-        }
-        let merged = compact_hour(pass, &hour, &staging)?;
+        let closed = hour.start + HOUR + CLOSED_AFTER <= pass.now;
+        let merged = compact_hour(pass, &hour, &staging, closed)?;
         if merged > 0 {
             report.compacted_hours += 1;
             report.merged_files += merged;
@@ -175,38 +177,68 @@ fn dir_bytes(dir: &Path) -> io::Result<u64> {
     Ok(total)
 }
 
-/// Merges the batch files of `hour` that `pass` may merge; returns how
-/// many were merged (0: none, or the folder changed under it).
-fn compact_hour(pass: &Pass, hour: &Hour, staging: &Path) -> io::Result<u64> {
-    let candidates: Vec<String> = names(&hour.dir)?
-        .into_iter()
+/// Checkpointed batch files an open hour gathers before they are merged
+/// into a generation (one level of merge: every run read at once).
+const OPEN_HOUR_FILES: usize = merge::FAN_IN;
+
+/// The generation of an open hour's merged file `name` of `topic`
+/// (`g-TOPIC-GENERATION-RANGE.parquet`), if it is one.
+fn generation_of<'a>(name: &'a str, topic: &str) -> Option<&'a str> {
+    let rest = name.strip_prefix("g-")?.strip_prefix(topic)?.strip_prefix('-')?.strip_suffix(".parquet")?;
+    Some(rest.rsplit_once('-')?.0)
+}
+
+/// Merges what `pass` may merge in `hour`; returns how many files were
+/// merged (0: none, or the folder changed under it).
+/// - An open hour: once it holds [`OPEN_HOUR_FILES`] checkpointed batch
+///   files or more, they become a generation of range files (`g-…`), so a
+///   reader of one portfolio opens one file per generation, not one per
+///   batch.
+/// - A closed hour: its checkpointed batch files and its generations
+///   become its range files (`c-…`).
+fn compact_hour(pass: &Pass, hour: &Hour, staging: &Path, closed: bool) -> io::Result<u64> {
+    let names = names(&hour.dir)?;
+    let batches: Vec<&String> = names
+        .iter()
         .filter(|name| {
             batch_of(name, &pass.topic).is_some_and(|(partition, batch)| {
                 pass.checkpointed.get(&partition).is_some_and(|&checkpointed| batch <= checkpointed)
             })
         })
         .collect();
-    if candidates.len() < 2 {
+    let mut generations: BTreeMap<&str, Vec<&String>> = BTreeMap::new();
+    if closed {
+        for name in &names {
+            if let Some(generation) = generation_of(name, &pass.topic) {
+                generations.entry(generation).or_default().push(name);
+            }
+        }
+    }
+    let enough = if closed { batches.len() + generations.len() >= 2 } else { batches.len() >= OPEN_HOUR_FILES };
+    if !enough {
         return Ok(0);
     }
+    let mut runs: Vec<Run> = batches.iter().map(|name| vec![hour.dir.join(name)]).collect();
+    // A generation's files, by name, are in range order.
+    runs.extend(generations.values().map(|files| files.iter().map(|name| hour.dir.join(name)).collect()));
+    let candidates: Vec<&String> = batches.iter().copied().chain(generations.values().flatten().copied()).collect();
     let started = std::time::Instant::now();
     let work = staging.join(format!("hour-{}", unique()));
     let new = work.join("new");
     std::fs::create_dir_all(&new).map_err(with_path(&new))?;
-    let runs: Vec<Run> = candidates.iter().map(|name| vec![hour.dir.join(name)]).collect();
-    let prefix = format!("c-{}-{}", pass.topic, unique());
+    let prefix = format!("{}-{}-{}", if closed { "c" } else { "g" }, pass.topic, unique());
     let target =
         Target { dir: &new, prefix: &prefix, scratch: &work.join("scratch"), max_rows: MERGE_ROWS, stop: &pass.stop };
     let Some(written) = merge::merge(runs, &target)? else {
         return Ok(0);
     };
     let _lock = ArchiveLock::exclusive(&pass.data)?;
-    let now: BTreeSet<String> = names(&hour.dir)?.into_iter().collect();
-    if !candidates.iter().all(|name| now.contains(name)) {
+    let now: BTreeSet<String> = self::names(&hour.dir)?.into_iter().collect();
+    if !candidates.iter().all(|name| now.contains(*name)) {
         tracing::info!(hour = %hour.dir.display(), "archive compaction: the hour changed meanwhile; left for the next pass");
         return Ok(0);
     }
-    let merged: BTreeSet<&String> = candidates.iter().collect();
+    let merged: BTreeSet<&String> = candidates.iter().copied().collect();
     for name in now.iter().filter(|name| !merged.contains(name)) {
         std::fs::hard_link(hour.dir.join(name), new.join(name)).map_err(with_path(&hour.dir.join(name)))?;
     }
@@ -217,8 +249,9 @@ fn compact_hour(pass: &Pass, hour: &Hour, staging: &Path) -> io::Result<u64> {
     crate::fsutil::sync_dir(&work).map_err(with_path(&work))?;
     tracing::info!(
         hour = %hour.dir.display(),
-        "archive: compacted {} batch files into {} files by portfolio range in {:.1} s",
-        candidates.len(),
+        "archive: merged {} batch files and {} generations into {} files by portfolio range in {:.1} s",
+        batches.len(),
+        generations.len(),
         written.len(),
         started.elapsed().as_secs_f64()
     );
@@ -385,6 +418,42 @@ mod tests {
         let again = run(&pass(data, 32, Retention::default(), hour + 2 * HOUR)).unwrap();
         assert_eq!((again.compacted_hours, again.merged_files), (1, 5), "only the closed hour's 5 new files");
         assert_eq!(read_all(data).len(), 30_020);
+    }
+
+    #[test]
+    fn an_open_hour_merges_its_batches_into_generations_and_its_close_merges_them_all() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path();
+        let hour = 1_764_579_600; // 2025-12-01 09:00 UTC
+        let in_hour = |prefix: &str| {
+            names(&data.join(hour_dir(hour))).unwrap().into_iter().filter(|n| n.starts_with(prefix)).count()
+        };
+        // Writes batches `batches` and runs a pass at minute 30 (the hour
+        // open), every batch checkpointed.
+        let open = |batches: std::ops::RangeInclusive<u64>| {
+            let last = *batches.end();
+            for batch in batches {
+                write_batch(data, hour, batch, batch as usize * 100, 100);
+            }
+            run(&pass(data, last, Retention::default(), hour + HOUR / 2)).unwrap()
+        };
+        // Fewer than OPEN_HOUR_FILES checkpointed batches: left alone.
+        assert_eq!(open(1..=OPEN_HOUR_FILES as u64 - 1).merged_files, 0);
+        assert_eq!(in_hour("b-"), OPEN_HOUR_FILES - 1);
+        // 70: all of them become a generation.
+        assert_eq!(open(OPEN_HOUR_FILES as u64..=70).merged_files, 70);
+        assert_eq!((in_hour("g-"), in_hour("b-"), in_hour("c-")), (1, 0, 0));
+        let expected = read_all(data);
+        assert_eq!(expected.len(), 7000);
+        // 6 more: fewer than OPEN_HOUR_FILES new ones, nothing merged.
+        assert_eq!(open(71..=76).merged_files, 0);
+        assert_eq!((in_hour("g-"), in_hour("b-")), (1, 6));
+        let expected = read_all(data);
+        // Closed: the generation and the 6 batches become the hour's files.
+        let closed = run(&pass(data, 76, Retention::default(), hour + 2 * HOUR)).unwrap();
+        assert_eq!(closed.merged_files, 1 + 6);
+        assert_eq!((in_hour("g-"), in_hour("b-"), in_hour("c-")), (0, 0, 1));
+        assert_eq!(read_all(data), expected, "every row once");
     }
 
     #[test]

@@ -39,6 +39,10 @@ pub struct CompactionBench {
     /// Batch files per interval (the sink writes one per partition and
     /// poll: about 8–10 at the seed's scale).
     pub files_per_interval: u32,
+    /// A maintenance pass while the hour is open every this many
+    /// intervals, as the sink's minute-by-minute passes (0: none; the
+    /// hour's batch files all wait for its close).
+    pub open_every: u32,
 }
 
 /// Sizes of one state of the hour.
@@ -57,11 +61,14 @@ pub struct Sizes {
 pub struct CompactionReport {
     /// Rows in the hour.
     pub rows: u64,
-    /// The batch files.
+    /// The hour's files at its end, before its close: batch files (and
+    /// the generations of the passes while it was open).
     pub before: Sizes,
     /// The compacted hour.
     pub after: Sizes,
-    /// The compaction pass.
+    /// The passes while the hour was open: how many, and their time.
+    pub open_passes: (u32, Duration),
+    /// The compaction pass at the hour's close.
     pub compaction: Duration,
     /// Reading every batch file once, every column (the floor).
     pub read_all: Duration,
@@ -111,6 +118,15 @@ pub fn run(bench: &CompactionBench, data: &Path) -> anyhow::Result<CompactionRep
     let mut market = Market { prices: std::array::from_fn(|i| 20.0 + 40.0 * i as f64), rng: StdRng::seed_from_u64(7) };
     let mut previous: Vec<Option<f64>> = vec![None; ids.len()];
     let files = bench.files_per_interval.max(1) as usize;
+    let pass = |now: i64| Pass {
+        data: data.to_path_buf(),
+        topic: "Portfolios".into(),
+        checkpointed: (0..files as i32).map(|p| (p, u64::MAX)).collect::<BTreeMap<_, _>>(),
+        retention: Retention::default(),
+        now,
+        stop: Arc::new(AtomicBool::new(false)),
+    };
+    let mut open_passes = (0, Duration::ZERO);
     std::fs::create_dir_all(data.join(hour_dir(hour)))?;
     for interval in 0..bench.intervals {
         market.trade_interval();
@@ -131,6 +147,11 @@ pub fn run(bench: &CompactionBench, data: &Path) -> anyhow::Result<CompactionRep
             let path = data.join(batch_file("Portfolios", file as i32, batch, 1, hour));
             std::fs::write(path, encode::rows_to_parquet(&mut mine, Layout::Batch))
         })?;
+        if bench.open_every > 0 && (interval + 1) % bench.open_every == 0 {
+            let started = Instant::now();
+            maintain::run(&pass(timestamp + 20))?;
+            open_passes = (open_passes.0 + 1, open_passes.1 + started.elapsed());
+        }
     }
     Coverage::mark_covering(data)?;
     let rows = ids.len() as u64 * u64::from(bench.intervals);
@@ -145,21 +166,21 @@ pub fn run(bench: &CompactionBench, data: &Path) -> anyhow::Result<CompactionRep
     }
     let read_all = started.elapsed();
     anyhow::ensure!(counted.0 == rows, "read {} rows of {rows}", counted.0);
-    let pass = Pass {
-        data: data.to_path_buf(),
-        topic: "Portfolios".into(),
-        checkpointed: (0..files as i32).map(|p| (p, u64::MAX)).collect::<BTreeMap<_, _>>(),
-        retention: Retention::default(),
-        now: hour + 2 * HOUR,
-        stop: Arc::new(AtomicBool::new(false)),
-    };
     let started = Instant::now();
-    let report = maintain::run(&pass)?;
+    let report = maintain::run(&pass(hour + 2 * HOUR))?;
     let compaction = started.elapsed();
     anyhow::ensure!(report.compacted_hours == 1, "the hour was not compacted: {report:?}");
     let after = sizes(&hour_folder, rows)?;
     let one_after = one_portfolio(data, &tried)?;
-    Ok(CompactionReport { rows, before, after, compaction, read_all, one_portfolio: (one_before, one_after) })
+    Ok(CompactionReport {
+        rows,
+        before,
+        after,
+        open_passes,
+        compaction,
+        read_all,
+        one_portfolio: (one_before, one_after),
+    })
 }
 
 struct Count(u64);
@@ -218,10 +239,12 @@ mod tests {
     #[test]
     fn the_benchmark_compacts_every_row_of_its_hour_into_fewer_files() {
         let dir = tempfile::tempdir().unwrap();
-        let bench = CompactionBench { investors: 20, portfolios: 50, intervals: 12, files_per_interval: 2 };
+        let bench =
+            CompactionBench { investors: 20, portfolios: 50, intervals: 12, files_per_interval: 2, open_every: 0 };
         let report = run(&bench, dir.path()).unwrap();
         assert_eq!(report.rows, 12_000);
         assert_eq!(report.before.files, 24);
+        assert_eq!(report.open_passes.0, 0);
         assert_eq!(report.after.files, 1, "12,000 rows make one file of a range");
         for sizes in [&report.before, &report.after] {
             let columns: f64 = sizes.columns.iter().map(|(_, bytes)| bytes).sum();
@@ -233,6 +256,24 @@ mod tests {
             crate::archive::read::scan(&path, None, Interval::default(), &mut counted).unwrap();
         }
         assert_eq!(counted.0, 12_000);
+    }
+
+    #[test]
+    fn passes_while_the_hour_is_open_leave_generations_that_its_close_merges() {
+        let dir = tempfile::tempdir().unwrap();
+        // 8 files an interval: 64 (a generation) after 8 intervals.
+        let bench =
+            CompactionBench { investors: 10, portfolios: 20, intervals: 20, files_per_interval: 8, open_every: 4 };
+        let report = run(&bench, dir.path()).unwrap();
+        assert_eq!(report.open_passes.0, 5);
+        // Generations at intervals 8 and 16 (64 files each), then 32 batch files.
+        assert_eq!(report.before.files, 2 + 32, "{report:?}");
+        assert_eq!(report.after.files, 1);
+        let mut counted = Count(0);
+        for path in crate::archive::read::files(dir.path(), Interval::default()).unwrap() {
+            crate::archive::read::scan(&path, None, Interval::default(), &mut counted).unwrap();
+        }
+        assert_eq!(counted.0, 4_000);
     }
 
     #[test]

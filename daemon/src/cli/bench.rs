@@ -98,6 +98,10 @@ enum Bench {
         /// Batch files per interval.
         #[arg(long, default_value_t = 8)]
         files_per_interval: u32,
+        /// Run a maintenance pass every this many intervals while the hour is open, as the
+        /// sink's passes do (its batch files become generations); 0: none.
+        #[arg(long, default_value_t = 0)]
+        open_every: u32,
         /// Where the data folder goes (a temporary folder in it, removed after the run).
         #[arg(long, value_name = "DIR", default_value = ".")]
         dir: std::path::PathBuf,
@@ -183,18 +187,25 @@ enum Bench {
 fn print_compaction(report: &compaction::CompactionReport) {
     let ms = |d: std::time::Duration| d.as_secs_f64() * 1000.0;
     println!("compaction: one hour of {} rows", report.rows);
-    for (label, sizes) in [("batch files", &report.before), ("compacted", &report.after)] {
+    if report.open_passes.0 > 0 {
+        println!(
+            "  passes while the hour was open: {}, {:.1} s in all",
+            report.open_passes.0,
+            report.open_passes.1.as_secs_f64()
+        );
+    }
+    for (label, sizes) in [("at the hour's end", &report.before), ("compacted", &report.after)] {
         let columns: Vec<String> = sizes.columns.iter().map(|(name, bytes)| format!("{name} {bytes:.2}")).collect();
         println!("  {label}: {} files, {:.2} B/row on disk ({})", sizes.files, sizes.total, columns.join(", "));
     }
     println!(
-        "  compaction {:.1} s; reading every batch file once {:.1} s (compaction / read = {:.2})",
+        "  compaction at the close {:.1} s; reading the hour's files once {:.1} s (compaction / read = {:.2})",
         report.compaction.as_secs_f64(),
         report.read_all.as_secs_f64(),
         report.compaction.as_secs_f64() / report.read_all.as_secs_f64()
     );
     println!(
-        "  one portfolio's rows over the hour (median of 5): {:.1} ms from the batch files, {:.1} ms compacted",
+        "  one portfolio's rows over the hour (median of 5): {:.1} ms at the hour's end, {:.1} ms compacted",
         ms(report.one_portfolio.0),
         ms(report.one_portfolio.1)
     );
@@ -269,13 +280,14 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
                 report.peak_rss as f64 / 1048576.0
             );
         }
-        Bench::Compaction { investors, portfolios, intervals, files_per_interval, dir } => {
+        Bench::Compaction { investors, portfolios, intervals, files_per_interval, open_every, dir } => {
             let folder = tempfile::tempdir_in(dir)?;
             let bench = CompactionBench {
                 investors: *investors,
                 portfolios: *portfolios,
                 intervals: *intervals,
                 files_per_interval: *files_per_interval,
+                open_every: *open_every,
             };
             print_compaction(&compaction::run(&bench, folder.path())?);
         }
