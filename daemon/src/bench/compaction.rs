@@ -160,12 +160,9 @@ pub fn run(bench: &CompactionBench, data: &Path) -> anyhow::Result<CompactionRep
     let tried: Vec<PortfolioId> = (0..5).map(|k| ids[(k * 7919 + 13) % ids.len()]).collect();
     let one_before = one_portfolio(data, &tried)?;
     let started = Instant::now();
-    let mut counted = Count(0);
-    for path in crate::archive::read::files(data, Interval::default())? {
-        crate::archive::read::scan(&path, None, Interval::default(), &mut counted)?;
-    }
+    let counted = read_every_row(data)?;
     let read_all = started.elapsed();
-    anyhow::ensure!(counted.0 == rows, "read {} rows of {rows}", counted.0);
+    anyhow::ensure!(counted == rows, "read {counted} rows of {rows}");
     let started = Instant::now();
     let report = maintain::run(&pass(hour + 2 * HOUR))?;
     let compaction = started.elapsed();
@@ -184,6 +181,16 @@ pub fn run(bench: &CompactionBench, data: &Path) -> anyhow::Result<CompactionRep
 }
 
 struct Count(u64);
+
+/// Reads every column of every row of the archive of `data` once;
+/// returns how many rows.
+fn read_every_row(data: &Path) -> std::io::Result<u64> {
+    let mut counted = Count(0);
+    for path in crate::archive::read::files(data, Interval::default())? {
+        crate::archive::read::scan(&path, None, Interval::default(), &mut counted)?;
+    }
+    Ok(counted.0)
+}
 
 impl BatchConsumer for Count {
     fn take(&mut self, batch: &arrow::array::RecordBatch) {
@@ -250,12 +257,7 @@ mod tests {
             let columns: f64 = sizes.columns.iter().map(|(_, bytes)| bytes).sum();
             assert!(columns > 0.0 && columns < sizes.total, "{sizes:?}: the columns within the file");
         }
-        // Every row once in the compacted hour, as the query reads it.
-        let mut counted = Count(0);
-        for path in crate::archive::read::files(dir.path(), Interval::default()).unwrap() {
-            crate::archive::read::scan(&path, None, Interval::default(), &mut counted).unwrap();
-        }
-        assert_eq!(counted.0, 12_000);
+        assert_eq!(read_every_row(dir.path()).unwrap(), 12_000, "every row once in the compacted hour");
     }
 
     #[test]
@@ -269,11 +271,7 @@ mod tests {
         // Generations at intervals 8 and 16 (64 files each), then 32 batch files.
         assert_eq!(report.before.files, 2 + 32, "{report:?}");
         assert_eq!(report.after.files, 1);
-        let mut counted = Count(0);
-        for path in crate::archive::read::files(dir.path(), Interval::default()).unwrap() {
-            crate::archive::read::scan(&path, None, Interval::default(), &mut counted).unwrap();
-        }
-        assert_eq!(counted.0, 4_000);
+        assert_eq!(read_every_row(dir.path()).unwrap(), 4_000, "every row once in the compacted hour");
     }
 
     #[test]
