@@ -4,6 +4,11 @@ use std::fs::{self, File, TryLockError};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::Path;
 
+/// An I/O error's context: `path`, then the error (for `map_err`).
+pub fn with_path(path: &Path) -> impl FnOnce(io::Error) -> io::Error + '_ {
+    move |error| io::Error::new(error.kind(), format!("{}: {error}", path.display()))
+}
+
 /// Replaces `path` with `contents` atomically and durably: writes a
 /// temporary file beside it, syncs it, renames it over `path`, and syncs the
 /// directory, so that after a crash `path` holds either the old or the new

@@ -18,7 +18,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use super::{ArchiveRow, Coverage, DIR, encode, hour_dir, hour_of, maintain::MERGE_ROWS};
-use crate::fsutil::{LockAttempt, try_lock};
+use crate::fsutil::{LockAttempt, try_lock, with_path};
 use crate::layout::portfolio_files;
 use crate::query::RowsConsumer;
 use crate::query::batch::{Columns, Interval};
@@ -88,8 +88,8 @@ pub fn import(data: &Path) -> Result<Imported, ImportError> {
     let mut imported = Imported::default();
     let mut pending: Vec<ArchiveRow> = Vec::new();
     for (_, path) in portfolio_files(data)? {
-        let (rows, skipped) = scan(&path, Columns::All, Interval::default(), RowsConsumer::default)
-            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
+        let (rows, skipped) =
+            scan(&path, Columns::All, Interval::default(), RowsConsumer::default).map_err(with_path(&path))?;
         for warning in &skipped.warnings {
             tracing::warn!("{warning}");
         }

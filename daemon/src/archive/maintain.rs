@@ -34,7 +34,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::merge::{self, Run, Target};
 use super::{ArchiveLock, DIR, HOUR, batch_of};
-use crate::fsutil::{LockAttempt, try_lock};
+use crate::fsutil::{LockAttempt, try_lock, with_path};
 
 /// Rows merged into one file, about (bounds a pass's memory to a few
 /// hundred MB).
@@ -104,10 +104,6 @@ fn staging(data: &Path) -> PathBuf {
 
 fn unique() -> u128 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos())
-}
-
-fn with_path(path: &Path) -> impl FnOnce(io::Error) -> io::Error + '_ {
-    move |error| io::Error::new(error.kind(), format!("{}: {error}", path.display()))
 }
 
 /// Runs one pass over the archive of `pass.data`.
@@ -197,8 +193,8 @@ fn generation_of<'a>(name: &'a str, topic: &str) -> Option<&'a str> {
 /// - A closed hour: its checkpointed batch files and its generations
 ///   become its range files (`c-…`).
 fn compact_hour(pass: &Pass, hour: &Hour, staging: &Path, closed: bool) -> io::Result<u64> {
-    let names = names(&hour.dir)?;
-    let batches: Vec<&String> = names
+    let listing = names(&hour.dir)?;
+    let batches: Vec<&String> = listing
         .iter()
         .filter(|name| {
             batch_of(name, &pass.topic).is_some_and(|(partition, batch)| {
@@ -208,7 +204,7 @@ fn compact_hour(pass: &Pass, hour: &Hour, staging: &Path, closed: bool) -> io::R
         .collect();
     let mut generations: BTreeMap<&str, Vec<&String>> = BTreeMap::new();
     if closed {
-        for name in &names {
+        for name in &listing {
             if let Some(generation) = generation_of(name, &pass.topic) {
                 generations.entry(generation).or_default().push(name);
             }
@@ -233,7 +229,7 @@ fn compact_hour(pass: &Pass, hour: &Hour, staging: &Path, closed: bool) -> io::R
         return Ok(0);
     };
     let _lock = ArchiveLock::exclusive(&pass.data)?;
-    let now: BTreeSet<String> = self::names(&hour.dir)?.into_iter().collect();
+    let now: BTreeSet<String> = names(&hour.dir)?.into_iter().collect();
     if !candidates.iter().all(|name| now.contains(*name)) {
         tracing::info!(hour = %hour.dir.display(), "archive compaction: the hour changed meanwhile; left for the next pass");
         return Ok(0);

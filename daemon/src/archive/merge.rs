@@ -30,6 +30,7 @@ use arrow::datatypes::TimestampMillisecondType;
 use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
 
 use super::encode::{self, Layout};
+use crate::fsutil::with_path;
 
 /// Files whose rows, read one after the other, are in the archive's
 /// order.
@@ -59,10 +60,6 @@ pub struct Target<'a> {
 
 fn invalid(path: &Path, error: impl std::fmt::Display) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, format!("{}: {error}", path.display()))
-}
-
-fn with_path(path: &Path) -> impl FnOnce(io::Error) -> io::Error + '_ {
-    move |error| io::Error::new(error.kind(), format!("{}: {error}", path.display()))
 }
 
 /// Merges `runs` into files of about `target.max_rows` rows, each sorted by
@@ -96,30 +93,32 @@ pub fn merge(runs: Vec<Run>, target: &Target) -> io::Result<Option<Run>> {
     Ok(merged)
 }
 
-/// A run being read in order, a page of rows at a time: the rows read and
-/// not yet merged, and the last PORTFOLIO read.
+/// A run being read in order, a page of rows at a time: the files not
+/// opened yet, the one being read, the rows read and not yet merged, and
+/// the last PORTFOLIO read.
 struct Cursor {
     files: VecDeque<PathBuf>,
     reader: Option<(PathBuf, ParquetRecordBatchReader)>,
     held: VecDeque<RecordBatch>,
-    held_rows: usize,
     last: Option<Vec<u8>>,
-    done: bool,
 }
 
 impl Cursor {
     fn new(run: &Run) -> Cursor {
-        Cursor {
-            files: run.iter().cloned().collect(),
-            reader: None,
-            held: VecDeque::new(),
-            held_rows: 0,
-            last: None,
-            done: false,
-        }
+        Cursor { files: run.iter().cloned().collect(), reader: None, held: VecDeque::new(), last: None }
     }
 
-    /// Reads the run's next rows into `held`; at its end, marks it done.
+    /// Whether every row of the run has been read.
+    fn done(&self) -> bool {
+        self.reader.is_none() && self.files.is_empty()
+    }
+
+    /// The rows read and not yet merged.
+    fn held_rows(&self) -> usize {
+        self.held.iter().map(RecordBatch::num_rows).sum()
+    }
+
+    /// Reads the run's next rows into `held` (none at its end).
     fn read(&mut self) -> io::Result<()> {
         loop {
             if let Some((path, reader)) = &mut self.reader {
@@ -133,7 +132,6 @@ impl Cursor {
                         }
                         let portfolios = batch.column(0).as_string::<i32>();
                         self.last = Some(portfolios.value(batch.num_rows() - 1).as_bytes().to_vec());
-                        self.held_rows += batch.num_rows();
                         self.held.push_back(batch);
                         return Ok(());
                     }
@@ -141,7 +139,6 @@ impl Cursor {
                 }
             }
             let Some(path) = self.files.pop_front() else {
-                self.done = true;
                 return Ok(());
             };
             let file = File::open(&path).map_err(with_path(&path))?;
@@ -163,7 +160,6 @@ impl Cursor {
             });
             if below > 0 {
                 out.push(batch.slice(0, below));
-                self.held_rows -= below;
             }
             if below < batch.num_rows() {
                 self.held.push_front(batch.slice(below, batch.num_rows() - below));
@@ -189,12 +185,12 @@ fn partition_point(len: usize, below: impl Fn(usize) -> bool) -> usize {
 /// is read.
 fn next_range(cursors: &mut [Cursor], max_rows: usize) -> io::Result<Option<Vec<RecordBatch>>> {
     loop {
-        let held: usize = cursors.iter().map(|cursor| cursor.held_rows).sum();
+        let held: usize = cursors.iter().map(Cursor::held_rows).sum();
         // The run furthest behind: not started, or the smallest last PORTFOLIO.
         let behind = cursors
             .iter()
             .enumerate()
-            .filter(|(_, cursor)| !cursor.done)
+            .filter(|(_, cursor)| !cursor.done())
             .min_by(|(_, a), (_, b)| a.last.cmp(&b.last))
             .map(|(index, _)| index);
         let Some(behind) = behind else {
@@ -251,7 +247,9 @@ fn write_sorted(parts: &[RecordBatch], path: &Path) -> io::Result<()> {
 /// parts' order). A k-way merge of the sorted parts compared strings at
 /// every step and took three times as long.
 fn merged_order(parts: &[RecordBatch]) -> Vec<(usize, usize)> {
-    let mut ranks: HashMap<&[u8], u32> = HashMap::new();
+    // Each row's PORTFOLIO as an id (first seen, first numbered), then as
+    // its rank.
+    let mut ids: HashMap<&[u8], u32> = HashMap::new();
     let mut row_ranks: Vec<u32> = Vec::with_capacity(parts.iter().map(RecordBatch::num_rows).sum());
     for part in parts {
         let portfolios = part.column(0).as_string::<i32>();
@@ -261,8 +259,8 @@ fn merged_order(parts: &[RecordBatch]) -> Vec<(usize, usize)> {
             let id = match previous {
                 Some((last, id)) if last == key => id,
                 _ => {
-                    let next = ranks.len() as u32;
-                    *ranks.entry(key).or_insert(next)
+                    let next = ids.len() as u32;
+                    *ids.entry(key).or_insert(next)
                 }
             };
             previous = Some((key, id));
@@ -270,25 +268,28 @@ fn merged_order(parts: &[RecordBatch]) -> Vec<(usize, usize)> {
         }
     }
     // Ids in first-seen order, to ranks in PORTFOLIO order.
-    let mut by_key: Vec<(&[u8], u32)> = ranks.into_iter().collect();
+    let mut by_key: Vec<(&[u8], u32)> = ids.into_iter().collect();
     by_key.sort_unstable();
     let mut rank_of_id = vec![0u32; by_key.len()];
     for (rank, (_, id)) in by_key.iter().enumerate() {
         rank_of_id[*id as usize] = rank as u32;
     }
+    for id in &mut row_ranks {
+        *id = rank_of_id[*id as usize];
+    }
     let mut starts = vec![0usize; by_key.len() + 1];
-    for id in &row_ranks {
-        starts[rank_of_id[*id as usize] as usize + 1] += 1;
+    for rank in &row_ranks {
+        starts[*rank as usize + 1] += 1;
     }
     for rank in 1..starts.len() {
         starts[rank] += starts[rank - 1];
     }
     let mut next = starts.clone();
     let mut order = vec![(0, 0); row_ranks.len()];
-    let mut ids = row_ranks.into_iter();
+    let mut ranks_in_order = row_ranks.into_iter();
     for (part, batch) in parts.iter().enumerate() {
         for row in 0..batch.num_rows() {
-            let rank = rank_of_id[ids.next().expect("a rank per row") as usize] as usize;
+            let rank = ranks_in_order.next().expect("a rank per row") as usize;
             order[next[rank]] = (part, row);
             next[rank] += 1;
         }

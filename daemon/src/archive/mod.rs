@@ -15,8 +15,8 @@
 //!   and hour (`b-TOPIC-P-BATCH-UNIQUE.parquet`), listed in the batch's
 //!   intent, so a batch rolled back after a crash takes its file with it.
 //! - Compaction replaces an hour folder's small files by larger sorted ones,
-//!   each holding a range of portfolios, in one step: a new folder holding the merged files and hard links to
-//!   every other file is swapped with the old one (`renameat2` with
+//!   each holding a range of portfolios, in one step: a new folder holding
+//!   the merged files and hard links to every other file is swapped with the old one (`renameat2` with
 //!   `RENAME_EXCHANGE`); a reader lists one folder or the other, never a
 //!   mix. It merges only files of batches already checkpointed.
 //! - Every change of an hour folder's contents (a file renamed in, a

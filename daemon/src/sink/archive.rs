@@ -14,6 +14,7 @@ use rayon::prelude::*;
 
 use crate::archive::{ArchiveLock, ArchiveRow, DIR, batch_file, encode, hour_of};
 use crate::config::SyncMode;
+use crate::fsutil::with_path;
 use crate::layout::sink_partition_dir;
 
 /// Prefix of the temporary files in a partition's folder.
@@ -124,8 +125,4 @@ pub fn clear_tmp(dir: &Path) -> io::Result<()> {
         }
     }
     Ok(())
-}
-
-fn with_path(path: &Path) -> impl FnOnce(io::Error) -> io::Error + '_ {
-    move |error| io::Error::new(error.kind(), format!("{}: {error}", path.display()))
 }

@@ -672,9 +672,6 @@ impl<C: Consumer> Sink<C> {
         }
     }
 
-    /// Between batches (none being synced, so no intent refers to a log's
-    /// length), rewrites the identity logs grown well past one record per
-    /// portfolio.
     /// Makes the batch before durable, so that no intent refers to what
     /// the upkeep rewrites or cuts, then rewrites the identities logs grown
     /// past their portfolios and does the archive's and the CSV window's
@@ -685,6 +682,9 @@ impl<C: Consumer> Sink<C> {
         self.upkeep()
     }
 
+    /// Between batches (none being synced, so no intent refers to a log's
+    /// length), rewrites the identity logs grown well past one record per
+    /// portfolio.
     fn compact_identities(&mut self) -> Result<(), SinkError> {
         if self.syncing.is_some() {
             return Ok(());
