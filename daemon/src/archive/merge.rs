@@ -30,6 +30,7 @@ use arrow::datatypes::TimestampMillisecondType;
 use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
 
 use super::encode::{self, Layout};
+use super::pread::PositionedFile;
 use crate::fsutil::with_path;
 
 /// Files whose rows, read one after the other, are in the archive's
@@ -141,7 +142,7 @@ impl Cursor {
             let Some(path) = self.files.pop_front() else {
                 return Ok(());
             };
-            let file = File::open(&path).map_err(with_path(&path))?;
+            let file = PositionedFile::open(&path).map_err(with_path(&path))?;
             let reader = ParquetRecordBatchReaderBuilder::try_new(file)
                 .and_then(|builder| builder.with_batch_size(READ_ROWS).build())
                 .map_err(|e| invalid(&path, e))?;

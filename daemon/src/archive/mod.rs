@@ -34,6 +34,7 @@ pub mod generate;
 pub mod import;
 pub mod maintain;
 pub mod merge;
+pub mod pread;
 pub mod read;
 pub mod summary;
 

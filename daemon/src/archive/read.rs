@@ -2,22 +2,29 @@
 //! touches, as record batches in the query's file schema (TIMESTAMP in
 //! seconds), filtered to the interval and, when asked, to one portfolio
 //! (row groups and pages whose PORTFOLIO statistics cannot hold it are not
-//! read).
+//! read); or, for the statistics, as runs of each portfolio's times and
+//! NAVs ([`scan_runs`]).
 
-use std::fs::File;
 use std::io;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, RecordBatch, StringArray};
+use arrow::array::{Array, ArrayRef, AsArray, DictionaryArray, RecordBatch, StringArray};
 use arrow::compute::kernels::cmp;
 use arrow::compute::{cast, filter_record_batch};
-use arrow::datatypes::{DataType, TimeUnit};
+use arrow::datatypes::{
+    DataType, Field, Float64Type, Int32Type, Schema, TimeUnit, TimestampMicrosecondType, TimestampMillisecondType,
+    TimestampNanosecondType, TimestampSecondType,
+};
 use parquet::arrow::ProjectionMask;
-use parquet::arrow::arrow_reader::{ArrowReaderOptions, ParquetRecordBatchReaderBuilder, RowSelection, RowSelector};
+use parquet::arrow::arrow_reader::{
+    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder, RowSelection, RowSelector,
+};
 use parquet::file::metadata::{ColumnChunkMask, PageIndexPolicy, ParquetMetaData};
 use parquet::file::page_index::column_index::ColumnIndexMetaData;
 
+use super::pread::PositionedFile;
 use super::{DIR, HOUR, hour_of_dir};
 use crate::market::PortfolioId;
 use crate::query::batch::{BATCH_ROWS, BatchConsumer, FILE_SCHEMA, Interval, deliver};
@@ -77,33 +84,14 @@ fn read_dir_names(dir: &Path) -> io::Result<Vec<String>> {
 }
 
 /// Reads `path` into `consumer`: the rows in `interval` (of `portfolio`
-/// only, when given), batch by batch, in the query's file schema with the
-/// columns `columns` asks for (PORTFOLIO always leads, for grouping).
+/// only, when given), batch by batch, in the query's file schema.
 pub fn scan<C: BatchConsumer>(
     path: &Path,
     portfolio: Option<PortfolioId>,
     interval: Interval,
     consumer: &mut C,
 ) -> io::Result<()> {
-    read(path, portfolio, interval, &[0, 1, 2, 3, 4], consumer)
-}
-
-/// Reads `path`'s PORTFOLIO, TIMESTAMP and NAV columns only (what the
-/// statistics need: NAV_Change and NAV_Change_% are not decoded) into
-/// `consumer`, the rows in `interval`.
-pub fn scan_navs<C: BatchConsumer>(path: &Path, interval: Interval, consumer: &mut C) -> io::Result<()> {
-    read(path, None, interval, &[0, 1, 2], consumer)
-}
-
-fn read<C: BatchConsumer>(
-    path: &Path,
-    portfolio: Option<PortfolioId>,
-    interval: Interval,
-    columns: &[usize],
-    consumer: &mut C,
-) -> io::Result<()> {
-    let file = File::open(path)?;
-    let invalid = |error: parquet::errors::ParquetError| io::Error::new(io::ErrorKind::InvalidData, error.to_string());
+    let file = PositionedFile::open(path)?;
     // The page index only helps to find one portfolio.
     let policy = if portfolio.is_some() { PageIndexPolicy::Optional } else { PageIndexPolicy::Skip };
     // Of the column index, only PORTFOLIO's bounds are used.
@@ -117,11 +105,8 @@ fn read<C: BatchConsumer>(
         let (groups, selection) = pages_holding(builder.metadata(), wanted.as_bytes());
         builder = builder.with_row_groups(groups).with_row_selection(selection);
     }
-    let mask = ProjectionMask::roots(builder.parquet_schema(), columns.iter().copied());
-    let reader = builder.with_projection(mask).build().map_err(invalid)?;
-    for batch in reader {
-        let batch = batch.map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
-        let mut batch = in_file_schema(&batch, columns).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+    for batch in builder.build().map_err(invalid)? {
+        let mut batch = in_file_schema(&batch.map_err(invalid_arrow)?).map_err(invalid_data)?;
         if let Some(wanted) = &wanted {
             let portfolios = batch.column(0).clone();
             let mask = cmp::eq(&portfolios, &StringArray::new_scalar(wanted.as_str())).expect("strings");
@@ -133,6 +118,143 @@ fn read<C: BatchConsumer>(
         deliver(&batch, None, interval, consumer);
     }
     Ok(())
+}
+
+/// Reads `path`'s PORTFOLIO, TIMESTAMP and NAV columns only (what the
+/// statistics need: NAV_Change and NAV_Change_% are not decoded) and hands
+/// `take` each run of one portfolio's rows in `interval`: its PORTFOLIO,
+/// the rows' times (seconds since the epoch) in order and their NAVs. A
+/// portfolio's rows come as one run per file (split where a batch of the
+/// reader ends), the file being sorted by PORTFOLIO then TIMESTAMP; a run
+/// out of time order is sorted first.
+///
+/// This is the statistics' path over rows, so it avoids per-row work: a
+/// dictionary-encoded PORTFOLIO (compacted and generated files) is read as
+/// its keys, never as a string per row, and a run's rows in the interval
+/// are found by two binary searches instead of a filtered copy.
+pub fn scan_runs(path: &Path, interval: Interval, mut take: impl FnMut(&str, &[i64], &[f64])) -> io::Result<()> {
+    let file = PositionedFile::open(path)?;
+    let options = ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Skip);
+    let mut metadata = ArrowReaderMetadata::load(&file, options.clone()).map_err(invalid)?;
+    let schema = metadata.schema();
+    if schema.fields().len() != FILE_SCHEMA.fields().len() || schema.field(0).data_type() != &DataType::Utf8 {
+        return Err(invalid_data(format!("not an archive file's columns: {schema:?}")));
+    }
+    let dictionary =
+        metadata.metadata().row_groups().iter().all(|group| group.column(0).dictionary_page_offset().is_some());
+    if dictionary {
+        let mut fields: Vec<Field> = schema.fields().iter().map(|field| field.as_ref().clone()).collect();
+        fields[0] =
+            fields[0].clone().with_data_type(DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8)));
+        let options = options.with_schema(Arc::new(Schema::new(fields)));
+        metadata = ArrowReaderMetadata::try_new(Arc::clone(metadata.metadata()), options).map_err(invalid)?;
+    }
+    let builder = ParquetRecordBatchReaderBuilder::new_with_metadata(file, metadata).with_batch_size(BATCH_ROWS);
+    let mask = ProjectionMask::roots(builder.parquet_schema(), [0, 1, 2]);
+    let mut unordered: Vec<(i64, f64)> = Vec::new();
+    let (mut seconds, mut navs) = (Vec::new(), Vec::new());
+    for batch in builder.with_projection(mask).build().map_err(invalid)? {
+        let batch = batch.map_err(invalid_arrow)?;
+        let RunColumns { portfolios, times, per_second, navs: all_navs } =
+            RunColumns::of(&batch).map_err(invalid_data)?;
+        // The interval in the file's unit: a row is in it when its time,
+        // rounded down to the second, is.
+        let from = interval.from.map_or(i64::MIN, |from| from.saturating_mul(per_second));
+        let to = interval.to.map_or(i64::MAX, |to| to.saturating_mul(per_second).saturating_add(per_second - 1));
+        for (run, portfolio) in runs(portfolios.as_ref()).map_err(invalid_data)? {
+            let (at, nav) = (&times[run.clone()], &all_navs[run]);
+            seconds.clear();
+            if at.is_sorted() {
+                let within = at.partition_point(|&t| t < from)..at.partition_point(|&t| t <= to);
+                seconds.extend(at[within.clone()].iter().map(|t| t.div_euclid(per_second)));
+                if !seconds.is_empty() {
+                    take(portfolio, &seconds, &nav[within]);
+                }
+                continue;
+            }
+            unordered.clear();
+            unordered.extend(at.iter().zip(nav).map(|(&t, &v)| (t, v)).filter(|&(t, _)| from <= t && t <= to));
+            unordered.sort_by_key(|&(t, _)| t);
+            navs.clear();
+            seconds.extend(unordered.iter().map(|&(t, _)| t.div_euclid(per_second)));
+            navs.extend(unordered.iter().map(|&(_, v)| v));
+            if !seconds.is_empty() {
+                take(portfolio, &seconds, &navs);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A batch of PORTFOLIO, TIMESTAMP and NAV as [`scan_runs`] reads it.
+struct RunColumns<'a> {
+    /// As read: strings, or a dictionary of strings.
+    portfolios: &'a ArrayRef,
+    /// The times, in the file's unit.
+    times: &'a [i64],
+    /// The file's unit per second.
+    per_second: i64,
+    /// The NAVs.
+    navs: &'a [f64],
+}
+
+impl<'a> RunColumns<'a> {
+    /// The columns of `batch`; an error for anything else, or a null.
+    fn of(batch: &'a RecordBatch) -> Result<RunColumns<'a>, String> {
+        if batch.num_columns() != 3 || batch.schema().field(0).name() != "PORTFOLIO" {
+            return Err(format!("not an archive file's columns: {:?}", batch.schema()));
+        }
+        if let Some(column) = batch.columns().iter().position(|column| column.null_count() > 0) {
+            return Err(format!("a null in column {}", batch.schema().field(column).name()));
+        }
+        let at = batch.column(1);
+        let (times, per_second): (&[i64], i64) = match at.data_type() {
+            DataType::Timestamp(TimeUnit::Second, _) => (at.as_primitive::<TimestampSecondType>().values(), 1),
+            DataType::Timestamp(TimeUnit::Millisecond, _) => {
+                (at.as_primitive::<TimestampMillisecondType>().values(), 1_000)
+            }
+            DataType::Timestamp(TimeUnit::Microsecond, _) => {
+                (at.as_primitive::<TimestampMicrosecondType>().values(), 1_000_000)
+            }
+            DataType::Timestamp(TimeUnit::Nanosecond, _) => {
+                (at.as_primitive::<TimestampNanosecondType>().values(), 1_000_000_000)
+            }
+            other => return Err(format!("TIMESTAMP is {other}")),
+        };
+        let navs = batch.column(2).as_primitive_opt::<Float64Type>().ok_or("NAV is not a double")?.values();
+        Ok(RunColumns { portfolios: batch.column(0), times, per_second, navs })
+    }
+}
+
+/// The runs of equal PORTFOLIO in `portfolios` (strings, or a dictionary of
+/// strings compared by key): their rows and their PORTFOLIO.
+fn runs(portfolios: &dyn Array) -> Result<Vec<(Range<usize>, &str)>, String> {
+    if let Some(dictionary) = portfolios.as_any().downcast_ref::<DictionaryArray<Int32Type>>() {
+        let names = dictionary.values().as_any().downcast_ref::<StringArray>().ok_or("PORTFOLIO is not text")?;
+        let keys = dictionary.keys().values();
+        let name = |row: usize| usize::try_from(keys[row]).map_or("", |key| names.value(key));
+        return Ok(split_runs(keys.len(), |a, b| keys[a] == keys[b], name));
+    }
+    let names = portfolios.as_any().downcast_ref::<StringArray>().ok_or("PORTFOLIO is not text")?;
+    Ok(split_runs(names.len(), |a, b| names.value(a) == names.value(b), |row| names.value(row)))
+}
+
+/// The runs of rows `0..len` where `same(row - 1, row)`, each with its
+/// `name`.
+fn split_runs<'a>(
+    len: usize,
+    same: impl Fn(usize, usize) -> bool,
+    name: impl Fn(usize) -> &'a str,
+) -> Vec<(Range<usize>, &'a str)> {
+    let mut runs = Vec::new();
+    let mut start = 0;
+    for row in 1..=len {
+        if row == len || !same(row - 1, row) {
+            runs.push((start..row, name(start)));
+            start = row;
+        }
+    }
+    runs
 }
 
 /// The row groups, and the rows within them, that can hold PORTFOLIO
@@ -175,11 +297,11 @@ fn pages_holding(metadata: &ParquetMetaData, wanted: &[u8]) -> (Vec<usize>, RowS
     (groups, RowSelection::from(selectors))
 }
 
-/// An archive batch of the columns `columns` as the query's file schema
-/// has them: TIMESTAMP in seconds without a zone.
-fn in_file_schema(batch: &RecordBatch, columns: &[usize]) -> Result<RecordBatch, String> {
-    let schema = Arc::new(FILE_SCHEMA.project(columns).map_err(|e| e.to_string())?);
-    if batch.num_columns() != columns.len() || batch.schema().field(0).name() != "PORTFOLIO" {
+/// An archive batch as the query's file schema has it: TIMESTAMP in
+/// seconds without a zone.
+fn in_file_schema(batch: &RecordBatch) -> Result<RecordBatch, String> {
+    let schema = Arc::clone(&FILE_SCHEMA);
+    if batch.num_columns() != schema.fields().len() || batch.schema().field(0).name() != "PORTFOLIO" {
         return Err(format!("not an archive file's columns: {:?}", batch.schema()));
     }
     let mut arrays: Vec<ArrayRef> = batch.columns().to_vec();
@@ -192,15 +314,30 @@ fn in_file_schema(batch: &RecordBatch, columns: &[usize]) -> Result<RecordBatch,
     RecordBatch::try_new(schema, arrays).map_err(|e| e.to_string())
 }
 
+fn invalid(error: parquet::errors::ParquetError) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, error.to_string())
+}
+
+fn invalid_arrow(error: arrow::error::ArrowError) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, error.to_string())
+}
+
+fn invalid_data(error: String) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, error)
+}
+
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+    use std::fs::File;
+
     use super::*;
     use crate::archive::{ArchiveRow, encode};
     use crate::market::InvestorId;
 
     /// Counts the rows taken, by portfolio.
     #[derive(Default)]
-    struct Count(std::collections::BTreeMap<String, usize>);
+    struct Count(BTreeMap<String, usize>);
 
     impl BatchConsumer for Count {
         fn take(&mut self, batch: &RecordBatch) {
@@ -240,7 +377,68 @@ mod tests {
             assert_eq!(count.0.into_iter().collect::<Vec<_>>(), [(wanted.to_string(), 1000)]);
         }
         let mut all = Count::default();
-        scan_navs(&path, Interval::default(), &mut all).unwrap();
+        scan(&path, None, Interval::default(), &mut all).unwrap();
         assert_eq!((all.0.len(), all.0.values().sum::<usize>()), (60, 60_000));
+    }
+
+    /// Each portfolio's times and NAVs from the runs `scan_runs` hands on,
+    /// joined in the order they came.
+    fn runs_of(path: &Path, interval: Interval) -> BTreeMap<String, (Vec<i64>, Vec<f64>)> {
+        let mut runs: BTreeMap<String, (Vec<i64>, Vec<f64>)> = BTreeMap::new();
+        scan_runs(path, interval, |portfolio, at, navs| {
+            assert!(at.is_sorted(), "{portfolio}: a run in time order");
+            let joined = runs.entry(portfolio.to_string()).or_default();
+            joined.0.extend(at);
+            joined.1.extend(navs);
+        })
+        .unwrap();
+        runs
+    }
+
+    #[test]
+    fn runs_hold_each_portfolios_rows_in_the_interval_in_time_order_whatever_the_files_layout() {
+        const START: i64 = 1_764_000_000;
+        // 30 portfolios × 50 rows, 20 s apart; NAV = 1,000 × investor + row.
+        let rows: Vec<ArchiveRow> = (1..=30)
+            .flat_map(|n| {
+                (0..50).map(move |k| ArchiveRow {
+                    portfolio: PortfolioId::new(InvestorId::new(n).unwrap(), 1).unwrap(),
+                    timestamp: START + 20 * k,
+                    nav: f64::from(n * 1000) + k as f64,
+                    nav_change: 0.0,
+                    nav_change_pct: 0.0,
+                })
+            })
+            .collect();
+        let dir = tempfile::tempdir().unwrap();
+        let batch = dir.path().join("b.parquet");
+        std::fs::write(&batch, encode::rows_to_parquet(&mut rows.clone(), encode::Layout::Batch)).unwrap();
+        let runs = dir.path().join("r.parquet");
+        std::fs::write(&runs, encode::rows_to_parquet(&mut rows.clone(), encode::Layout::Runs)).unwrap();
+        // Not written by stockd: each portfolio's rows newest first.
+        let reversed = dir.path().join("x.parquet");
+        let mut newest_first = rows.clone();
+        encode::sort(&mut newest_first);
+        newest_first.sort_by_key(|row| (row.portfolio.to_string(), -row.timestamp));
+        std::fs::write(&reversed, encode::to_parquet([&encode::batch(&newest_first)], encode::Layout::Runs)).unwrap();
+        let dictionary = |path: &Path| {
+            let reader = ParquetRecordBatchReaderBuilder::try_new(File::open(path).unwrap()).unwrap();
+            reader.metadata().row_groups()[0].column(0).dictionary_page_offset().is_some()
+        };
+        assert_eq!((dictionary(&batch), dictionary(&runs)), (false, true), "the two ways PORTFOLIO is read");
+
+        // Rows 10 to 39 of each portfolio: the interval cuts every run.
+        let interval = Interval { from: Some(START + 20 * 10), to: Some(START + 20 * 39) };
+        for path in [&batch, &runs, &reversed] {
+            let got = runs_of(path, interval);
+            assert_eq!(got.len(), 30, "{}", path.display());
+            for n in 1..=30 {
+                let (at, navs) = &got[&format!("{n}.1")];
+                assert_eq!(at, &(10..40).map(|k| START + 20 * k).collect::<Vec<_>>(), "{}", path.display());
+                assert_eq!(navs, &(10..40).map(|k| f64::from(n * 1000) + k as f64).collect::<Vec<_>>());
+            }
+        }
+        let after = Interval { from: Some(START + 20 * 50), to: None };
+        assert!(runs_of(&runs, after).is_empty(), "no run without rows in the interval");
     }
 }

@@ -26,10 +26,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, LazyLock};
 
-use arrow::array::{
-    Array, ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray, TimestampSecondArray, UInt64Array,
-};
-use arrow::compute::kernels::partition::partition;
+use arrow::array::{Array, ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray, UInt64Array};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
@@ -37,10 +34,10 @@ use parquet::basic::Compression;
 use parquet::file::metadata::KeyValue;
 use parquet::file::properties::WriterProperties;
 
-use super::read::{parquet_names, scan_navs};
+use super::read::{parquet_names, scan_runs};
 use super::{HOUR, hour_dir, hour_of_dir, hour_partition};
 use crate::market::PortfolioId;
-use crate::query::batch::{BatchConsumer, Interval};
+use crate::query::batch::Interval;
 use crate::statistics::{Drawdown, Moments, Point, Summary, Trend};
 
 /// The summaries' folder, relative to the data folder.
@@ -93,44 +90,45 @@ pub static SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
     Arc::new(Schema::new(fields))
 });
 
-/// The summary of every portfolio in the batches taken (PORTFOLIO,
-/// TIMESTAMP and NAV first, as the query's file schema has them, sorted
-/// by PORTFOLIO then TIMESTAMP within a batch, as the archive's files
-/// are). A PORTFOLIO that is not an id (never written by stockd) is left
-/// out.
+/// The summary of every portfolio in the files read (see [`Grouped::scan`]).
+/// A PORTFOLIO that is not an id (never written by stockd) is left out.
 #[derive(Debug, Default)]
-pub struct Grouped(HashMap<PortfolioId, Summary>);
-
-impl BatchConsumer for Grouped {
-    fn take(&mut self, batch: &RecordBatch) {
-        let portfolios = batch.column(0).as_any().downcast_ref::<StringArray>().expect("PORTFOLIO is Utf8");
-        let times = batch.column(1).as_any().downcast_ref::<TimestampSecondArray>().expect("TIMESTAMP");
-        let navs = batch.column(2).as_any().downcast_ref::<Float64Array>().expect("NAV is Float64");
-        let runs = partition(&[batch.column(0).clone()]).expect("one column");
-        let mut points = Vec::new();
-        for run in runs.ranges() {
-            let Ok(portfolio) = portfolios.value(run.start).parse::<PortfolioId>() else { continue };
-            points.clear();
-            let (at, nav) = (&times.values()[run.clone()], &navs.values()[run.clone()]);
-            points.extend(at.iter().zip(nav).map(|(&at, &nav)| Point { at, nav }));
-            let navs = navs.slice(run.start, run.end - run.start);
-            let summary = Summary::of(&navs, &mut points).expect("a run has rows");
-            match self.0.entry(portfolio) {
-                Entry::Occupied(mut slot) => *slot.get_mut() = slot.get().merge(summary),
-                Entry::Vacant(slot) => {
-                    slot.insert(summary);
-                }
-            }
-        }
-    }
+pub struct Grouped {
+    /// Where each portfolio's summary is in `summaries`.
+    slots: HashMap<PortfolioId, usize>,
+    /// The summaries, in the order their portfolios came.
+    summaries: Vec<(PortfolioId, Summary)>,
 }
 
 impl Grouped {
-    /// The summaries by portfolio, in the query's order.
+    /// Reads the rows of the archive file `path` in `interval` into the
+    /// summaries.
+    pub fn scan(&mut self, path: &Path, interval: Interval) -> io::Result<()> {
+        scan_runs(path, interval, |portfolio, at, navs| self.take(portfolio, at, navs))
+    }
+
+    /// One run of `portfolio`'s rows, in time order.
+    fn take(&mut self, portfolio: &str, at: &[i64], navs: &[f64]) {
+        let Ok(portfolio) = portfolio.parse::<PortfolioId>() else { return };
+        let Some(summary) = Summary::of_series(at, navs) else { return };
+        match self.slots.entry(portfolio) {
+            Entry::Occupied(slot) => {
+                let merged = &mut self.summaries[*slot.get()].1;
+                *merged = merged.merge(summary);
+            }
+            Entry::Vacant(slot) => {
+                slot.insert(self.summaries.len());
+                self.summaries.push((portfolio, summary));
+            }
+        }
+    }
+
+    /// The summaries by portfolio, in the query's order (sorted by
+    /// reference: a summary is a few hundred bytes).
     pub fn into_sorted(self) -> Vec<(PortfolioId, Summary)> {
-        let mut sorted: Vec<(PortfolioId, Summary)> = self.0.into_iter().collect();
-        sorted.sort_unstable_by_key(|(portfolio, _)| *portfolio);
-        sorted
+        let mut order: Vec<(PortfolioId, usize)> = self.slots.into_iter().collect();
+        order.sort_unstable();
+        order.into_iter().map(|(_, slot)| self.summaries[slot]).collect()
     }
 }
 
@@ -141,27 +139,52 @@ pub fn merge_sorted(mut a: Vec<(PortfolioId, Summary)>, b: Vec<(PortfolioId, Sum
     if a.len() < b.len() {
         return merge_sorted(b, a);
     }
+    if b.is_empty() {
+        return a;
+    }
     if a.len() == b.len() && a.iter().zip(&b).all(|(x, y)| x.0 == y.0) {
         for (x, y) in a.iter_mut().zip(b) {
             x.1 = x.1.merge(y.1);
         }
         return a;
     }
+    // By index: a summary is a few hundred bytes, copied once.
     let mut merged = Vec::with_capacity(a.len() + b.len());
-    let (mut a, mut b) = (a.into_iter().peekable(), b.into_iter().peekable());
-    loop {
-        let next = match (a.peek(), b.peek()) {
-            (Some(x), Some(y)) if x.0 == y.0 => {
-                let (portfolio, first) = a.next().expect("peeked");
-                (portfolio, first.merge(b.next().expect("peeked").1))
-            }
-            (Some(x), Some(y)) if x.0 < y.0 => a.next().expect("peeked"),
-            (Some(_), Some(_)) | (None, Some(_)) => b.next().expect("peeked"),
-            (Some(_), None) => a.next().expect("peeked"),
-            (None, None) => return merged,
-        };
-        merged.push(next);
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() && j < b.len() {
+        let (x, y) = (&a[i], &b[j]);
+        if x.0 == y.0 {
+            merged.push((x.0, x.1.merge(y.1)));
+            (i, j) = (i + 1, j + 1);
+        } else if x.0 < y.0 {
+            merged.push(*x);
+            i += 1;
+        } else {
+            merged.push(*y);
+            j += 1;
+        }
     }
+    merged.extend_from_slice(&a[i..]);
+    merged.extend_from_slice(&b[j..]);
+    merged
+}
+
+/// Lists of summaries, each sorted by portfolio, as one sequence sorted
+/// by portfolio (a portfolio's summaries in several lists merged into
+/// one), without building the merged list: the lists are the threads' of a
+/// query, a million summaries each.
+pub fn merge_lists(lists: Vec<Vec<(PortfolioId, Summary)>>) -> impl Iterator<Item = (PortfolioId, Summary)> {
+    let mut heads: Vec<_> = lists.into_iter().map(|list| list.into_iter().peekable()).collect();
+    std::iter::from_fn(move || {
+        let portfolio = heads.iter_mut().filter_map(|head| head.peek().map(|(portfolio, _)| *portfolio)).min()?;
+        let mut merged: Option<Summary> = None;
+        for head in &mut heads {
+            if let Some((_, summary)) = head.next_if(|(next, _)| *next == portfolio) {
+                merged = Some(merged.map_or(summary, |merged| merged.merge(summary)));
+            }
+        }
+        merged.map(|summary| (portfolio, summary))
+    })
 }
 
 /// `summaries` (sorted by portfolio, each with its trend) as a record batch
@@ -266,7 +289,7 @@ pub fn build(data: &Path, hour: i64) -> io::Result<Built> {
     let sources = parquet_names(&dir)?;
     let mut grouped = Grouped::default();
     for name in &sources {
-        match scan_navs(&dir.join(name), Interval::default(), &mut grouped) {
+        match grouped.scan(&dir.join(name), Interval::default()) {
             Ok(()) => {}
             Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(Built::Changed),
             Err(error) => return Err(io::Error::new(error.kind(), format!("{}: {error}", dir.join(name).display()))),
@@ -377,7 +400,7 @@ fn build_day(data: &Path, day: i64, hours: &[&super::maintain::Hour]) -> io::Res
 /// portfolio): a portfolio `merged` has is merged in place, without
 /// copying the list, the usual case; the others are merged in at the end.
 pub fn read_into(path: &Path, merged: &mut Vec<(PortfolioId, Summary)>) -> io::Result<()> {
-    let file = File::open(path)?;
+    let file = super::pread::PositionedFile::open(path)?;
     let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(invalid)?.with_batch_size(64 * 1024);
     // Into an empty list, every row is new: room for them all at once.
     let file_rows = usize::try_from(builder.metadata().file_metadata().num_rows()).unwrap_or(0);

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use rayon::prelude::*;
 
 use super::{Answer, PortfolioStats, Query, QueryError, RowsConsumer, StatsConsumer, investor_name};
-use crate::archive::read::{files, scan, scan_navs};
+use crate::archive::read::{files, scan};
 use crate::archive::read::{hour_dirs, parquet_names};
 use crate::archive::summary::{self, Grouped};
 use crate::market::PortfolioId;
@@ -74,22 +74,22 @@ fn answer(query: &Query) -> Result<Answer, QueryError> {
     // list per source would be allocated and copied once per hour).
     let sources = sources(query)?;
     let per_thread = sources.len().div_ceil(rayon::current_num_threads()).max(1);
-    let summaries = sources
+    let lists = sources
         .par_chunks(per_thread)
         .map(|sources| {
             let (mut merged, mut grouped) = (Vec::new(), Grouped::default());
             for source in sources {
                 match source {
                     Source::Summary(path) => summary::read_into(path, &mut merged).map_err(read_error(path))?,
-                    Source::Rows(path) => scan_navs(path, query.interval, &mut grouped).map_err(read_error(path))?,
+                    Source::Rows(path) => grouped.scan(path, query.interval).map_err(read_error(path))?,
                 }
             }
             Ok(summary::merge_sorted(merged, grouped.into_sorted()))
         })
-        .try_reduce(Vec::new, |a, b| Ok(summary::merge_sorted(a, b)))?;
+        .collect::<Result<Vec<_>, QueryError>>()?;
     let names = crate::layout::load_names(data);
-    let mut stats = Vec::with_capacity(summaries.len());
-    for (portfolio, summary) in summaries {
+    let mut stats = Vec::with_capacity(lists.iter().map(Vec::len).max().unwrap_or(0));
+    for (portfolio, summary) in summary::merge_lists(lists) {
         let trend = match summary.trend {
             Some(trend) => trend,
             None => rows_of(query, portfolio)?.finish().expect("a portfolio with rows").1,

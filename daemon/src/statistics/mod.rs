@@ -23,11 +23,11 @@ pub struct Summary {
 }
 
 impl Summary {
-    /// The summary of `points` (their NAVs in `navs`, the same rows),
-    /// `None` for none.
-    pub fn of(navs: &arrow::array::Float64Array, points: &mut [Point]) -> Option<Summary> {
-        let trend = Trend::of(points)?;
-        Some(Summary { moments: Moments::of(navs), trend: Some(trend) })
+    /// The summary of the rows at times `at` with NAVs `navs` (one per
+    /// time), in time order; `None` for no rows.
+    pub fn of_series(at: &[i64], navs: &[f64]) -> Option<Summary> {
+        let trend = Trend::of_series(at, navs)?;
+        Some(Summary { moments: Moments::of_values(navs), trend: Some(trend) })
     }
 
     /// Both pieces together.

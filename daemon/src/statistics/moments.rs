@@ -1,10 +1,14 @@
 //! The per-portfolio statistics: count, mean, sample standard deviation
 //! (n − 1, as Spark's `stddev`) and spread = (max − min) / mean, computed
-//! batch by batch with Arrow kernels and merged with Chan's formula, so the
-//! variance is numerically stable (no sum of squares).
+//! piece by piece in two passes (the mean, then Σ (x − mean)²) and merged
+//! with Chan's formula, so the variance is numerically stable (no sum of
+//! squares).
 
 use arrow::array::{Array, Float64Array};
-use arrow::compute::kernels::{aggregate, numeric};
+
+/// Independent accumulators in a pass, so that the compiler keeps them in
+/// vector lanes instead of one sum waiting on the last.
+const LANES: usize = 4;
 
 /// Running statistics of a series of NAVs.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -28,25 +32,50 @@ impl Default for Moments {
 }
 
 impl Moments {
-    /// The moments of one array (nulls must have been removed), by kernels:
-    /// sum, min and max, then Σ (x − mean)² in a second pass.
+    /// The moments of one array's valid values.
     pub fn of(values: &Float64Array) -> Moments {
-        let count = (values.len() - values.null_count()) as u64;
-        if count == 0 {
+        if values.null_count() == 0 {
+            Moments::of_values(values.values())
+        } else {
+            Moments::of_values(&values.iter().flatten().collect::<Vec<f64>>())
+        }
+    }
+
+    /// The moments of `values`: their sum, min and max in a first pass,
+    /// Σ (x − mean)² in a second.
+    pub fn of_values(values: &[f64]) -> Moments {
+        if values.is_empty() {
             return Moments::default();
         }
-        let mean = aggregate::sum(values).unwrap_or(0.0) / count as f64;
-        let centred = numeric::sub(values, &Float64Array::new_scalar(mean)).expect("same types");
-        let squares = numeric::mul(&centred, &centred).expect("same types");
-        let m2 =
-            aggregate::sum(squares.as_any().downcast_ref::<Float64Array>().expect("f64 in, f64 out")).unwrap_or(0.0);
-        Moments {
-            count,
-            mean,
-            m2,
-            min: aggregate::min(values).unwrap_or(f64::INFINITY),
-            max: aggregate::max(values).unwrap_or(f64::NEG_INFINITY),
+        let count = values.len() as u64;
+        let (chunks, rest) = values.as_chunks::<LANES>();
+        let (mut sum, mut min, mut max) = ([0.0; LANES], [f64::INFINITY; LANES], [f64::NEG_INFINITY; LANES]);
+        for chunk in chunks {
+            for lane in 0..LANES {
+                sum[lane] += chunk[lane];
+                min[lane] = min[lane].min(chunk[lane]);
+                max[lane] = max[lane].max(chunk[lane]);
+            }
         }
+        let (mut sum, mut min, mut max) = (
+            sum.iter().sum::<f64>(),
+            min.into_iter().fold(f64::INFINITY, f64::min),
+            max.into_iter().fold(f64::NEG_INFINITY, f64::max),
+        );
+        for &value in rest {
+            sum += value;
+            min = min.min(value);
+            max = max.max(value);
+        }
+        let mean = sum / count as f64;
+        let mut squares = [0.0; LANES];
+        for chunk in chunks {
+            for lane in 0..LANES {
+                squares[lane] += (chunk[lane] - mean) * (chunk[lane] - mean);
+            }
+        }
+        let m2 = squares.iter().sum::<f64>() + rest.iter().map(|value| (value - mean) * (value - mean)).sum::<f64>();
+        Moments { count, mean, m2, min, max }
     }
 
     /// The moments of one value.

@@ -20,7 +20,15 @@
 //! with fewer than two returns. Rows at the same time have no defined
 //! order between them.
 
+use std::cell::RefCell;
+
 use super::moments::Moments;
+
+thread_local! {
+    /// The returns of the series being summarised (a buffer kept per
+    /// thread: a query summarises a million short series).
+    static RETURNS: RefCell<Vec<f64>> = const { RefCell::new(Vec::new()) };
+}
 
 /// One row of a series: when (seconds since the epoch) and its NAV.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -92,27 +100,54 @@ impl Trend {
         if !points.is_sorted_by_key(|p| p.at) {
             points.sort_by_key(|p| p.at);
         }
-        let (&first, rest) = points.split_first()?;
-        let mut trend = Trend::point(first);
-        let mut previous = first;
-        for &point in rest {
-            if previous.nav > 0.0 {
-                trend.returns = trend.returns.merge(Moments::one(point.nav / previous.nav - 1.0));
-            }
+        Trend::of_ordered(points.len(), |i| points[i])
+    }
+
+    /// The trend of the rows at times `at` with NAVs `navs` (one per time),
+    /// in time order. `None` for no rows.
+    pub fn of_series(at: &[i64], navs: &[f64]) -> Option<Trend> {
+        assert_eq!(at.len(), navs.len(), "one NAV per time");
+        Trend::of_ordered(at.len(), |i| Point { at: at[i], nav: navs[i] })
+    }
+
+    /// The trend of the `len` points `point(0)`, `point(1)`, … in time
+    /// order.
+    fn of_ordered(len: usize, point: impl Fn(usize) -> Point) -> Option<Trend> {
+        if len == 0 {
+            return None;
+        }
+        let mut trend = Trend::point(point(0));
+        // The lowest NAV since the running peak: only a new one can be the
+        // bottom of a larger fall from that peak (the fall's fraction grows
+        // as the NAV drops), so the fraction is computed only for those.
+        let mut low = trend.peak.nav;
+        for i in 1..len {
+            let point = point(i);
             if point.nav > trend.peak.nav {
                 trend.peak = point;
-            } else if trend.peak.nav > 0.0 {
-                let fall = Drawdown::between(trend.peak, point);
-                if trend.fall.is_none_or(|best| fall.fraction > best.fraction) && fall.fraction > 0.0 {
-                    trend.fall = Some(fall);
+                low = point.nav;
+            } else if point.nav < low {
+                low = point.nav;
+                if trend.peak.nav > 0.0 {
+                    let fall = Drawdown::between(trend.peak, point);
+                    if trend.fall.is_none_or(|best| fall.fraction > best.fraction) && fall.fraction > 0.0 {
+                        trend.fall = Some(fall);
+                    }
                 }
             }
             if point.nav < trend.trough.nav {
                 trend.trough = point;
             }
-            previous = point;
         }
-        trend.last = previous;
+        trend.last = point(len - 1);
+        trend.returns = RETURNS.with_borrow_mut(|returns| {
+            returns.clear();
+            returns.extend((1..len).filter_map(|i| {
+                let (previous, nav) = (point(i - 1).nav, point(i).nav);
+                (previous > 0.0).then(|| nav / previous - 1.0)
+            }));
+            Moments::of_values(returns)
+        });
         Some(trend)
     }
 
@@ -239,6 +274,8 @@ mod tests {
             let navs = walk(500, seed);
             let whole = Trend::of(&mut points(&navs)).unwrap();
             check(&whole, &navs);
+            let at: Vec<i64> = points(&navs).iter().map(|p| p.at).collect();
+            assert_eq!(Trend::of_series(&at, &navs), Some(whole), "the same from columns as from points");
             let all = points(&navs);
             for split in [1, 2, 7, 250, 499] {
                 let (a, b) = all.split_at(split);
