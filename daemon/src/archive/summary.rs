@@ -589,6 +589,31 @@ mod tests {
     }
 
     #[test]
+    fn lists_merge_into_one_sorted_sequence_with_each_portfolio_once_as_a_pairwise_merge_gives() {
+        // Rows of portfolio (i, 1) at minute k: NAV 100 i + k. Three lists
+        // (three threads' files) overlapping in their portfolios, each
+        // holding its own minutes of them.
+        let summary = |investor: u32, minutes: std::ops::Range<i64>| {
+            let at: Vec<i64> = minutes.clone().map(|k| HOUR_START + 60 * k).collect();
+            let navs: Vec<f64> = minutes.map(|k| f64::from(100 * investor) + k as f64).collect();
+            (portfolio(investor, 1), Summary::of_series(&at, &navs).unwrap())
+        };
+        let lists = vec![
+            (1..=6).map(|i| summary(i, 0..10)).collect::<Vec<_>>(),
+            (4..=9).map(|i| summary(i, 10..20)).collect(),
+            vec![summary(2, 20..30), summary(9, 20..30), summary(12, 20..30)],
+        ];
+        let pairwise = lists.iter().cloned().fold(Vec::new(), merge_sorted);
+        let merged: Vec<(PortfolioId, Summary)> = merge_lists(lists).collect();
+        assert_eq!(merged, pairwise);
+        let counts: Vec<(u32, u64)> = merged.iter().map(|(p, s)| (p.investor.get(), s.moments.count)).collect();
+        assert_eq!(counts, [(1, 10), (2, 20), (3, 10), (4, 20), (5, 20), (6, 20), (7, 10), (8, 10), (9, 20), (12, 10)]);
+        let nine = merged.iter().find(|(p, _)| p.investor.get() == 9).unwrap().1;
+        assert_eq!(nine.trend.map(|t| (t.first.nav, t.last.nav)), Some((910.0, 929.0)), "joined in time order");
+        assert_eq!(merge_lists(Vec::new()).count(), 0);
+    }
+
+    #[test]
     fn a_summary_round_trips_is_used_while_current_and_rebuilt_when_the_hour_changes() {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path();
