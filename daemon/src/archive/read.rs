@@ -106,7 +106,7 @@ pub fn scan<C: BatchConsumer>(
         builder = builder.with_row_groups(groups).with_row_selection(selection);
     }
     for batch in builder.build().map_err(invalid)? {
-        let mut batch = in_file_schema(&batch.map_err(invalid_arrow)?).map_err(invalid_data)?;
+        let mut batch = in_file_schema(&batch.map_err(invalid)?).map_err(invalid)?;
         if let Some(wanted) = &wanted {
             let portfolios = batch.column(0).clone();
             let mask = cmp::eq(&portfolios, &StringArray::new_scalar(wanted.as_str())).expect("strings");
@@ -138,7 +138,7 @@ pub fn scan_runs(path: &Path, interval: Interval, mut take: impl FnMut(&str, &[i
     let mut metadata = ArrowReaderMetadata::load(&file, options.clone()).map_err(invalid)?;
     let schema = metadata.schema();
     if schema.fields().len() != FILE_SCHEMA.fields().len() || schema.field(0).data_type() != &DataType::Utf8 {
-        return Err(invalid_data(format!("not an archive file's columns: {schema:?}")));
+        return Err(invalid(format!("not an archive file's columns: {schema:?}")));
     }
     let dictionary =
         metadata.metadata().row_groups().iter().all(|group| group.column(0).dictionary_page_offset().is_some());
@@ -154,14 +154,13 @@ pub fn scan_runs(path: &Path, interval: Interval, mut take: impl FnMut(&str, &[i
     let mut unordered: Vec<(i64, f64)> = Vec::new();
     let (mut seconds, mut navs) = (Vec::new(), Vec::new());
     for batch in builder.with_projection(mask).build().map_err(invalid)? {
-        let batch = batch.map_err(invalid_arrow)?;
-        let RunColumns { portfolios, times, per_second, navs: all_navs } =
-            RunColumns::of(&batch).map_err(invalid_data)?;
+        let batch = batch.map_err(invalid)?;
+        let RunColumns { portfolios, times, per_second, navs: all_navs } = RunColumns::of(&batch).map_err(invalid)?;
         // The interval in the file's unit: a row is in it when its time,
         // rounded down to the second, is.
         let from = interval.from.map_or(i64::MIN, |from| from.saturating_mul(per_second));
         let to = interval.to.map_or(i64::MAX, |to| to.saturating_mul(per_second).saturating_add(per_second - 1));
-        for (run, portfolio) in runs(portfolios.as_ref()).map_err(invalid_data)? {
+        for (run, portfolio) in runs(portfolios.as_ref()).map_err(invalid)? {
             let (at, nav) = (&times[run.clone()], &all_navs[run]);
             seconds.clear();
             if at.is_sorted() {
@@ -314,16 +313,10 @@ fn in_file_schema(batch: &RecordBatch) -> Result<RecordBatch, String> {
     RecordBatch::try_new(schema, arrays).map_err(|e| e.to_string())
 }
 
-fn invalid(error: parquet::errors::ParquetError) -> io::Error {
+/// A file that is not what an archive file should be (the `parquet` or
+/// `arrow` crate's error, or ours).
+fn invalid(error: impl ToString) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, error.to_string())
-}
-
-fn invalid_arrow(error: arrow::error::ArrowError) -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidData, error.to_string())
-}
-
-fn invalid_data(error: String) -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidData, error)
 }
 
 #[cfg(test)]

@@ -36,6 +36,7 @@ use parquet::file::properties::WriterProperties;
 
 use super::read::{parquet_names, scan_runs};
 use super::{HOUR, hour_dir, hour_of_dir, hour_partition};
+use crate::fsutil::with_path;
 use crate::market::PortfolioId;
 use crate::query::batch::Interval;
 use crate::statistics::{Drawdown, Moments, Point, Summary, Trend};
@@ -148,25 +149,7 @@ pub fn merge_sorted(mut a: Vec<(PortfolioId, Summary)>, b: Vec<(PortfolioId, Sum
         }
         return a;
     }
-    // By index: a summary is a few hundred bytes, copied once.
-    let mut merged = Vec::with_capacity(a.len() + b.len());
-    let (mut i, mut j) = (0, 0);
-    while i < a.len() && j < b.len() {
-        let (x, y) = (&a[i], &b[j]);
-        if x.0 == y.0 {
-            merged.push((x.0, x.1.merge(y.1)));
-            (i, j) = (i + 1, j + 1);
-        } else if x.0 < y.0 {
-            merged.push(*x);
-            i += 1;
-        } else {
-            merged.push(*y);
-            j += 1;
-        }
-    }
-    merged.extend_from_slice(&a[i..]);
-    merged.extend_from_slice(&b[j..]);
-    merged
+    merge_lists(vec![a, b]).collect()
 }
 
 /// Lists of summaries, each sorted by portfolio, as one sequence sorted
@@ -292,7 +275,7 @@ pub fn build(data: &Path, hour: i64) -> io::Result<Built> {
         match grouped.scan(&dir.join(name), Interval::default()) {
             Ok(()) => {}
             Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(Built::Changed),
-            Err(error) => return Err(io::Error::new(error.kind(), format!("{}: {error}", dir.join(name).display()))),
+            Err(error) => return Err(with_path(&dir.join(name))(error)),
         }
     }
     let Some(summaries) = with_trends(grouped.into_sorted()) else {
@@ -483,11 +466,8 @@ impl Absorb<'_> {
     }
 
     fn finish(self) {
-        if self.extras.is_empty() {
-            return;
-        }
         let merged = std::mem::take(self.merged);
-        *self.merged = if merged.is_empty() { self.extras } else { merge_sorted(merged, self.extras) };
+        *self.merged = merge_sorted(merged, self.extras);
     }
 }
 
