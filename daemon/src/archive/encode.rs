@@ -1,8 +1,10 @@
 //! Archive rows to Parquet: the schema, the sort order and the encodings.
 //!
-//! Each file is sorted by PORTFOLIO (as text, so that the row groups' and
-//! pages' min/max statistics bound the portfolios they hold), then
-//! TIMESTAMP. The encodings follow the data:
+//! Each row group is sorted by PORTFOLIO (as text, so that the row groups'
+//! and pages' min/max statistics bound the portfolios they hold), then
+//! TIMESTAMP; a file of [`Layout::Windows`] holds a row group (or several)
+//! per [`WINDOW`] of time, so that its TIMESTAMP statistics let a reader of
+//! part of an hour skip the other windows. The encodings follow the data:
 //! - PORTFOLIO, by the file's [`Layout`]: in a sink's batch file (about one
 //!   row per portfolio) prefix-coded, `DELTA_BYTE_ARRAY`; in a file of runs
 //!   (compacted, generated or imported: each portfolio's rows of an hour
@@ -17,14 +19,17 @@
 
 use std::sync::{Arc, LazyLock};
 
-use arrow::array::{ArrayRef, Float64Array, RecordBatch, StringArray, TimestampMillisecondArray};
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use std::collections::BTreeMap;
+
+use arrow::array::{ArrayRef, AsArray, Float64Array, RecordBatch, StringArray, TimestampMillisecondArray, UInt32Array};
+use arrow::compute::{concat_batches, take_record_batch};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit, TimestampMillisecondType};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, Encoding, ZstdLevel};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
 
-use super::ArchiveRow;
+use super::{ArchiveRow, DENSE_WINDOW_ROWS, WINDOW};
 use crate::layout::COLUMNS;
 
 /// The archive's columns (the CSV header's).
@@ -57,11 +62,19 @@ pub enum Layout {
     /// one page: one portfolio's rows took 1.9 ms per 118,000-row batch
     /// file with it, 0.26 ms prefix-coded, in a file a third of the size.
     Batch,
-    /// Runs of each portfolio's rows (a compacted hour, `gen-data`,
-    /// `stockd archive`): a dictionary of the file's portfolios, its
-    /// indices run-length encoded (a whole-file scan is a quarter faster
-    /// than prefix-coded).
+    /// Runs of each portfolio's rows (an open hour's merged generation,
+    /// which a later merge reads in order): a dictionary of the file's
+    /// portfolios, its indices run-length encoded (a whole-file scan is a
+    /// quarter faster than prefix-coded).
     Runs,
+    /// Runs as [`Layout::Runs`], cut by [`WINDOW`]: a row group (or
+    /// several) per window, in time order, each sorted by PORTFOLIO then
+    /// TIMESTAMP (a closed hour's compacted files, `gen-data`'s, `stockd
+    /// archive`'s), when its portfolios have rows enough a window for it to
+    /// pay ([`DENSE_WINDOW_ROWS`]). A question over part of an hour reads the
+    /// row groups of the windows it touches; one portfolio's rows cost a
+    /// column chunk per window instead of one per file.
+    Windows,
 }
 
 fn properties(layout: Layout) -> WriterProperties {
@@ -118,11 +131,46 @@ pub fn to_parquet<'a>(batches: impl IntoIterator<Item = &'a RecordBatch>, layout
     let mut out = Vec::new();
     let mut writer =
         ArrowWriter::try_new(&mut out, Arc::clone(&SCHEMA), Some(properties(layout))).expect("the schema is writable");
-    for batch in batches {
-        writer.write(batch).expect("writing to memory cannot fail");
+    let batches: Vec<&RecordBatch> = batches.into_iter().collect();
+    if layout == Layout::Windows {
+        let all = match batches[..] {
+            [one] => one.clone(),
+            _ => concat_batches(&SCHEMA, batches).expect("batches of the schema"),
+        };
+        for window in by_window(&all) {
+            writer.write(&window).expect("writing to memory cannot fail");
+            // The window's rows end their row group.
+            writer.flush().expect("writing to memory cannot fail");
+        }
+    } else {
+        for batch in batches {
+            writer.write(batch).expect("writing to memory cannot fail");
+        }
     }
     writer.close().expect("writing to memory cannot fail");
     out
+}
+
+/// The rows of `batch` (in the archive's order) cut by [`WINDOW`]: a batch
+/// per window, in time order, each still in the archive's order; the batch
+/// as it is when its portfolios have fewer than [`DENSE_WINDOW_ROWS`] rows
+/// a window.
+fn by_window(batch: &RecordBatch) -> Vec<RecordBatch> {
+    let times = batch.column(1).as_primitive::<TimestampMillisecondType>().values();
+    let mut windows: BTreeMap<i64, Vec<u32>> = BTreeMap::new();
+    for (row, time) in times.iter().enumerate() {
+        let row = u32::try_from(row).expect("a batch of fewer than 2^32 rows");
+        windows.entry(time.div_euclid(WINDOW * 1000)).or_default().push(row);
+    }
+    let portfolios = batch.column(0).as_string::<i32>();
+    let runs = 1 + (1..batch.num_rows()).filter(|&row| portfolios.value(row - 1) != portfolios.value(row)).count();
+    if windows.len() == 1 || batch.num_rows() < DENSE_WINDOW_ROWS * runs * windows.len() {
+        return vec![batch.clone()];
+    }
+    windows
+        .into_values()
+        .map(|rows| take_record_batch(batch, &UInt32Array::from(rows)).expect("rows of the batch"))
+        .collect()
 }
 
 /// `rows` sorted and encoded as one Parquet file laid out as `layout` says.

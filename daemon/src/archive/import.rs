@@ -135,7 +135,7 @@ fn flush(work: &Path, rows: &mut Vec<ArchiveRow>, imported: &mut Imported) -> io
         let dir = work.join(hour_dir(hour));
         std::fs::create_dir_all(&dir)?;
         let path = dir.join(format!("i-{:06}.parquet", imported.parquet_files));
-        let bytes = encode::rows_to_parquet(&mut rows, encode::Layout::Runs);
+        let bytes = encode::rows_to_parquet(&mut rows, encode::Layout::Windows);
         let mut file = File::create(&path)?;
         io::Write::write_all(&mut file, &bytes)?;
         file.sync_all()?;

@@ -6,10 +6,12 @@
 //! - **Compaction** merges, in each hour partition closed for a minute, the
 //!   batch files of the partitions of the topic this sink holds, of batches
 //!   already checkpointed (never one a crash could still roll back), and
-//!   the hour's generations, into files of about [`MERGE_ROWS`] rows sorted
-//!   by PORTFOLIO then TIMESTAMP, each holding a range of portfolios whole
-//!   ([`merge`]). In the open hour, the checkpointed batch files become a
-//!   generation of such files (`g-…`) once there are [`OPEN_HOUR_FILES`],
+//!   the hour's generations, into files of about [`MERGE_ROWS`] rows, each
+//!   holding a range of portfolios whole ([`merge`]), in a row group per
+//!   10-minute window, each sorted by PORTFOLIO then TIMESTAMP
+//!   ([`Layout::Windows`]). In the open hour, the checkpointed batch files
+//!   become a generation of range files (`g-…`, not cut by window: the
+//!   hour's last merge reads them in order) once there are [`OPEN_HOUR_FILES`],
 //!   so that a reader of one portfolio opens a file per generation, not
 //!   per batch.
 //!   The new hour folder (the merged files and hard links to
@@ -32,6 +34,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use super::encode::Layout;
 use super::merge::{self, Run, Target};
 use super::{ArchiveLock, DIR, HOUR, batch_of};
 use crate::fsutil::{LockAttempt, try_lock, with_path};
@@ -223,8 +226,17 @@ fn compact_hour(pass: &Pass, hour: &Hour, staging: &Path, closed: bool) -> io::R
     let new = work.join("new");
     std::fs::create_dir_all(&new).map_err(with_path(&new))?;
     let prefix = format!("{}-{}-{}", if closed { "c" } else { "g" }, pass.topic, unique());
-    let target =
-        Target { dir: &new, prefix: &prefix, scratch: &work.join("scratch"), max_rows: MERGE_ROWS, stop: &pass.stop };
+    // A closed hour's files are final: cut by window for readers of part of
+    // the hour. A generation is read in order by the hour's last merge.
+    let layout = if closed { Layout::Windows } else { Layout::Runs };
+    let target = Target {
+        dir: &new,
+        prefix: &prefix,
+        scratch: &work.join("scratch"),
+        max_rows: MERGE_ROWS,
+        stop: &pass.stop,
+        layout,
+    };
     let Some(written) = merge::merge(runs, &target)? else {
         return Ok(0);
     };
@@ -407,7 +419,8 @@ mod tests {
         let mut merged_rows = Collect::default();
         scan(&data.join(hour_dir(hour)).join(merged[0]), None, Interval::default(), &mut merged_rows).unwrap();
         assert_eq!(merged_rows.0.len(), 25_000);
-        assert!(merged_rows.0.windows(2).all(|w| (&w[0].0, w[0].1) <= (&w[1].0, w[1].1)), "sorted");
+        let key = |row: &(String, i64, u64)| (crate::archive::window_of(row.1), row.0.clone(), row.1);
+        assert!(merged_rows.0.windows(2).all(|w| key(&w[0]) <= key(&w[1])), "by window, then PORTFOLIO and TIMESTAMP");
         // An open hour is left alone; a second pass finds nothing more to merge.
         write_batch(data, hour + HOUR, 31, 0, 10);
         write_batch(data, hour + HOUR, 32, 10, 10);

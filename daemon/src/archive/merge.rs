@@ -57,6 +57,9 @@ pub struct Target<'a> {
     pub max_rows: u64,
     /// Set to stop between two files: the merge then returns `None`.
     pub stop: &'a AtomicBool,
+    /// How the merged files lay out their rows (a merge of groups writes
+    /// [`Layout::Runs`]: the next level reads them in order).
+    pub layout: Layout,
 }
 
 fn invalid(path: &Path, error: impl std::fmt::Display) -> io::Error {
@@ -75,7 +78,9 @@ pub fn merge(runs: Vec<Run>, target: &Target) -> io::Result<Option<Run>> {
         let mut merged = Vec::new();
         for (group, runs) in runs.chunks(FAN_IN).enumerate() {
             let prefix = format!("level{level}-group{group}");
-            let Some(run) = merge_once(runs, &Target { dir: target.scratch, prefix: &prefix, ..*target })? else {
+            let Some(run) =
+                merge_once(runs, &Target { dir: target.scratch, prefix: &prefix, layout: Layout::Runs, ..*target })?
+            else {
                 return Ok(None);
             };
             merged.push(run);
@@ -225,17 +230,17 @@ fn merge_once(runs: &[Run], target: &Target) -> io::Result<Option<Run>> {
             return Ok(Some(merged));
         };
         let path = target.dir.join(format!("{}-{:05}.parquet", target.prefix, merged.len()));
-        write_sorted(&parts, &path)?;
+        write_sorted(&parts, &path, target.layout)?;
         merged.push(path);
     }
 }
 
 /// Writes `parts` (each sorted by PORTFOLIO then TIMESTAMP) to `path`,
-/// merged into that order, synced.
-fn write_sorted(parts: &[RecordBatch], path: &Path) -> io::Result<()> {
+/// merged into that order and laid out as `layout` says, synced.
+fn write_sorted(parts: &[RecordBatch], path: &Path, layout: Layout) -> io::Result<()> {
     let sorted = interleave_record_batch(&parts.iter().collect::<Vec<_>>(), &merged_order(parts))
         .map_err(|e| invalid(path, e))?;
-    let bytes = encode::to_parquet([&sorted], Layout::Runs);
+    let bytes = encode::to_parquet([&sorted], layout);
     let mut out = File::create(path).map_err(with_path(path))?;
     io::Write::write_all(&mut out, &bytes).map_err(with_path(path))?;
     out.sync_all().map_err(with_path(path))
@@ -353,7 +358,14 @@ mod tests {
         let mut expected: Vec<(String, i64, u64)> = runs.iter().flat_map(|run| rows_of(&run[0])).collect();
         expected.sort();
         let stop = AtomicBool::new(false);
-        let target = Target { dir: &out, prefix: "c-test", scratch: &scratch, max_rows: 5000, stop: &stop };
+        let target = Target {
+            dir: &out,
+            prefix: "c-test",
+            scratch: &scratch,
+            max_rows: 5000,
+            stop: &stop,
+            layout: Layout::Runs,
+        };
         let merged = merge(runs, &target).unwrap().unwrap();
         assert!((5..=7).contains(&merged.len()), "28,000 rows in files of about 5,000: {}", merged.len());
         let mut all = Vec::new();
@@ -379,7 +391,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let runs: Vec<Run> = (0..3).map(|interval| vec![batch_file(dir.path(), interval)]).collect();
         let stop = AtomicBool::new(true);
-        let target = Target { dir: dir.path(), prefix: "c", scratch: dir.path(), max_rows: 100, stop: &stop };
+        let target = Target {
+            dir: dir.path(),
+            prefix: "c",
+            scratch: dir.path(),
+            max_rows: 100,
+            stop: &stop,
+            layout: Layout::Runs,
+        };
         assert_eq!(merge(runs, &target).unwrap(), None);
     }
 
@@ -417,7 +436,8 @@ mod tests {
         let mut expected: Vec<(String, i64, u64)> = runs.iter().flat_map(|run| rows_of(&run[0])).collect();
         expected.sort();
         let stop = AtomicBool::new(false);
-        let target = Target { dir: &out, prefix: "c", scratch: dir.path(), max_rows: 3000, stop: &stop };
+        let target =
+            Target { dir: &out, prefix: "c", scratch: dir.path(), max_rows: 3000, stop: &stop, layout: Layout::Runs };
         let merged = merge(runs, &target).unwrap().unwrap();
         let files: Vec<Vec<(String, i64, u64)>> = merged.iter().map(|path| rows_of(path)).collect();
         let portfolios_of = |rows: &[(String, i64, u64)]| {

@@ -21,8 +21,9 @@ use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::{
     ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder, RowSelection, RowSelector,
 };
-use parquet::file::metadata::{ColumnChunkMask, PageIndexPolicy, ParquetMetaData};
+use parquet::file::metadata::{ColumnChunkMask, PageIndexPolicy, ParquetMetaData, RowGroupMetaData};
 use parquet::file::page_index::column_index::ColumnIndexMetaData;
+use parquet::file::statistics::Statistics;
 
 use super::pread::PositionedFile;
 use super::{DIR, HOUR, hour_of_dir};
@@ -100,10 +101,16 @@ pub fn scan<C: BatchConsumer>(
     let mut builder = ParquetRecordBatchReaderBuilder::try_new_with_options(file, options)
         .map_err(invalid)?
         .with_batch_size(BATCH_ROWS);
+    let groups = match per_second(builder.schema().field(1).data_type()) {
+        Some(per_second) => groups_in_time(builder.metadata(), bounds(interval, per_second)),
+        None => (0..builder.metadata().num_row_groups()).collect(),
+    };
     let wanted = portfolio.map(|p| p.to_string());
     if let Some(wanted) = &wanted {
-        let (groups, selection) = pages_holding(builder.metadata(), wanted.as_bytes());
+        let (groups, selection) = pages_holding(builder.metadata(), wanted.as_bytes(), groups);
         builder = builder.with_row_groups(groups).with_row_selection(selection);
+    } else {
+        builder = builder.with_row_groups(groups);
     }
     for batch in builder.build().map_err(invalid)? {
         let mut batch = in_file_schema(&batch.map_err(invalid)?).map_err(invalid)?;
@@ -124,9 +131,10 @@ pub fn scan<C: BatchConsumer>(
 /// statistics need: NAV_Change and NAV_Change_% are not decoded) and hands
 /// `take` each run of one portfolio's rows in `interval`: its PORTFOLIO,
 /// the rows' times (seconds since the epoch) in order and their NAVs. A
-/// portfolio's rows come as one run per file (split where a batch of the
-/// reader ends), the file being sorted by PORTFOLIO then TIMESTAMP; a run
-/// out of time order is sorted first.
+/// portfolio's rows come as one run per row group holding them (split
+/// where a batch of the reader ends), each row group being sorted by PORTFOLIO then TIMESTAMP;
+/// a run out of time order is sorted first. Only the row groups whose
+/// TIMESTAMP statistics can hold a time in `interval` are read.
 ///
 /// This is the statistics' path over rows, so it avoids per-row work: a
 /// dictionary-encoded PORTFOLIO (compacted and generated files) is read as
@@ -140,6 +148,8 @@ pub fn scan_runs(path: &Path, interval: Interval, mut take: impl FnMut(&str, &[i
     if schema.fields().len() != FILE_SCHEMA.fields().len() || schema.field(0).data_type() != &DataType::Utf8 {
         return Err(invalid(format!("not an archive file's columns: {schema:?}")));
     }
+    let unit = schema.field(1).data_type();
+    let per_second = per_second(unit).ok_or_else(|| invalid(format!("TIMESTAMP is {unit}")))?;
     let dictionary =
         metadata.metadata().row_groups().iter().all(|group| group.column(0).dictionary_page_offset().is_some());
     if dictionary {
@@ -149,17 +159,22 @@ pub fn scan_runs(path: &Path, interval: Interval, mut take: impl FnMut(&str, &[i
         let options = options.with_schema(Arc::new(Schema::new(fields)));
         metadata = ArrowReaderMetadata::try_new(Arc::clone(metadata.metadata()), options).map_err(invalid)?;
     }
-    let builder = ParquetRecordBatchReaderBuilder::new_with_metadata(file, metadata).with_batch_size(BATCH_ROWS);
+    // The row groups that can hold a time in the interval: of a file cut by
+    // window, those of the windows the interval touches.
+    let groups = groups_in_time(metadata.metadata(), bounds(interval, per_second));
+    if groups.is_empty() {
+        return Ok(());
+    }
+    let builder = ParquetRecordBatchReaderBuilder::new_with_metadata(file, metadata)
+        .with_batch_size(BATCH_ROWS)
+        .with_row_groups(groups);
     let mask = ProjectionMask::roots(builder.parquet_schema(), [0, 1, 2]);
     let mut unordered: Vec<(i64, f64)> = Vec::new();
     let (mut seconds, mut navs) = (Vec::new(), Vec::new());
     for batch in builder.with_projection(mask).build().map_err(invalid)? {
         let batch = batch.map_err(invalid)?;
-        let RunColumns { portfolios, times, per_second, navs: all_navs } = RunColumns::of(&batch).map_err(invalid)?;
-        // The interval in the file's unit: a row is in it when its time,
-        // rounded down to the second, is.
-        let from = interval.from.map_or(i64::MIN, |from| from.saturating_mul(per_second));
-        let to = interval.to.map_or(i64::MAX, |to| to.saturating_mul(per_second).saturating_add(per_second - 1));
+        let RunColumns { portfolios, times, navs: all_navs } = RunColumns::of(&batch).map_err(invalid)?;
+        let (from, to) = bounds(interval, per_second);
         for (run, portfolio) in runs(portfolios.as_ref()).map_err(invalid)? {
             let (at, nav) = (&times[run.clone()], &all_navs[run]);
             seconds.clear();
@@ -191,8 +206,6 @@ struct RunColumns<'a> {
     portfolios: &'a ArrayRef,
     /// The times, in the file's unit.
     times: &'a [i64],
-    /// The file's unit per second.
-    per_second: i64,
     /// The NAVs.
     navs: &'a [f64],
 }
@@ -207,22 +220,48 @@ impl<'a> RunColumns<'a> {
             return Err(format!("a null in column {}", batch.schema().field(column).name()));
         }
         let at = batch.column(1);
-        let (times, per_second): (&[i64], i64) = match at.data_type() {
-            DataType::Timestamp(TimeUnit::Second, _) => (at.as_primitive::<TimestampSecondType>().values(), 1),
-            DataType::Timestamp(TimeUnit::Millisecond, _) => {
-                (at.as_primitive::<TimestampMillisecondType>().values(), 1_000)
-            }
-            DataType::Timestamp(TimeUnit::Microsecond, _) => {
-                (at.as_primitive::<TimestampMicrosecondType>().values(), 1_000_000)
-            }
-            DataType::Timestamp(TimeUnit::Nanosecond, _) => {
-                (at.as_primitive::<TimestampNanosecondType>().values(), 1_000_000_000)
-            }
+        let times: &[i64] = match at.data_type() {
+            DataType::Timestamp(TimeUnit::Second, _) => at.as_primitive::<TimestampSecondType>().values(),
+            DataType::Timestamp(TimeUnit::Millisecond, _) => at.as_primitive::<TimestampMillisecondType>().values(),
+            DataType::Timestamp(TimeUnit::Microsecond, _) => at.as_primitive::<TimestampMicrosecondType>().values(),
+            DataType::Timestamp(TimeUnit::Nanosecond, _) => at.as_primitive::<TimestampNanosecondType>().values(),
             other => return Err(format!("TIMESTAMP is {other}")),
         };
         let navs = batch.column(2).as_primitive_opt::<Float64Type>().ok_or("NAV is not a double")?.values();
-        Ok(RunColumns { portfolios: batch.column(0), times, per_second, navs })
+        Ok(RunColumns { portfolios: batch.column(0), times, navs })
     }
+}
+
+/// A TIMESTAMP column's units per second; `None` when it is not a
+/// timestamp.
+fn per_second(data_type: &DataType) -> Option<i64> {
+    match data_type {
+        DataType::Timestamp(TimeUnit::Second, _) => Some(1),
+        DataType::Timestamp(TimeUnit::Millisecond, _) => Some(1_000),
+        DataType::Timestamp(TimeUnit::Microsecond, _) => Some(1_000_000),
+        DataType::Timestamp(TimeUnit::Nanosecond, _) => Some(1_000_000_000),
+        _ => None,
+    }
+}
+
+/// `interval` in a unit of `per_second` a second, both ends included: a
+/// row is in the interval when its time, rounded down to the second, is.
+fn bounds(interval: Interval, per_second: i64) -> (i64, i64) {
+    let from = interval.from.map_or(i64::MIN, |from| from.saturating_mul(per_second));
+    let to = interval.to.map_or(i64::MAX, |to| to.saturating_mul(per_second).saturating_add(per_second - 1));
+    (from, to)
+}
+
+/// The row groups whose TIMESTAMP statistics can hold a time in
+/// `[from, to]` (the file's unit); a row group without them, always.
+fn groups_in_time(metadata: &ParquetMetaData, (from, to): (i64, i64)) -> Vec<usize> {
+    let may_hold = |group: &RowGroupMetaData| match group.column(1).statistics() {
+        Some(Statistics::Int64(times)) => {
+            times.min_opt().is_none_or(|&min| min <= to) && times.max_opt().is_none_or(|&max| from <= max)
+        }
+        _ => true,
+    };
+    metadata.row_groups().iter().enumerate().filter(|(_, group)| may_hold(group)).map(|(index, _)| index).collect()
 }
 
 /// The runs of equal PORTFOLIO in `portfolios` (strings, or a dictionary of
@@ -256,17 +295,19 @@ fn split_runs<'a>(
     runs
 }
 
-/// The row groups, and the rows within them, that can hold PORTFOLIO
-/// `wanted`: by the row groups' statistics, then by the page index's
-/// (pages of a few thousand rows, in a file sorted by PORTFOLIO), so one
-/// portfolio's rows cost a page per file, not the file.
-fn pages_holding(metadata: &ParquetMetaData, wanted: &[u8]) -> (Vec<usize>, RowSelection) {
+/// The row groups of `candidates`, and the rows within them, that can
+/// hold PORTFOLIO `wanted`: by the row groups' statistics, then by the
+/// page index's (pages of a few thousand rows, in row groups sorted by
+/// PORTFOLIO), so one portfolio's rows cost a page per row group that
+/// holds it, not the file.
+fn pages_holding(metadata: &ParquetMetaData, wanted: &[u8], candidates: Vec<usize>) -> (Vec<usize>, RowSelection) {
     let may_hold = |min: Option<&[u8]>, max: Option<&[u8]>| {
         min.is_none_or(|min| min <= wanted) && max.is_none_or(|max| wanted <= max)
     };
     let mut groups = Vec::new();
     let mut selectors = Vec::new();
-    for (index, group) in metadata.row_groups().iter().enumerate() {
+    for index in candidates {
+        let group = metadata.row_group(index);
         let stats = group.column(0).statistics();
         if !stats.is_none_or(|stats| may_hold(stats.min_bytes_opt(), stats.max_bytes_opt())) {
             continue;
@@ -363,7 +404,8 @@ mod tests {
         let options = ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Optional);
         let metadata = ParquetRecordBatchReaderBuilder::try_new_with_options(file, options).unwrap().metadata().clone();
         for wanted in ["1.1", "17.1", "33.1", "60.1"] {
-            let (_, selection) = pages_holding(&metadata, wanted.as_bytes());
+            let groups = (0..metadata.num_row_groups()).collect();
+            let (_, selection) = pages_holding(&metadata, wanted.as_bytes(), groups);
             assert!(selection.row_count() < 60_000 / 4, "{wanted}: {} rows selected of 60,000", selection.row_count());
             let mut count = Count::default();
             scan(&path, Some(wanted.parse().unwrap()), Interval::default(), &mut count).unwrap();
@@ -414,6 +456,9 @@ mod tests {
         encode::sort(&mut newest_first);
         newest_first.sort_by_key(|row| (row.portfolio.to_string(), -row.timestamp));
         std::fs::write(&reversed, encode::to_parquet([&encode::batch(&newest_first)], encode::Layout::Runs)).unwrap();
+        // Cut by window: rows 0 to 29 in one row group, 30 to 49 in the next.
+        let windows = dir.path().join("w.parquet");
+        std::fs::write(&windows, encode::rows_to_parquet(&mut rows.clone(), encode::Layout::Windows)).unwrap();
         let dictionary = |path: &Path| {
             let reader = ParquetRecordBatchReaderBuilder::try_new(File::open(path).unwrap()).unwrap();
             reader.metadata().row_groups()[0].column(0).dictionary_page_offset().is_some()
@@ -422,7 +467,7 @@ mod tests {
 
         // Rows 10 to 39 of each portfolio: the interval cuts every run.
         let interval = Interval { from: Some(START + 20 * 10), to: Some(START + 20 * 39) };
-        for path in [&batch, &runs, &reversed] {
+        for path in [&batch, &runs, &reversed, &windows] {
             let got = runs_of(path, interval);
             assert_eq!(got.len(), 30, "{}", path.display());
             for n in 1..=30 {
@@ -433,5 +478,88 @@ mod tests {
         }
         let after = Interval { from: Some(START + 20 * 50), to: None };
         assert!(runs_of(&runs, after).is_empty(), "no run without rows in the interval");
+    }
+
+    #[test]
+    fn a_file_cut_by_window_has_a_row_group_per_window_and_a_part_of_an_hour_reads_only_its_windows() {
+        // A window's start; 20 portfolios, a row every 20 s for an hour:
+        // six windows of 30 rows each.
+        const START: i64 = 1_764_000_000;
+        assert_eq!(crate::archive::window_of(START), START);
+        let mut rows: Vec<ArchiveRow> = (1..=20)
+            .flat_map(|n| {
+                (0..180).map(move |k| ArchiveRow {
+                    portfolio: PortfolioId::new(InvestorId::new(n).unwrap(), 1).unwrap(),
+                    timestamp: START + 20 * k,
+                    nav: f64::from(n * 1000) + k as f64,
+                    nav_change: 0.0,
+                    nav_change_pct: 0.0,
+                })
+            })
+            .collect();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.parquet");
+        std::fs::write(&path, encode::rows_to_parquet(&mut rows, encode::Layout::Windows)).unwrap();
+        let metadata = ParquetRecordBatchReaderBuilder::try_new(File::open(&path).unwrap()).unwrap().metadata().clone();
+        assert_eq!(metadata.num_row_groups(), 6);
+        for (k, group) in metadata.row_groups().iter().enumerate() {
+            let Some(Statistics::Int64(times)) = group.column(1).statistics() else { panic!("TIMESTAMP statistics") };
+            let window = (START + 600 * k as i64) * 1000;
+            assert_eq!(
+                (*times.min_opt().unwrap(), *times.max_opt().unwrap()),
+                (window, window + 580_000),
+                "window {k}"
+            );
+            assert_eq!(group.num_rows(), 20 * 30);
+        }
+        // Each row group sorted by PORTFOLIO (as text) then TIMESTAMP, and
+        // every row once.
+        let mut read = Vec::new();
+        for group in 0..6 {
+            let reader = ParquetRecordBatchReaderBuilder::try_new(File::open(&path).unwrap())
+                .unwrap()
+                .with_row_groups(vec![group])
+                .build()
+                .unwrap();
+            let mut keys = Vec::new();
+            for batch in reader {
+                let batch = batch.unwrap();
+                let portfolios = batch.column(0).as_string::<i32>();
+                let times = batch.column(1).as_primitive::<TimestampMillisecondType>();
+                keys.extend((0..batch.num_rows()).map(|i| (portfolios.value(i).to_string(), times.value(i))));
+            }
+            assert!(keys.is_sorted(), "row group {group}");
+            read.extend(keys);
+        }
+        let mut expected: Vec<(String, i64)> =
+            rows.iter().map(|r| (r.portfolio.to_string(), r.timestamp * 1000)).collect();
+        expected.sort();
+        read.sort();
+        assert_eq!(read, expected);
+
+        let window = |from: i64, to: i64| bounds(Interval { from: Some(START + from), to: Some(START + to) }, 1000);
+        assert_eq!(groups_in_time(&metadata, window(1200, 1799)), [2], "one window");
+        assert_eq!(groups_in_time(&metadata, window(1500, 1900)), [2, 3], "a piece across two");
+        // 1,300 s to 1,999 s: rows 65 to 99 of each portfolio, from two
+        // row groups, joined in time order.
+        let got = runs_of(&path, Interval { from: Some(START + 1300), to: Some(START + 1999) });
+        assert_eq!(got.len(), 20);
+        for n in 1..=20 {
+            let (at, navs) = &got[&format!("{n}.1")];
+            assert_eq!(*at, (65..=99).map(|k| START + 20 * k).collect::<Vec<_>>());
+            assert_eq!(*navs, (65..=99).map(|k| f64::from(n * 1000) + k as f64).collect::<Vec<_>>());
+        }
+        // One portfolio's rows of the hour, from a page per window.
+        let mut count = Count::default();
+        scan(&path, Some("7.1".parse().unwrap()), Interval::default(), &mut count).unwrap();
+        assert_eq!(count.0.into_iter().collect::<Vec<_>>(), [("7.1".to_string(), 180)]);
+
+        // A row every 600 s: one a window, too few to cut by.
+        let mut sparse: Vec<ArchiveRow> =
+            rows.iter().filter(|row| (row.timestamp - START) % 600 == 0).copied().collect();
+        let sparse_path = dir.path().join("s.parquet");
+        std::fs::write(&sparse_path, encode::rows_to_parquet(&mut sparse, encode::Layout::Windows)).unwrap();
+        let sparse_file = ParquetRecordBatchReaderBuilder::try_new(File::open(&sparse_path).unwrap()).unwrap();
+        assert_eq!(sparse_file.metadata().num_row_groups(), 1);
     }
 }

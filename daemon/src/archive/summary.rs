@@ -7,7 +7,9 @@
 //! mixes it with rows), one row per portfolio, sorted by investor then
 //! portfolio number (as numbers, the query's order): its
 //! [`Summary`] over the hour (the moments of its NAVs and their trend; see
-//! [`SCHEMA`]).
+//! [`SCHEMA`]). Beside it, `window-MM.parquet` holds the same over each
+//! [`WINDOW`] of the hour starting at minute MM, so that a question over
+//! part of an hour reads the rows of at most one window at each edge.
 //!
 //! A summary is derived data, rebuilt deterministically from the hour's
 //! files: it names in its footer (`stockd.sources`) the archive files it
@@ -35,7 +37,7 @@ use parquet::file::metadata::KeyValue;
 use parquet::file::properties::WriterProperties;
 
 use super::read::{parquet_names, scan_runs};
-use super::{HOUR, hour_dir, hour_of_dir, hour_partition};
+use super::{DENSE_WINDOW_ROWS, HOUR, WINDOW, hour_dir, hour_of_dir, hour_partition};
 use crate::fsutil::with_path;
 use crate::market::PortfolioId;
 use crate::query::batch::Interval;
@@ -52,6 +54,10 @@ const SOURCES: &str = "stockd.sources";
 /// portfolio's rows interleave across files: readers read its rows, and
 /// the maintenance does not try again until the hour changes.
 const INTERLEAVED: &str = "stockd.interleaved";
+
+/// The footer key marking a window's summary without rows, its window
+/// being sparse (see [`write_window`]): readers read its rows.
+const SPARSE: &str = "stockd.sparse";
 
 /// The summary file of the hour starting at `hour` (seconds since the
 /// epoch).
@@ -95,16 +101,32 @@ pub static SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
 /// A PORTFOLIO that is not an id (never written by stockd) is left out.
 #[derive(Debug, Default)]
 pub struct Grouped {
-    /// Where each portfolio's summary is in `summaries`.
+    /// Where each portfolio's summary is in `summaries` (built at the first
+    /// run taken when the summaries were given, [`Grouped::from_sorted`]).
     slots: HashMap<PortfolioId, usize>,
-    /// The summaries, in the order their portfolios came.
+    /// The summaries: those given, sorted, then the others in the order
+    /// their portfolios came.
     summaries: Vec<(PortfolioId, Summary)>,
 }
 
 impl Grouped {
+    /// Summaries already gathered (sorted by portfolio, as
+    /// [`read_into`] leaves them, and of times before the rows to be read),
+    /// into which the rows read are merged in place: no second list to sort
+    /// and merge when the rows' portfolios are the summaries' (the usual
+    /// case: a question whose edges cut windows). Room is made for as many
+    /// portfolios as `summaries` has room for.
+    pub fn from_sorted(summaries: Vec<(PortfolioId, Summary)>) -> Grouped {
+        Grouped { slots: HashMap::with_capacity(summaries.capacity()), summaries }
+    }
+
     /// Reads the rows of the archive file `path` in `interval` into the
     /// summaries.
     pub fn scan(&mut self, path: &Path, interval: Interval) -> io::Result<()> {
+        if self.slots.len() < self.summaries.len() {
+            let slots = self.summaries.iter().enumerate().map(|(slot, (portfolio, _))| (*portfolio, slot));
+            self.slots.extend(slots);
+        }
         scan_runs(path, interval, |portfolio, at, navs| self.take(portfolio, at, navs))
     }
 
@@ -124,10 +146,16 @@ impl Grouped {
         }
     }
 
-    /// The summaries by portfolio, in the query's order (sorted by
-    /// reference: a summary is a few hundred bytes).
+    /// The summaries by portfolio, in the query's order (as they are
+    /// already when every portfolio read was among those given).
     pub fn into_sorted(self) -> Vec<(PortfolioId, Summary)> {
-        let mut order: Vec<(PortfolioId, usize)> = self.slots.into_iter().collect();
+        if self.summaries.is_sorted_by_key(|(portfolio, _)| *portfolio) {
+            return self.summaries;
+        }
+        // Sorted by reference, then gathered: a summary is a few hundred
+        // bytes, too many to move at every step of a sort.
+        let mut order: Vec<(PortfolioId, usize)> =
+            self.summaries.iter().enumerate().map(|(slot, (portfolio, _))| (*portfolio, slot)).collect();
         order.sort_unstable();
         order.into_iter().map(|(_, slot)| self.summaries[slot]).collect()
     }
@@ -214,13 +242,26 @@ fn to_batch(summaries: &[(PortfolioId, Moments, Trend)]) -> RecordBatch {
     RecordBatch::try_new(Arc::clone(&SCHEMA), columns).expect("columns of the schema")
 }
 
+/// What a summary file holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Content {
+    /// One row per portfolio.
+    Rows,
+    /// No rows: a portfolio's rows interleave across the hour's files.
+    Interleaved,
+    /// No rows: a window whose portfolios have fewer than
+    /// [`DENSE_WINDOW_ROWS`] rows each on average, cheaper read than
+    /// summarised.
+    Sparse,
+}
+
 /// Writes a summary file for the hour folder's files `sources` at `path`:
 /// aside, then renamed into place. `write` hands the batches (sorted by
 /// portfolio across batches) to the writer.
 fn write(
     path: &Path,
     sources: &[String],
-    interleaved: bool,
+    content: Content,
     write: impl FnOnce(&mut dyn FnMut(&RecordBatch) -> io::Result<()>) -> io::Result<()>,
 ) -> io::Result<()> {
     let dir = path.parent().expect("a summary file is in an hour folder");
@@ -232,7 +273,8 @@ fn write(
         .set_compression(Compression::LZ4_RAW)
         .set_key_value_metadata(Some(vec![
             KeyValue::new(SOURCES.to_string(), sources.join("\n")),
-            KeyValue::new(INTERLEAVED.to_string(), interleaved.to_string()),
+            KeyValue::new(INTERLEAVED.to_string(), (content == Content::Interleaved).to_string()),
+            KeyValue::new(SPARSE.to_string(), (content == Content::Sparse).to_string()),
         ]))
         .build();
     let file = File::create(&temporary)?;
@@ -265,45 +307,86 @@ pub enum Built {
     Interleaved,
 }
 
-/// Computes and writes the summary of the hour starting at `hour` from the
-/// files its folder holds now.
+/// Computes and writes the summaries of the hour starting at `hour` from
+/// the files its folder holds now: each window's (reading the row groups
+/// that can hold its times), then the hour's, their merge.
 pub fn build(data: &Path, hour: i64) -> io::Result<Built> {
     let dir = data.join(hour_dir(hour));
     let sources = parquet_names(&dir)?;
-    let mut grouped = Grouped::default();
-    for name in &sources {
-        match grouped.scan(&dir.join(name), Interval::default()) {
-            Ok(()) => {}
-            Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(Built::Changed),
-            Err(error) => return Err(with_path(&dir.join(name))(error)),
+    let mut whole: Vec<(PortfolioId, Summary)> = Vec::new();
+    for window in windows(hour) {
+        let mut grouped = Grouped::default();
+        let interval = Interval { from: Some(window), to: Some(window + WINDOW - 1) };
+        for name in &sources {
+            match grouped.scan(&dir.join(name), interval) {
+                Ok(()) => {}
+                Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(Built::Changed),
+                Err(error) => return Err(with_path(&dir.join(name))(error)),
+            }
         }
+        let summaries = grouped.into_sorted();
+        write_window(data, window, &sources, &summaries)?;
+        whole = merge_sorted(whole, summaries);
     }
-    let Some(summaries) = with_trends(grouped.into_sorted()) else {
-        write(&path(data, hour), &sources, true, |_| Ok(()))?;
-        return Ok(Built::Interleaved);
-    };
-    write_summaries(&path(data, hour), &sources, &summaries)?;
-    Ok(Built::Written)
+    Ok(if write_or_mark(&path(data, hour), &sources, &whole)? { Built::Written } else { Built::Interleaved })
+}
+
+/// Writes `summaries` as the summary file at `path` computed from
+/// `sources`; when one has no trend (its pieces interleaved), writes a
+/// summary without rows that says so instead, and returns false.
+fn write_or_mark(path: &Path, sources: &[String], summaries: &[(PortfolioId, Summary)]) -> io::Result<bool> {
+    match with_trends(summaries) {
+        Some(summaries) => write_trends(path, sources, &summaries).map(|()| true),
+        None => write(path, sources, Content::Interleaved, |_| Ok(())).map(|()| false),
+    }
+}
+
+/// Writes the summary of the window starting at `window` (`summaries`,
+/// sorted by portfolio, computed from the hour's files `sources`): a
+/// summary without rows when its portfolios have too few rows for a
+/// summary to be worth its space (at 600 s a row, one a window: a summary
+/// row is six times the size of the row it sums up).
+pub fn write_window(
+    data: &Path,
+    window: i64,
+    sources: &[String],
+    summaries: &[(PortfolioId, Summary)],
+) -> io::Result<()> {
+    let rows: u64 = summaries.iter().map(|(_, summary)| summary.moments.count).sum();
+    let path = window_path(data, window);
+    if rows < DENSE_WINDOW_ROWS as u64 * summaries.len() as u64 {
+        return write(&path, sources, Content::Sparse, |_| Ok(()));
+    }
+    write_or_mark(&path, sources, summaries).map(|_| ())
 }
 
 /// The summaries with their trends, `None` when one has none (its pieces
 /// interleaved).
-fn with_trends(summaries: Vec<(PortfolioId, Summary)>) -> Option<Vec<(PortfolioId, Moments, Trend)>> {
-    summaries.into_iter().map(|(portfolio, summary)| Some((portfolio, summary.moments, summary.trend?))).collect()
+fn with_trends(summaries: &[(PortfolioId, Summary)]) -> Option<Vec<(PortfolioId, Moments, Trend)>> {
+    summaries.iter().map(|(portfolio, summary)| Some((*portfolio, summary.moments, summary.trend?))).collect()
 }
 
-/// Writes `summaries` (sorted by portfolio), computed from the archive
-/// files `sources`, as the summary file at `path`.
-pub fn write_summaries(path: &Path, sources: &[String], summaries: &[(PortfolioId, Moments, Trend)]) -> io::Result<()> {
-    write(path, sources, false, |out| summaries.chunks(64 * 1024).try_for_each(|chunk| out(&to_batch(chunk))))
+/// Writes `summaries` (sorted by portfolio, each with its trend), computed
+/// from the archive files `sources`, as the summary file at `path`.
+pub fn write_summaries(path: &Path, sources: &[String], summaries: &[(PortfolioId, Summary)]) -> io::Result<()> {
+    let Some(summaries) = with_trends(summaries) else {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "a summary without its trend"));
+    };
+    write_trends(path, sources, &summaries)
+}
+
+/// Writes `summaries` (sorted by portfolio) as the summary file at `path`.
+fn write_trends(path: &Path, sources: &[String], summaries: &[(PortfolioId, Moments, Trend)]) -> io::Result<()> {
+    write(path, sources, Content::Rows, |out| summaries.chunks(64 * 1024).try_for_each(|chunk| out(&to_batch(chunk))))
 }
 
 /// What a summary's footer says.
 struct Footer {
     /// The archive files it was computed from.
     sources: Vec<String>,
-    /// It holds no rows: the hour's rows interleave.
-    interleaved: bool,
+    /// It holds no rows (its rows interleave, or its window is sparse):
+    /// readers read the rows.
+    rowless: bool,
 }
 
 /// The footer of the summary at `path`; `None` when there is no summary
@@ -314,7 +397,8 @@ fn footer(path: &Path) -> Option<Footer> {
     let metadata = builder.metadata().file_metadata().key_value_metadata()?;
     let value = |key: &str| metadata.iter().find(|kv| kv.key == key).and_then(|kv| kv.value.clone());
     let sources = value(SOURCES)?.split('\n').filter(|name| !name.is_empty()).map(str::to_string).collect();
-    Some(Footer { sources, interleaved: value(INTERLEAVED).as_deref() == Some("true") })
+    let marked = |key: &str| value(key).as_deref() == Some("true");
+    Some(Footer { sources, rowless: marked(INTERLEAVED) || marked(SPARSE) })
 }
 
 /// The footer of the summary at `path` if it was computed from exactly
@@ -325,13 +409,38 @@ fn current(path: &Path, sources: &[String]) -> Option<Footer> {
 
 /// `path` if the summary there is current (see [`current`]) and has rows.
 fn usable_file(path: PathBuf, sources: &[String]) -> Option<PathBuf> {
-    current(&path, sources).filter(|footer| !footer.interleaved).map(|_| path)
+    current(&path, sources).filter(|footer| !footer.rowless).map(|_| path)
 }
 
 /// The summary file a reader may use for the hour starting at `hour`
 /// whose folder holds the files `names` now: current and with rows.
 pub fn usable(data: &Path, hour: i64, names: &[String]) -> Option<PathBuf> {
     usable_file(path(data, hour), names)
+}
+
+/// The starts of the windows of the hour starting at `hour`.
+pub fn windows(hour: i64) -> impl Iterator<Item = i64> {
+    (hour..hour + HOUR).step_by(WINDOW as usize)
+}
+
+/// The summary file of the window starting at `window` (seconds since the
+/// epoch), beside its hour's: `window-MM.parquet`, MM its minute.
+pub fn window_path(data: &Path, window: i64) -> PathBuf {
+    let hour = super::hour_of(window);
+    path(data, hour).with_file_name(format!("window-{:02}.parquet", (window - hour) / 60))
+}
+
+/// The summary file a reader may use for the window starting at `window`
+/// whose hour folder holds the files `names` now: current and with rows.
+pub fn usable_window(data: &Path, window: i64, names: &[String]) -> Option<PathBuf> {
+    usable_file(window_path(data, window), names)
+}
+
+/// Whether the summaries of the hour starting at `hour` (its own and its
+/// windows') were computed from exactly the files `names`.
+fn hour_current(data: &Path, hour: i64, names: &[String]) -> bool {
+    current(&path(data, hour), names).is_some()
+        && windows(hour).all(|window| current(&window_path(data, window), names).is_some())
 }
 
 /// Seconds in a day.
@@ -374,9 +483,16 @@ fn build_day(data: &Path, day: i64, hours: &[&super::maintain::Hour]) -> io::Res
         read_into(&path, &mut merged)?;
         listings.push((hour.start, names));
     }
-    let Some(summaries) = with_trends(merged) else { return Ok(false) };
-    write_summaries(&day_path(data, day), &day_sources(&listings), &summaries)?;
+    let Some(summaries) = with_trends(&merged) else { return Ok(false) };
+    write_trends(&day_path(data, day), &day_sources(&listings), &summaries)?;
     Ok(true)
+}
+
+/// The rows (portfolios) of the summary at `path`, from its footer.
+pub fn rows(path: &Path) -> io::Result<usize> {
+    let file = super::pread::PositionedFile::open(path)?;
+    let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(invalid)?;
+    Ok(usize::try_from(builder.metadata().file_metadata().num_rows()).unwrap_or(0))
 }
 
 /// Reads the summary at `path` into `merged` (summaries sorted by
@@ -483,9 +599,7 @@ pub fn refresh(data: &Path, now: i64, closed_after: i64, stop: &AtomicBool) -> i
         if stop.load(Ordering::Relaxed) {
             break;
         }
-        if hour.start + HOUR + closed_after > now
-            || current(&path(data, hour.start), &parquet_names(&hour.dir)?).is_some()
-        {
+        if hour.start + HOUR + closed_after > now || hour_current(data, hour.start, &parquet_names(&hour.dir)?) {
             continue;
         }
         match build(data, hour.start)? {
@@ -613,6 +727,16 @@ mod tests {
         assert_eq!(trend.returns.count, 3);
         assert_eq!(all["10.2"].trend.unwrap().total_return(), Some(40.0 / 50.0 - 1.0));
         assert_eq!(refresh(data, HOUR_START + HOUR + 60, 60, &stop).unwrap(), 0, "current: not rebuilt");
+        // Its windows' summaries: every row is in the first window, too
+        // few a portfolio for a summary (read from the rows); the others
+        // have none.
+        let names = parquet_names(&data.join(hour_dir(HOUR_START))).unwrap();
+        assert!(hour_current(data, HOUR_START, &names));
+        assert_eq!(usable_window(data, HOUR_START, &names), None, "sparse");
+        let mut second = Vec::new();
+        read_into(&usable_window(data, HOUR_START + WINDOW, &names).expect("the second window's"), &mut second)
+            .unwrap();
+        assert!(second.is_empty(), "the second window has no rows");
 
         // A late file: the summary no longer matches the hour until rebuilt.
         file(data, "b-3.parquet", &[(b, 40, 60.0)]);
@@ -634,6 +758,7 @@ mod tests {
         file(data, "b-5.parquet", &[(a, 3000, 80.0)]);
         let day_end = HOUR_START.div_euclid(DAY) * DAY + DAY;
         assert_eq!(refresh(data, day_end + 60, 60, &stop).unwrap(), 2, "the hour again, and the day");
+
         let names = parquet_names(&data.join(hour_dir(HOUR_START))).unwrap();
         let day = usable_day(data, day_end - DAY, &day_sources(&[(HOUR_START, names)])).expect("a current day");
         let mut merged = Vec::new();
@@ -647,5 +772,36 @@ mod tests {
         std::fs::remove_dir_all(data.join(hour_dir(HOUR_START))).unwrap();
         refresh(data, day_end + 60, 60, &stop).unwrap();
         assert!(!path(data, HOUR_START).exists() && !day_path(data, day_end - DAY).exists());
+    }
+
+    #[test]
+    fn a_dense_window_has_a_summary_of_its_own_and_the_hours_is_the_merge_of_its_windows() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path();
+        // Two portfolios, a row every 20 s for 20 minutes: two windows of
+        // 30 rows each.
+        let rows: Vec<(PortfolioId, i64, f64)> = [portfolio(1, 1), portfolio(2, 1)]
+            .into_iter()
+            .flat_map(|p| (0..60).map(move |k| (p, 20 * k, 100.0 + (k % 7) as f64 - (k / 20) as f64)))
+            .collect();
+        file(data, "c-1.parquet", &rows);
+        assert_eq!(refresh(data, HOUR_START + HOUR + 60, 60, &AtomicBool::new(false)).unwrap(), 1);
+        let names = parquet_names(&data.join(hour_dir(HOUR_START))).unwrap();
+        let read = |path: PathBuf| {
+            let mut all = Vec::new();
+            read_into(&path, &mut all).unwrap();
+            all.into_iter().map(|(p, s)| (p.to_string(), s)).collect::<HashMap<_, _>>()
+        };
+        let first = read(usable_window(data, HOUR_START, &names).expect("the first window's summary"));
+        let second = read(usable_window(data, HOUR_START + WINDOW, &names).expect("the second window's summary"));
+        assert_eq!((first["1.1"].moments.count, second["2.1"].moments.count), (30, 30));
+        let merged = first["1.1"].merge(second["1.1"]);
+        let hour = read_all(data)["1.1"];
+        assert_eq!(hour.moments.count, 60);
+        assert!((hour.moments.mean - merged.moments.mean).abs() < 1e-12);
+        assert!((hour.moments.m2 - merged.moments.m2).abs() < 1e-9);
+        let (hour, merged) = (hour.trend.unwrap(), merged.trend.unwrap());
+        assert_eq!((hour.first, hour.last, hour.fall), (merged.first, merged.last, merged.fall));
+        assert_eq!(hour.returns.count, 59, "the return across the windows' edge counted once");
     }
 }

@@ -1,20 +1,24 @@
 //! The query over the archive (`DATA/archive/`), for a folder whose archive
 //! holds every row: the same answers as over the CSV files, reading only
 //! the hour partitions the interval touches: for the statistics, the
-//! summary of every hour the interval covers whole (see
-//! [`crate::archive::summary`]) and the rows of the hours at its edges
-//! (and of hours without a current summary); for one portfolio's rows,
-//! only the row groups that can hold it.
+//! summary of every day or hour the interval covers whole (see
+//! [`crate::archive::summary`]), in the hours at its edges the summaries of
+//! the windows it covers whole and the rows of the window it cuts (all the
+//! hour's rows in the interval where a summary is not current); for one
+//! portfolio's rows, only the row groups that can hold it.
 
 use std::path::PathBuf;
 
 use rayon::prelude::*;
 
+use super::batch::Interval;
 use super::{Answer, PortfolioStats, Query, QueryError, RowsConsumer, StatsConsumer, investor_name};
 use crate::archive::read::{files, scan};
 use crate::archive::read::{hour_dirs, parquet_names};
 use crate::archive::summary::{self, Grouped};
+use crate::archive::{WINDOW, window_of};
 use crate::market::PortfolioId;
+use crate::statistics::Summary;
 
 /// Times a query is read again when a file it listed was gone when read.
 const ATTEMPTS: usize = 5;
@@ -70,21 +74,16 @@ fn answer(query: &Query) -> Result<Answer, QueryError> {
     if !query.stats {
         return Ok(answer);
     }
-    // One list per thread, each source merged into it as it is read (a
-    // list per source would be allocated and copied once per hour).
+    // The sources, in time order, cut into one contiguous share per
+    // thread: each thread folds its share in time order into one list, so
+    // every merge joins a portfolio's earlier summary with a later one
+    // (never two with a gap between them that another fills).
     let sources = sources(query)?;
-    let per_thread = sources.len().div_ceil(rayon::current_num_threads()).max(1);
-    let lists = sources
-        .par_chunks(per_thread)
-        .map(|sources| {
-            let (mut merged, mut grouped) = (Vec::new(), Grouped::default());
-            for source in sources {
-                match source {
-                    Source::Summary(path) => summary::read_into(path, &mut merged).map_err(read_error(path))?,
-                    Source::Rows(path) => grouped.scan(path, query.interval).map_err(read_error(path))?,
-                }
-            }
-            Ok(summary::merge_sorted(merged, grouped.into_sorted()))
+    let portfolios = sources.iter().find_map(Source::rows_of_summary).unwrap_or(0);
+    let lists = shares(sources)
+        .par_iter()
+        .map(|share| {
+            fold(share, portfolios).map_err(|(path, cause)| QueryError::Read { path: path.to_path_buf(), cause })
         })
         .collect::<Result<Vec<_>, QueryError>>()?;
     let names = crate::layout::load_names(data);
@@ -105,13 +104,92 @@ fn answer(query: &Query) -> Result<Answer, QueryError> {
     Ok(answer)
 }
 
-/// Where the statistics of an hour come from.
+/// `sources` (in time order) cut into contiguous shares of about equal
+/// work, one per thread.
+fn shares(sources: Vec<Source>) -> Vec<Vec<Source>> {
+    let threads = rayon::current_num_threads().max(1);
+    let total: f64 = sources.iter().map(Source::work).sum();
+    let mut shares: Vec<Vec<Source>> = vec![Vec::new()];
+    let mut done = 0.0;
+    for source in sources {
+        let work = source.work();
+        // Cut when this source would take the share past its end.
+        let cut = total * shares.len() as f64 / threads as f64;
+        if shares.len() < threads && !shares[shares.len() - 1].is_empty() && done + work / 2.0 > cut {
+            shares.push(Vec::new());
+        }
+        done += work;
+        shares.last_mut().expect("one share at least").push(source);
+    }
+    shares
+}
+
+/// A thread's share of the sources (in time order) folded into one list of
+/// summaries sorted by portfolio (of about `portfolios`): each summary read into the list in place,
+/// each piece's rows (the consecutive sources of one piece) merged in as
+/// they are read; or the file that could not be read.
+fn fold(
+    share: &[Source],
+    portfolios: usize,
+) -> Result<Vec<(PortfolioId, Summary)>, (&std::path::Path, std::io::Error)> {
+    let mut merged = Vec::new();
+    let mut index = 0;
+    while let Some(source) = share.get(index) {
+        match source {
+            Source::Summary(path) => {
+                summary::read_into(path, &mut merged).map_err(|cause| (path.as_path(), cause))?;
+                index += 1;
+            }
+            Source::Rows(_, piece) => {
+                // Into an empty list, room for as many portfolios as a
+                // summary holds: the list is not grown and copied as it fills.
+                if merged.is_empty() {
+                    merged.reserve(portfolios);
+                }
+                let mut grouped = Grouped::from_sorted(merged);
+                while let Some(Source::Rows(path, part)) = share.get(index)
+                    && part == piece
+                {
+                    grouped.scan(path, *part).map_err(|cause| (path.as_path(), cause))?;
+                    index += 1;
+                }
+                merged = grouped.into_sorted();
+            }
+        }
+    }
+    Ok(merged)
+}
+
+/// Where the statistics of a part of the interval come from.
 enum Source {
-    /// A day's or an hour's summary: the interval covers it whole and it is
-    /// current.
+    /// A day's, an hour's or a window's summary: the interval covers it
+    /// whole and it is current.
     Summary(PathBuf),
-    /// One of the hour's files, read row by row.
-    Rows(PathBuf),
+    /// One of an hour's files, its rows in a part of the interval read.
+    Rows(PathBuf, Interval),
+}
+
+impl Source {
+    /// The rows of a summary source (its portfolios), from its footer.
+    fn rows_of_summary(&self) -> Option<usize> {
+        let Source::Summary(path) = self else { return None };
+        summary::rows(path).ok()
+    }
+
+    /// The work of reading it, in summaries read (about a million rows of
+    /// summaries each, at the seed's scale): a window's rows of a compacted
+    /// file cost about a sixth of that (a window's rows, a run per
+    /// portfolio, are about six summaries' work, an hour about forty
+    /// files).
+    fn work(&self) -> f64 {
+        match self {
+            Source::Summary(_) => 1.0,
+            Source::Rows(_, part) => {
+                let seconds = part.to.unwrap_or(0).saturating_sub(part.from.unwrap_or(0)) + 1;
+                (seconds as f64 / WINDOW as f64).ceil().max(1.0) * 0.15
+            }
+        }
+    }
 }
 
 /// An hour folder: its start, its path and its files' names.
@@ -120,7 +198,8 @@ type HourFiles = (i64, PathBuf, Vec<String>);
 /// The sources of the statistics over `query`'s interval: the summary of
 /// every day the interval covers whole that has a current one, else the
 /// summary of every hour it covers whole that has a current one, else the
-/// hour's files.
+/// summaries of the windows it covers whole and the rows of the rest of
+/// the hour (see [`part_of_hour`]).
 fn sources(query: &Query) -> Result<Vec<Source>, QueryError> {
     let (data, interval) = (&query.data, query.interval);
     let folder_error = |cause| QueryError::Folder { data: data.clone(), cause };
@@ -150,15 +229,57 @@ fn sources(query: &Query) -> Result<Vec<Source>, QueryError> {
             }
         }
         for (start, dir, names) in hours {
-            let whole = covers(start, start + crate::archive::HOUR - 1);
-            match whole.then(|| summary::usable(data, start, &names)).flatten() {
-                Some(path) => sources.push(Source::Summary(path)),
-                None => sources.extend(names.into_iter().map(|name| Source::Rows(dir.join(name)))),
+            let end = start + crate::archive::HOUR - 1;
+            if covers(start, end)
+                && let Some(path) = summary::usable(data, start, &names)
+            {
+                sources.push(Source::Summary(path));
+                continue;
+            }
+            let part = Interval {
+                from: Some(interval.from.map_or(start, |from| from.max(start))),
+                to: Some(interval.to.map_or(end, |to| to.min(end))),
+            };
+            let dir = &dir;
+            let rows = |piece: Interval| names.iter().map(move |name| Source::Rows(dir.join(name), piece));
+            match whole_windows(data, part, &names) {
+                Some((before, summaries, after)) => {
+                    sources.extend(before.into_iter().flat_map(rows));
+                    sources.extend(summaries.into_iter().map(Source::Summary));
+                    sources.extend(after.into_iter().flat_map(rows));
+                }
+                None => sources.extend(rows(part)),
             }
         }
     }
     Ok(sources)
 }
+
+/// The pieces of rows and window summaries of `part`, a part of one hour
+/// whose folder holds the files `names`, in time order: the piece before
+/// the first window `part` covers whole, those windows' summaries, the
+/// piece after the last (each piece within a window, if any). `None` when
+/// it covers no window whole or one's summary is not current: its rows
+/// are then read whole.
+fn whole_windows(data: &std::path::Path, part: Interval, names: &[String]) -> Option<WholeWindows> {
+    let (from, to) = (part.from?, part.to?);
+    // The whole windows: from the first starting at or after `from` to the
+    // last ending at or before `to`.
+    let (first, end) = (window_of(from + WINDOW - 1), window_of(to + 1));
+    let summaries: Vec<PathBuf> = (first..end)
+        .step_by(WINDOW as usize)
+        .map(|window| summary::usable_window(data, window, names))
+        .collect::<Option<_>>()?;
+    if summaries.is_empty() {
+        return None;
+    }
+    let before = (from < first).then_some(Interval { from: Some(from), to: Some(first - 1) });
+    let after = (end <= to).then_some(Interval { from: Some(end), to: Some(to) });
+    Some((before, summaries, after))
+}
+
+/// The piece of rows before, the window summaries, the piece after.
+type WholeWindows = (Option<Interval>, Vec<PathBuf>, Option<Interval>);
 
 /// Whether the folder knows `portfolio` outside the interval: its CSV file
 /// exists (cut back to its header by the CSV window, it still does), or the
@@ -167,11 +288,9 @@ fn known(query: &Query, portfolio: PortfolioId) -> bool {
     if query.data.join(crate::layout::file_name(portfolio)).is_file() {
         return true;
     }
-    let Ok(all) = files(&query.data, super::batch::Interval::default()) else { return false };
+    let Ok(all) = files(&query.data, Interval::default()) else { return false };
     let mut rows = RowsConsumer::default();
-    all.iter().any(|path| {
-        scan(path, Some(portfolio), super::batch::Interval::default(), &mut rows).is_ok() && !rows.rows.is_empty()
-    })
+    all.iter().any(|path| scan(path, Some(portfolio), Interval::default(), &mut rows).is_ok() && !rows.rows.is_empty())
 }
 
 /// `portfolio`'s (time, NAV) points in the interval, in time order.
