@@ -416,6 +416,25 @@ mod tests {
         assert_eq!((all.0.len(), all.0.values().sum::<usize>()), (60, 60_000));
     }
 
+    /// A window's and an hour's start.
+    const START: i64 = 1_764_000_000;
+
+    /// `rows` rows of each of the portfolios 1.1 to `portfolios`.1, 20 s
+    /// apart from [`START`]; NAV = 1,000 × investor + row.
+    fn rows_every_20_s(portfolios: u32, rows: i64) -> Vec<ArchiveRow> {
+        (1..=portfolios)
+            .flat_map(|n| {
+                (0..rows).map(move |k| ArchiveRow {
+                    portfolio: PortfolioId::new(InvestorId::new(n).unwrap(), 1).unwrap(),
+                    timestamp: START + 20 * k,
+                    nav: f64::from(n * 1000) + k as f64,
+                    nav_change: 0.0,
+                    nav_change_pct: 0.0,
+                })
+            })
+            .collect()
+    }
+
     /// Each portfolio's times and NAVs from the runs `scan_runs` hands on,
     /// joined in the order they came.
     fn runs_of(path: &Path, interval: Interval) -> BTreeMap<String, (Vec<i64>, Vec<f64>)> {
@@ -432,19 +451,8 @@ mod tests {
 
     #[test]
     fn runs_hold_each_portfolios_rows_in_the_interval_in_time_order_whatever_the_files_layout() {
-        const START: i64 = 1_764_000_000;
-        // 30 portfolios × 50 rows, 20 s apart; NAV = 1,000 × investor + row.
-        let rows: Vec<ArchiveRow> = (1..=30)
-            .flat_map(|n| {
-                (0..50).map(move |k| ArchiveRow {
-                    portfolio: PortfolioId::new(InvestorId::new(n).unwrap(), 1).unwrap(),
-                    timestamp: START + 20 * k,
-                    nav: f64::from(n * 1000) + k as f64,
-                    nav_change: 0.0,
-                    nav_change_pct: 0.0,
-                })
-            })
-            .collect();
+        // 30 portfolios × 50 rows.
+        let rows = rows_every_20_s(30, 50);
         let dir = tempfile::tempdir().unwrap();
         let batch = dir.path().join("b.parquet");
         std::fs::write(&batch, encode::rows_to_parquet(&mut rows.clone(), encode::Layout::Batch)).unwrap();
@@ -482,21 +490,10 @@ mod tests {
 
     #[test]
     fn a_file_cut_by_window_has_a_row_group_per_window_and_a_part_of_an_hour_reads_only_its_windows() {
-        // A window's start; 20 portfolios, a row every 20 s for an hour:
-        // six windows of 30 rows each.
-        const START: i64 = 1_764_000_000;
+        // 20 portfolios, a row every 20 s for an hour: six windows of 30
+        // rows each.
         assert_eq!(crate::archive::window_of(START), START);
-        let mut rows: Vec<ArchiveRow> = (1..=20)
-            .flat_map(|n| {
-                (0..180).map(move |k| ArchiveRow {
-                    portfolio: PortfolioId::new(InvestorId::new(n).unwrap(), 1).unwrap(),
-                    timestamp: START + 20 * k,
-                    nav: f64::from(n * 1000) + k as f64,
-                    nav_change: 0.0,
-                    nav_change_pct: 0.0,
-                })
-            })
-            .collect();
+        let mut rows = rows_every_20_s(20, 180);
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.parquet");
         std::fs::write(&path, encode::rows_to_parquet(&mut rows, encode::Layout::Windows)).unwrap();

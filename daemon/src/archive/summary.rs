@@ -20,8 +20,6 @@
 //! summary costs a reader time (it reads the rows), never a wrong answer.
 //! A summary file appears whole (written aside, renamed into place).
 
-use std::collections::HashMap;
-use std::collections::hash_map::Entry;
 use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -99,65 +97,76 @@ pub static SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
 
 /// The summary of every portfolio in the files read (see [`Grouped::scan`]).
 /// A PORTFOLIO that is not an id (never written by stockd) is left out.
+///
+/// Each run's summary is kept in the order the runs came and grouped by
+/// portfolio at the end (sorted by reference, each portfolio's runs merged
+/// in the order they came): a million portfolios' runs are appended in
+/// order, not looked up one by one in a table of a million 200-byte
+/// summaries.
 #[derive(Debug, Default)]
 pub struct Grouped {
-    /// Where each portfolio's summary is in `summaries` (built at the first
-    /// run taken when the summaries were given, [`Grouped::from_sorted`]).
-    slots: HashMap<PortfolioId, usize>,
-    /// The summaries: those given, sorted, then the others in the order
-    /// their portfolios came.
-    summaries: Vec<(PortfolioId, Summary)>,
+    /// Summaries gathered before the rows, sorted by portfolio.
+    earlier: Vec<(PortfolioId, Summary)>,
+    /// Each run's portfolio and summary, in the order the runs came.
+    runs: Vec<(PortfolioId, Summary)>,
 }
 
 impl Grouped {
     /// Summaries already gathered (sorted by portfolio, as
     /// [`read_into`] leaves them, and of times before the rows to be read),
-    /// into which the rows read are merged in place: no second list to sort
-    /// and merge when the rows' portfolios are the summaries' (the usual
-    /// case: a question whose edges cut windows). Room is made for as many
-    /// portfolios as `summaries` has room for.
+    /// into which the rows read are merged at the end. Room is made for as
+    /// many runs as `summaries` has room for.
     pub fn from_sorted(summaries: Vec<(PortfolioId, Summary)>) -> Grouped {
-        Grouped { slots: HashMap::with_capacity(summaries.capacity()), summaries }
+        Grouped { runs: Vec::with_capacity(summaries.capacity()), earlier: summaries }
     }
 
-    /// Reads the rows of the archive file `path` in `interval` into the
-    /// summaries.
+    /// Reads the rows of the archive file `path` in `interval`.
     pub fn scan(&mut self, path: &Path, interval: Interval) -> io::Result<()> {
-        if self.slots.len() < self.summaries.len() {
-            let slots = self.summaries.iter().enumerate().map(|(slot, (portfolio, _))| (*portfolio, slot));
-            self.slots.extend(slots);
-        }
         scan_runs(path, interval, |portfolio, at, navs| self.take(portfolio, at, navs))
     }
 
     /// One run of `portfolio`'s rows, in time order.
     fn take(&mut self, portfolio: &str, at: &[i64], navs: &[f64]) {
         let Ok(portfolio) = portfolio.parse::<PortfolioId>() else { return };
-        let Some(summary) = Summary::of_series(at, navs) else { return };
-        match self.slots.entry(portfolio) {
-            Entry::Occupied(slot) => {
-                let merged = &mut self.summaries[*slot.get()].1;
-                *merged = merged.merge(summary);
-            }
-            Entry::Vacant(slot) => {
-                slot.insert(self.summaries.len());
-                self.summaries.push((portfolio, summary));
-            }
+        if let Some(summary) = Summary::of_series(at, navs) {
+            self.runs.push((portfolio, summary));
         }
     }
 
-    /// The summaries by portfolio, in the query's order (as they are
-    /// already when every portfolio read was among those given).
+    /// The summaries by portfolio, in the query's order: each portfolio's
+    /// runs merged in the order they came (a portfolio's runs come in time
+    /// order: one file after another, each in time order), then merged
+    /// into the earlier summaries.
     pub fn into_sorted(self) -> Vec<(PortfolioId, Summary)> {
-        if self.summaries.is_sorted_by_key(|(portfolio, _)| *portfolio) {
-            return self.summaries;
-        }
-        // Sorted by reference, then gathered: a summary is a few hundred
-        // bytes, too many to move at every step of a sort.
-        let mut order: Vec<(PortfolioId, usize)> =
-            self.summaries.iter().enumerate().map(|(slot, (portfolio, _))| (*portfolio, slot)).collect();
+        let Grouped { earlier, runs } = self;
+        let mut order: Vec<(PortfolioId, u32)> = runs
+            .iter()
+            .enumerate()
+            .map(|(run, (portfolio, _))| (*portfolio, u32::try_from(run).expect("fewer than 2^32 runs")))
+            .collect();
         order.sort_unstable();
-        order.into_iter().map(|(_, slot)| self.summaries[slot]).collect()
+        // Each portfolio's runs merged, then merged into the earlier
+        // summaries in place (no second list of them all).
+        let mut merged = earlier;
+        let mut absorb = Absorb::new(&mut merged, order.len());
+        let mut current: Option<(PortfolioId, Summary)> = None;
+        for (portfolio, run) in order {
+            let summary = runs[run as usize].1;
+            current = Some(match current {
+                Some((last, into)) if last == portfolio => (last, into.merge(summary)),
+                Some((last, into)) => {
+                    let in_order = absorb.push(last, into);
+                    debug_assert!(in_order, "sorted, each portfolio once");
+                    (portfolio, summary)
+                }
+                None => (portfolio, summary),
+            });
+        }
+        if let Some((last, into)) = current {
+            absorb.push(last, into);
+        }
+        absorb.finish();
+        merged
     }
 }
 
@@ -503,8 +512,7 @@ pub fn read_into(path: &Path, merged: &mut Vec<(PortfolioId, Summary)>) -> io::R
     let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(invalid)?.with_batch_size(64 * 1024);
     // Into an empty list, every row is new: room for them all at once.
     let file_rows = usize::try_from(builder.metadata().file_metadata().num_rows()).unwrap_or(0);
-    let extras = if merged.is_empty() { Vec::with_capacity(file_rows) } else { Vec::new() };
-    let mut absorb = Absorb { merged, cursor: 0, extras, last: None };
+    let mut absorb = Absorb::new(merged, file_rows);
     for batch in builder.build().map_err(invalid)? {
         let batch = batch.map_err(invalid)?;
         if batch.schema().fields() != SCHEMA.fields() {
@@ -564,7 +572,14 @@ struct Absorb<'a> {
     last: Option<PortfolioId>,
 }
 
-impl Absorb<'_> {
+impl<'a> Absorb<'a> {
+    /// Merges into `merged` about `coming` summaries (room for them all is
+    /// made when `merged` is empty: every one is new).
+    fn new(merged: &'a mut Vec<(PortfolioId, Summary)>, coming: usize) -> Absorb<'a> {
+        let extras = if merged.is_empty() { Vec::with_capacity(coming) } else { Vec::new() };
+        Absorb { merged, cursor: 0, extras, last: None }
+    }
+
     /// Takes the next summary; false when it is out of order.
     fn push(&mut self, portfolio: PortfolioId, summary: Summary) -> bool {
         if self.last.is_some_and(|last| last >= portfolio) {
@@ -646,6 +661,8 @@ pub fn refresh(data: &Path, now: i64, closed_after: i64, stop: &AtomicBool) -> i
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashMap;
+
     use super::*;
     use crate::archive::{ArchiveRow, encode};
     use crate::market::{InvestorId, PortfolioId};

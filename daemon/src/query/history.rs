@@ -125,9 +125,9 @@ fn shares(sources: Vec<Source>) -> Vec<Vec<Source>> {
 }
 
 /// A thread's share of the sources (in time order) folded into one list of
-/// summaries sorted by portfolio (of about `portfolios`): each summary read into the list in place,
-/// each piece's rows (the consecutive sources of one piece) merged in as
-/// they are read; or the file that could not be read.
+/// summaries sorted by portfolio (of about `portfolios`): each summary read
+/// into the list in place, each piece's rows (the consecutive sources of
+/// one piece) merged in once read; or the file that could not be read.
 fn fold(
     share: &[Source],
     portfolios: usize,
@@ -141,8 +141,9 @@ fn fold(
                 index += 1;
             }
             Source::Rows(_, piece) => {
-                // Into an empty list, room for as many portfolios as a
-                // summary holds: the list is not grown and copied as it fills.
+                // Into an empty list, room for as many runs as a summary
+                // holds portfolios: the runs are not grown and copied as
+                // they come.
                 if merged.is_empty() {
                     merged.reserve(portfolios);
                 }
