@@ -29,7 +29,7 @@ use parquet::basic::{Compression, Encoding, ZstdLevel};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
 
-use super::{ArchiveRow, DENSE_WINDOW_ROWS, WINDOW};
+use super::{ArchiveRow, WINDOW};
 use crate::layout::COLUMNS;
 
 /// The archive's columns (the CSV header's).
@@ -71,7 +71,7 @@ pub enum Layout {
     /// several) per window, in time order, each sorted by PORTFOLIO then
     /// TIMESTAMP (a closed hour's compacted files, `gen-data`'s, `stockd
     /// archive`'s), when its portfolios have rows enough a window for it to
-    /// pay ([`DENSE_WINDOW_ROWS`]). A question over part of an hour reads the
+    /// pay ([`super::dense`]). A question over part of an hour reads the
     /// row groups of the windows it touches; one portfolio's rows cost a
     /// column chunk per window instead of one per file.
     Windows,
@@ -153,8 +153,8 @@ pub fn to_parquet<'a>(batches: impl IntoIterator<Item = &'a RecordBatch>, layout
 
 /// The rows of `batch` (in the archive's order) cut by [`WINDOW`]: a batch
 /// per window, in time order, each still in the archive's order; the batch
-/// as it is when its portfolios have fewer than [`DENSE_WINDOW_ROWS`] rows
-/// a window.
+/// as it is when its portfolios have too few rows a window
+/// ([`super::dense`]).
 fn by_window(batch: &RecordBatch) -> Vec<RecordBatch> {
     let times = batch.column(1).as_primitive::<TimestampMillisecondType>().values();
     let mut windows: BTreeMap<i64, Vec<u32>> = BTreeMap::new();
@@ -164,7 +164,7 @@ fn by_window(batch: &RecordBatch) -> Vec<RecordBatch> {
     }
     let portfolios = batch.column(0).as_string::<i32>();
     let runs = 1 + (1..batch.num_rows()).filter(|&row| portfolios.value(row - 1) != portfolios.value(row)).count();
-    if windows.len() == 1 || batch.num_rows() < DENSE_WINDOW_ROWS * runs * windows.len() {
+    if windows.len() == 1 || !super::dense(batch.num_rows() as u64, (runs * windows.len()) as u64) {
         return vec![batch.clone()];
     }
     windows

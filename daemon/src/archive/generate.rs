@@ -31,6 +31,18 @@ pub struct Written {
     pub days: u64,
 }
 
+/// What one chunk of portfolios gives an hour.
+struct Part {
+    /// Its file's name.
+    name: String,
+    /// Its rows.
+    rows: u64,
+    /// Its portfolios' summaries over the hour.
+    hour: Vec<(PortfolioId, Summary)>,
+    /// Over each window of the hour, in order.
+    windows: Vec<Vec<(PortfolioId, Summary)>>,
+}
+
 /// Writes `dataset` as an archive into `dir` (created if needed).
 pub fn generate(dataset: &Dataset, dir: &Path) -> std::io::Result<Written> {
     std::fs::create_dir_all(dir)?;
@@ -45,9 +57,6 @@ pub fn generate(dataset: &Dataset, dir: &Path) -> std::io::Result<Written> {
         let end = hour + HOUR;
         let hour_path = dir.join(hour_dir(hour));
         std::fs::create_dir_all(&hour_path)?;
-        // Per chunk of portfolios: its file's name, its rows, and its
-        // summaries over the hour and over each window.
-        type Part = (String, u64, Vec<(PortfolioId, Summary)>, Vec<Vec<(PortfolioId, Summary)>>);
         let windows: Vec<i64> = summary::windows(hour).collect();
         let parts: Vec<Part> = walks
             .par_chunks_mut(chunk)
@@ -87,11 +96,11 @@ pub fn generate(dataset: &Dataset, dir: &Path) -> std::io::Result<Written> {
                     let bytes = encode::to_parquet([&encode::batch(&rows)], encode::Layout::Windows);
                     std::fs::write(hour_path.join(&name), bytes)?;
                 }
-                Ok((name, rows.len() as u64, hour_summaries, window_summaries))
+                Ok(Part { name, rows: rows.len() as u64, hour: hour_summaries, windows: window_summaries })
             })
             .collect::<std::io::Result<_>>()?;
-        let sources: Vec<String> = parts.iter().filter(|part| part.1 > 0).map(|part| part.0.clone()).collect();
-        written.rows += parts.iter().map(|part| part.1).sum::<u64>();
+        let sources: Vec<String> = parts.iter().filter(|part| part.rows > 0).map(|part| part.name.clone()).collect();
+        written.rows += parts.iter().map(|part| part.rows).sum::<u64>();
         written.files += sources.len() as u64;
         written.hours += 1;
         // The files are in PORTFOLIO's text order, the summaries in the
@@ -102,10 +111,10 @@ pub fn generate(dataset: &Dataset, dir: &Path) -> std::io::Result<Written> {
         };
         let mut by_window = vec![Vec::new(); windows.len()];
         let mut hour_summaries = Vec::new();
-        for (_, _, hour_part, window_parts) in parts {
-            hour_summaries.extend(hour_part);
-            for (k, part) in window_parts.into_iter().enumerate() {
-                by_window[k].extend(part);
+        for part in parts {
+            hour_summaries.extend(part.hour);
+            for (k, window) in part.windows.into_iter().enumerate() {
+                by_window[k].extend(window);
             }
         }
         summary::write_summaries(&summary::path(dir, hour), &sources, &sorted(hour_summaries))?;
@@ -149,6 +158,8 @@ mod tests {
         for window in summary::windows(hour) {
             assert!(summary::usable_window(archive.path(), window, &names).is_some(), "a current window summary");
         }
+        // On one thread too: its sources are then folded in one list.
+        let one_thread = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
         for (from, to) in [
             (None, None),
             (Some("2026-11-24 10:00:00"), Some("2026-11-24 11:59:59")),
@@ -167,8 +178,6 @@ mod tests {
             let ask = |data: &Path| {
                 run(&Query { data: data.to_path_buf(), portfolio: "2.3".parse().ok(), interval, stats: true }).unwrap()
             };
-            // On one thread too: its sources are then folded in one list.
-            let one_thread = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
             let (want, got, alone) = (ask(csv.path()), ask(archive.path()), one_thread.install(|| ask(archive.path())));
             // On all threads and on one, the CSV files' answers.
             for got in [got, alone] {

@@ -84,7 +84,14 @@ pub struct ArchiveRow {
 /// cost one portfolio's rows a column chunk per window (at 600 s a row,
 /// one a window: 24 hours of one portfolio took 55 ms cut, 30 ms not) and
 /// the summary would be larger than the rows.
-pub const DENSE_WINDOW_ROWS: usize = 10;
+pub const DENSE_WINDOW_ROWS: u64 = 10;
+
+/// Whether `rows` rows spread over `portfolio_windows` (portfolios ×
+/// windows) are dense enough to keep their windows apart
+/// ([`DENSE_WINDOW_ROWS`]).
+pub fn dense(rows: u64, portfolio_windows: u64) -> bool {
+    rows >= DENSE_WINDOW_ROWS.saturating_mul(portfolio_windows)
+}
 
 /// The start of the hour partition holding `timestamp` (seconds).
 pub fn hour_of(timestamp: i64) -> i64 {

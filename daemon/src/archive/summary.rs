@@ -35,7 +35,7 @@ use parquet::file::metadata::KeyValue;
 use parquet::file::properties::WriterProperties;
 
 use super::read::{parquet_names, scan_runs};
-use super::{DENSE_WINDOW_ROWS, HOUR, WINDOW, hour_dir, hour_of_dir, hour_partition};
+use super::{HOUR, WINDOW, hour_dir, hour_of_dir, hour_partition};
 use crate::fsutil::with_path;
 use crate::market::PortfolioId;
 use crate::query::batch::Interval;
@@ -114,10 +114,11 @@ pub struct Grouped {
 impl Grouped {
     /// Summaries already gathered (sorted by portfolio, as
     /// [`read_into`] leaves them, and of times before the rows to be read),
-    /// into which the rows read are merged at the end. Room is made for as
-    /// many runs as `summaries` has room for.
-    pub fn from_sorted(summaries: Vec<(PortfolioId, Summary)>) -> Grouped {
-        Grouped { runs: Vec::with_capacity(summaries.capacity()), earlier: summaries }
+    /// into which the rows read are merged at the end, with room for about
+    /// `runs` runs (so that a million are not grown and copied as they
+    /// come).
+    pub fn from_sorted(summaries: Vec<(PortfolioId, Summary)>, runs: usize) -> Grouped {
+        Grouped { earlier: summaries, runs: Vec::with_capacity(runs) }
     }
 
     /// Reads the rows of the archive file `path` in `interval`.
@@ -149,21 +150,14 @@ impl Grouped {
         // summaries in place (no second list of them all).
         let mut merged = earlier;
         let mut absorb = Absorb::new(&mut merged, order.len());
-        let mut current: Option<(PortfolioId, Summary)> = None;
-        for (portfolio, run) in order {
-            let summary = runs[run as usize].1;
-            current = Some(match current {
-                Some((last, into)) if last == portfolio => (last, into.merge(summary)),
-                Some((last, into)) => {
-                    let in_order = absorb.push(last, into);
-                    debug_assert!(in_order, "sorted, each portfolio once");
-                    (portfolio, summary)
-                }
-                None => (portfolio, summary),
-            });
-        }
-        if let Some((last, into)) = current {
-            absorb.push(last, into);
+        for portfolio_runs in order.chunk_by(|a, b| a.0 == b.0) {
+            let summary = portfolio_runs
+                .iter()
+                .map(|&(_, run)| runs[run as usize].1)
+                .reduce(Summary::merge)
+                .expect("a chunk is not empty");
+            let in_order = absorb.push(portfolio_runs[0].0, summary);
+            debug_assert!(in_order, "sorted, each portfolio once");
         }
         absorb.finish();
         merged
@@ -258,9 +252,8 @@ enum Content {
     Rows,
     /// No rows: a portfolio's rows interleave across the hour's files.
     Interleaved,
-    /// No rows: a window whose portfolios have fewer than
-    /// [`DENSE_WINDOW_ROWS`] rows each on average, cheaper read than
-    /// summarised.
+    /// No rows: a window whose portfolios have too few rows each to be
+    /// worth a summary ([`super::dense`]), cheaper read than summarised.
     Sparse,
 }
 
@@ -363,7 +356,7 @@ pub fn write_window(
 ) -> io::Result<()> {
     let rows: u64 = summaries.iter().map(|(_, summary)| summary.moments.count).sum();
     let path = window_path(data, window);
-    if rows < DENSE_WINDOW_ROWS as u64 * summaries.len() as u64 {
+    if !super::dense(rows, summaries.len() as u64) {
         return write(&path, sources, Content::Sparse, |_| Ok(()));
     }
     write_or_mark(&path, sources, summaries).map(|_| ())

@@ -141,13 +141,7 @@ fn fold(
                 index += 1;
             }
             Source::Rows(_, piece) => {
-                // Into an empty list, room for as many runs as a summary
-                // holds portfolios: the runs are not grown and copied as
-                // they come.
-                if merged.is_empty() {
-                    merged.reserve(portfolios);
-                }
-                let mut grouped = Grouped::from_sorted(merged);
+                let mut grouped = Grouped::from_sorted(merged, portfolios);
                 while let Some(Source::Rows(path, part)) = share.get(index)
                     && part == piece
                 {
@@ -200,7 +194,7 @@ type HourFiles = (i64, PathBuf, Vec<String>);
 /// every day the interval covers whole that has a current one, else the
 /// summary of every hour it covers whole that has a current one, else the
 /// summaries of the windows it covers whole and the rows of the rest of
-/// the hour (see [`part_of_hour`]).
+/// the hour (see [`whole_windows`]).
 fn sources(query: &Query) -> Result<Vec<Source>, QueryError> {
     let (data, interval) = (&query.data, query.interval);
     let folder_error = |cause| QueryError::Folder { data: data.clone(), cause };
