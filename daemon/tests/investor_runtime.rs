@@ -184,18 +184,25 @@ async fn a_replaced_plugin_switches_at_an_interval_boundary_and_keeps_nav_change
 }
 
 /// Starts the pipeline and waits until every investor has published `more`
-/// valuations. On Kafka, tansu 0.6 can leave an investor group's tick
-/// partition with a member of a crashed run after its session timed out
-/// (Kafka gives it to the live member; the investor then values nothing,
-/// by design, while another member holds its ticks): after 30 s, three
-/// times the session timeout, the pipeline is stopped and started again,
-/// its joining splitting the partitions anew, as an operator would.
+/// valuations in this start (what earlier runs published read first: a
+/// crash comes once each investor values again, its group formed).
+///
+/// On Kafka, tansu 0.6 can leave an investor group's tick partition with a
+/// member of a crashed run after its session timed out (Kafka gives it to
+/// the live member; the investor then values nothing, by design, while
+/// another member holds its ticks): after 30 s, three times the session
+/// timeout, the pipeline is stopped and started again, its joining
+/// splitting the partitions anew, as an operator would. (A member that
+/// leaves a group while the group forms stays its leader on tansu 0.6, and
+/// the group never forms again: crashing only once every investor valued
+/// in this start keeps the test clear of that broker bug.)
 async fn start_publishing<B: Bus>(
     bus: &B,
     config: &Config,
     follower: &mut pipeline::Follower<B::Consumer>,
     more: usize,
 ) -> pipeline::Running {
+    follower.catch_up(Duration::from_millis(500)).await;
     let mut starts = 0;
     loop {
         let running = pipeline::start(bus, config);

@@ -158,9 +158,10 @@ fn base_config(settings: &KafkaSettings) -> ClientConfig {
     let mut config = ClientConfig::new();
     config.set("bootstrap.servers", &settings.brokers).set("client.id", &settings.client_id);
     // librdkafka's own debug contexts (e.g. `cgrp,fetch`), logged at debug
-    // level under the `librdkafka` target.
+    // level under the `librdkafka` target (librdkafka drops its debug lines
+    // below its own log level: raised with them).
     if let Ok(contexts) = std::env::var("STOCKD_KAFKA_DEBUG") {
-        config.set("debug", contexts);
+        config.set("debug", contexts).set_log_level(rdkafka::config::RDKafkaLogLevel::Debug);
     }
     config
 }

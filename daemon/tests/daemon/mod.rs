@@ -45,7 +45,8 @@ pub struct Daemon {
 }
 
 impl Daemon {
-    /// Starts `stockd ARGS…`, logging at info to `log`.
+    /// Starts `stockd ARGS…`, logging to `log` at info (or as
+    /// `STOCKD_DAEMON_LOG` says, e.g. `info,librdkafka=debug`).
     pub fn start(args: &[&str], log: &Path) -> Daemon {
         Daemon::start_with_env(args, log, &[])
     }
@@ -56,7 +57,7 @@ impl Daemon {
         let child = Command::new(env!("CARGO_BIN_EXE_stockd"))
             .args(args)
             .envs(env.iter().map(|(key, value)| (key, value)))
-            .env("RUST_LOG", "info")
+            .env("RUST_LOG", std::env::var("STOCKD_DAEMON_LOG").unwrap_or_else(|_| "info".into()))
             .env("NO_COLOR", "1")
             .stdout(Stdio::null())
             .stderr(file)

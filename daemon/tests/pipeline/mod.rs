@@ -138,6 +138,30 @@ impl<C: Consumer> Follower<C> {
         assert!(published, "the investors did not publish within 60 s: {:?}", self.per_investor);
     }
 
+    /// Reads until nothing more comes for `quiet`: what was published
+    /// before is then counted, and a later
+    /// [`published_within`](Self::published_within) counts only what comes
+    /// after.
+    pub async fn catch_up(&mut self, quiet: Duration) {
+        let mut last_news = Instant::now();
+        while last_news.elapsed() < quiet {
+            let messages = self.consumer.poll(1000, Duration::from_millis(100)).await.unwrap();
+            if self.take(messages) {
+                last_news = Instant::now();
+            }
+        }
+    }
+
+    /// Counts `messages`; whether there were any.
+    fn take(&mut self, messages: Vec<Message>) -> bool {
+        let any = !messages.is_empty();
+        for message in messages {
+            let valuation = stockd::market::Valuation::decode(&message.value).unwrap();
+            *self.per_investor.entry(valuation.portfolio.investor.get()).or_default() += 1;
+        }
+        any
+    }
+
     /// Whether every investor in `investors` publishes at least `more`
     /// valuations beyond what was seen when called, within `within`.
     pub async fn published_within(&mut self, investors: &[u32], more: usize, within: Duration) -> bool {
@@ -148,10 +172,8 @@ impl<C: Consumer> Follower<C> {
             if Instant::now() >= deadline {
                 return false;
             }
-            for message in self.consumer.poll(1000, Duration::from_millis(100)).await.unwrap() {
-                let valuation = stockd::market::Valuation::decode(&message.value).unwrap();
-                *self.per_investor.entry(valuation.portfolio.investor.get()).or_default() += 1;
-            }
+            let messages = self.consumer.poll(1000, Duration::from_millis(100)).await.unwrap();
+            self.take(messages);
         }
         true
     }
