@@ -98,27 +98,31 @@ pub static SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
 /// The summary of every portfolio in the files read (see [`Grouped::scan`]).
 /// A PORTFOLIO that is not an id (never written by stockd) is left out.
 ///
-/// Each run's summary is kept in the order the runs came and grouped by
-/// portfolio at the end (sorted by reference, each portfolio's runs merged
-/// in the order they came): a million portfolios' runs are appended in
-/// order, not looked up one by one in a table of a million 200-byte
-/// summaries.
+/// A run of a portfolio the list given has is merged into its summary in
+/// place, found from where the last run's was. The runs of portfolios it
+/// lacks (all of them, into an empty list) are kept in the order they
+/// came and grouped by portfolio at the end (their keys sorted, not the
+/// 200-byte summaries): a million portfolios' runs are neither looked up
+/// one by one in a table nor copied twice.
 #[derive(Debug, Default)]
 pub struct Grouped {
-    /// Summaries gathered before the rows, sorted by portfolio.
-    earlier: Vec<(PortfolioId, Summary)>,
-    /// Each run's portfolio and summary, in the order the runs came.
+    /// Summaries sorted by portfolio, each run of theirs merged in.
+    merged: Vec<(PortfolioId, Summary)>,
+    /// Where the last run's portfolio was found in `merged`.
+    cursor: usize,
+    /// Each run of a portfolio `merged` lacks, in the order the runs came.
     runs: Vec<(PortfolioId, Summary)>,
 }
 
 impl Grouped {
     /// Summaries already gathered (sorted by portfolio, as
     /// [`read_into`] leaves them, and of times before the rows to be read),
-    /// into which the rows read are merged at the end, with room for about
-    /// `runs` runs (so that a million are not grown and copied as they
-    /// come).
-    pub fn from_sorted(summaries: Vec<(PortfolioId, Summary)>, runs: usize) -> Grouped {
-        Grouped { earlier: summaries, runs: Vec::with_capacity(runs) }
+    /// into which the rows read are merged, with room for about `coming`
+    /// runs when there are none yet (so that a million are not grown and
+    /// copied as they come).
+    pub fn from_sorted(summaries: Vec<(PortfolioId, Summary)>, coming: usize) -> Grouped {
+        let runs = if summaries.is_empty() { Vec::with_capacity(coming) } else { Vec::new() };
+        Grouped { merged: summaries, cursor: 0, runs }
     }
 
     /// Reads the rows of the archive file `path` in `interval`.
@@ -129,26 +133,56 @@ impl Grouped {
     /// One run of `portfolio`'s rows, in time order.
     fn take(&mut self, portfolio: &str, at: &[i64], navs: &[f64]) {
         let Ok(portfolio) = portfolio.parse::<PortfolioId>() else { return };
-        if let Some(summary) = Summary::of_series(at, navs) {
-            self.runs.push((portfolio, summary));
+        let Some(summary) = Summary::of_series(at, navs) else { return };
+        match self.find(portfolio) {
+            Some(slot) => slot.absorb(&summary),
+            None => self.runs.push((portfolio, summary)),
         }
     }
 
-    /// The summaries by portfolio, in the query's order: each portfolio's
-    /// runs merged in the order they came (a portfolio's runs come in time
-    /// order: one file after another, each in time order), then merged
-    /// into the earlier summaries.
+    /// `portfolio`'s summary in `merged`, searched from the last one found,
+    /// forward or back, doubling the step: the rows come sorted by
+    /// PORTFOLIO as text ("1.10" before "1.2"), the list by id, so the next
+    /// run's portfolio is near the last one's, not always after it.
+    fn find(&mut self, portfolio: PortfolioId) -> Option<&mut Summary> {
+        let (merged, last) = (&self.merged, self.cursor.min(self.merged.len().saturating_sub(1)));
+        let below = |index: usize| merged[index].0 < portfolio;
+        // The first entry not below `portfolio` is in `from..to` (or is `to`).
+        let (from, to) = if merged.is_empty() {
+            (0, 0)
+        } else if below(last) {
+            let mut step = 1;
+            while last + step < merged.len() && below(last + step) {
+                step *= 2;
+            }
+            (last + step / 2 + 1, (last + step).min(merged.len()))
+        } else {
+            let mut step = 1;
+            while step <= last && !below(last - step) {
+                step *= 2;
+            }
+            (last.saturating_sub(step), last - step / 2)
+        };
+        let index = from + merged[from..to].partition_point(|(p, _)| *p < portfolio);
+        self.cursor = index;
+        match self.merged.get_mut(index) {
+            Some((p, summary)) if *p == portfolio => Some(summary),
+            _ => None,
+        }
+    }
+
+    /// The summaries by portfolio, in the query's order: each new
+    /// portfolio's runs merged in the order they came (a portfolio's runs
+    /// come in time order: one file after another, each in time order),
+    /// then merged into the list.
     pub fn into_sorted(self) -> Vec<(PortfolioId, Summary)> {
-        let Grouped { earlier, runs } = self;
+        let Grouped { mut merged, runs, .. } = self;
         let mut order: Vec<(PortfolioId, u32)> = runs
             .iter()
             .enumerate()
             .map(|(run, (portfolio, _))| (*portfolio, u32::try_from(run).expect("fewer than 2^32 runs")))
             .collect();
         order.sort_unstable();
-        // Each portfolio's runs merged, then merged into the earlier
-        // summaries in place (no second list of them all).
-        let mut merged = earlier;
         let mut absorb = Absorb::new(&mut merged, order.len());
         for portfolio_runs in order.chunk_by(|a, b| a.0 == b.0) {
             let summary = portfolio_runs
@@ -176,7 +210,7 @@ pub fn merge_sorted(mut a: Vec<(PortfolioId, Summary)>, b: Vec<(PortfolioId, Sum
     }
     if a.len() == b.len() && a.iter().zip(&b).all(|(x, y)| x.0 == y.0) {
         for (x, y) in a.iter_mut().zip(b) {
-            x.1 = x.1.merge(y.1);
+            x.1.absorb(&y.1);
         }
         return a;
     }
@@ -194,7 +228,10 @@ pub fn merge_lists(lists: Vec<Vec<(PortfolioId, Summary)>>) -> impl Iterator<Ite
         let mut merged: Option<Summary> = None;
         for head in &mut heads {
             if let Some((_, summary)) = head.next_if(|(next, _)| *next == portfolio) {
-                merged = Some(merged.map_or(summary, |merged| merged.merge(summary)));
+                match &mut merged {
+                    Some(merged) => merged.absorb(&summary),
+                    None => merged = Some(summary),
+                }
             }
         }
         merged.map(|summary| (portfolio, summary))
@@ -583,7 +620,7 @@ impl<'a> Absorb<'a> {
             self.cursor += 1;
         }
         match self.merged.get_mut(self.cursor) {
-            Some((p, slot)) if *p == portfolio => *slot = slot.merge(summary),
+            Some((p, slot)) if *p == portfolio => slot.absorb(&summary),
             _ => self.extras.push((portfolio, summary)),
         }
         true
@@ -690,6 +727,39 @@ mod tests {
         let mut all = Vec::new();
         read_into(&path, &mut all).unwrap();
         all.into_iter().map(|(p, s)| (p.to_string(), s)).collect()
+    }
+
+    #[test]
+    fn runs_in_text_order_merge_into_the_summaries_given_and_new_portfolios_join_them_in_id_order() {
+        // Summaries at minute 0 of the odd portfolios 1..=30 of investors 1
+        // and 2; then runs at minutes 1 and 2 of every portfolio, in the
+        // rows' order (PORTFOLIO as text: 1.1, 1.10, 1.11, ... 1.2, ...),
+        // twice (two row groups), and a portfolio of a third investor.
+        let point = |at: i64, nav: f64| Summary::of_series(&[HOUR_START + 60 * at], &[nav]).unwrap();
+        let ids: Vec<PortfolioId> = (1..=2).flat_map(|i| (1..=30).map(move |n| portfolio(i, n))).collect();
+        let earlier: Vec<(PortfolioId, Summary)> =
+            ids.iter().filter(|p| p.number % 2 == 1).map(|&p| (p, point(0, f64::from(p.number)))).collect();
+        let mut by_text: Vec<PortfolioId> = ids.clone();
+        by_text.push(portfolio(3, 7));
+        by_text.sort_by_key(|p| p.to_string());
+        let mut grouped = Grouped::from_sorted(earlier, 0);
+        for minute in [1, 2] {
+            for p in &by_text {
+                let at = HOUR_START + 60 * minute;
+                grouped.take(&p.to_string(), &[at], &[f64::from(p.number) + minute as f64]);
+            }
+        }
+        let all = grouped.into_sorted();
+        let mut expected_ids = ids;
+        expected_ids.push(portfolio(3, 7));
+        assert_eq!(all.iter().map(|(p, _)| *p).collect::<Vec<_>>(), expected_ids, "each once, in id order");
+        for (p, summary) in &all {
+            let first = if p.number % 2 == 1 && p.investor.get() < 3 { 0 } else { 1 };
+            let trend = summary.trend.expect("pieces in time order");
+            assert_eq!(summary.moments.count, 3 - first as u64, "{p}");
+            assert_eq!((trend.first.at, trend.last.at), (HOUR_START + 60 * first, HOUR_START + 120), "{p}");
+            assert_eq!(trend.last.nav, f64::from(p.number) + 2.0, "{p}");
+        }
     }
 
     #[test]

@@ -84,23 +84,29 @@ impl Moments {
     }
 
     /// Both series together (Chan et al.'s parallel update).
-    pub fn merge(self, other: Moments) -> Moments {
-        if self.count == 0 {
-            return other;
-        }
+    pub fn merge(mut self, other: Moments) -> Moments {
+        self.absorb(&other);
+        self
+    }
+
+    /// Takes `other`'s series into this one, in place (see
+    /// [`Moments::merge`]).
+    pub fn absorb(&mut self, other: &Moments) {
         if other.count == 0 {
-            return self;
+            return;
+        }
+        if self.count == 0 {
+            *self = *other;
+            return;
         }
         let count = self.count + other.count;
         let (a, b, n) = (self.count as f64, other.count as f64, count as f64);
         let delta = other.mean - self.mean;
-        Moments {
-            count,
-            mean: self.mean + delta * b / n,
-            m2: self.m2 + other.m2 + delta * delta * a * b / n,
-            min: self.min.min(other.min),
-            max: self.max.max(other.max),
-        }
+        self.mean += delta * b / n;
+        self.m2 += other.m2 + delta * delta * a * b / n;
+        self.min = self.min.min(other.min);
+        self.max = self.max.max(other.max);
+        self.count = count;
     }
 
     /// Sample standard deviation; `None` for fewer than two values.

@@ -153,32 +153,51 @@ impl Trend {
 
     /// The trend of this series followed by `later` (every row of `later`
     /// at or after every row of `self`).
-    pub fn then(self, later: Trend) -> Trend {
+    pub fn then(mut self, later: Trend) -> Trend {
+        self.append(&later);
+        self
+    }
+
+    /// Extends this trend, in place, by `later` (every row of `later` at
+    /// or after every row of `self`).
+    fn append(&mut self, later: &Trend) {
         let boundary =
             if self.last.nav > 0.0 { Moments::one(later.first.nav / self.last.nav - 1.0) } else { Moments::default() };
         let across = (self.peak.nav > 0.0 && later.trough.nav < self.peak.nav)
             .then(|| Drawdown::between(self.peak, later.trough));
-        Trend {
-            first: self.first,
-            last: later.last,
-            peak: if later.peak.nav > self.peak.nav { later.peak } else { self.peak },
-            trough: if later.trough.nav < self.trough.nav { later.trough } else { self.trough },
-            fall: Drawdown::larger(Drawdown::larger(self.fall, across), later.fall),
-            returns: self.returns.merge(boundary).merge(later.returns),
+        self.fall = Drawdown::larger(Drawdown::larger(self.fall, across), later.fall);
+        if later.peak.nav > self.peak.nav {
+            self.peak = later.peak;
         }
+        if later.trough.nav < self.trough.nav {
+            self.trough = later.trough;
+        }
+        self.last = later.last;
+        self.returns.absorb(&boundary);
+        self.returns.absorb(&later.returns);
     }
 
     /// Joins two trends of the same portfolio in time order; `None` when
     /// their time ranges overlap (their rows interleave: the trend of both
     /// needs the rows themselves).
-    pub fn join(a: Trend, b: Trend) -> Option<Trend> {
-        if a.last.at <= b.first.at {
-            Some(a.then(b))
-        } else if b.last.at <= a.first.at {
-            Some(b.then(a))
+    pub fn join(mut a: Trend, b: Trend) -> Option<Trend> {
+        a.absorb(&b).then_some(a)
+    }
+
+    /// Joins `other`, a trend of the same portfolio, into this one in
+    /// place, in time order; false (this one unchanged) when their time
+    /// ranges overlap.
+    pub fn absorb(&mut self, other: &Trend) -> bool {
+        if self.last.at <= other.first.at {
+            self.append(other);
+        } else if other.last.at <= self.first.at {
+            // `other` comes first: it, followed by what this one was.
+            let later = std::mem::replace(self, *other);
+            self.append(&later);
         } else {
-            None
+            return false;
         }
+        true
     }
 
     fn positive(&self) -> bool {
