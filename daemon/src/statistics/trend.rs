@@ -151,13 +151,6 @@ impl Trend {
         Some(trend)
     }
 
-    /// The trend of this series followed by `later` (every row of `later`
-    /// at or after every row of `self`).
-    pub fn then(mut self, later: Trend) -> Trend {
-        self.append(&later);
-        self
-    }
-
     /// Extends this trend, in place, by `later` (every row of `later` at
     /// or after every row of `self`).
     fn append(&mut self, later: &Trend) {
@@ -177,16 +170,10 @@ impl Trend {
         self.returns.absorb(&later.returns);
     }
 
-    /// Joins two trends of the same portfolio in time order; `None` when
-    /// their time ranges overlap (their rows interleave: the trend of both
-    /// needs the rows themselves).
-    pub fn join(mut a: Trend, b: Trend) -> Option<Trend> {
-        a.absorb(&b).then_some(a)
-    }
-
     /// Joins `other`, a trend of the same portfolio, into this one in
     /// place, in time order; false (this one unchanged) when their time
-    /// ranges overlap.
+    /// ranges overlap (their rows interleave: the trend of both needs the
+    /// rows themselves).
     pub fn absorb(&mut self, other: &Trend) -> bool {
         if self.last.at <= other.first.at {
             self.append(other);
@@ -298,11 +285,15 @@ mod tests {
             let all = points(&navs);
             for split in [1, 2, 7, 250, 499] {
                 let (a, b) = all.split_at(split);
-                let joined = Trend::of(&mut a.to_vec()).unwrap().then(Trend::of(&mut b.to_vec()).unwrap());
+                let mut joined = Trend::of(&mut a.to_vec()).unwrap();
+                assert!(joined.absorb(&Trend::of(&mut b.to_vec()).unwrap()));
                 check(&joined, &navs);
                 assert_eq!(joined.peak, whole.peak);
                 assert_eq!(joined.fall.map(|f| (f.peak, f.trough)), whole.fall.map(|f| (f.peak, f.trough)));
-                let folded = all.iter().map(|p| Trend::point(*p)).reduce(Trend::then).unwrap();
+                let mut folded = Trend::point(all[0]);
+                for point in &all[1..] {
+                    assert!(folded.absorb(&Trend::point(*point)));
+                }
                 assert_eq!(folded.fall.map(|f| (f.peak, f.trough)), whole.fall.map(|f| (f.peak, f.trough)));
             }
         }
@@ -314,9 +305,9 @@ mod tests {
         // which never climbs back above 120: a 50 % fall across the join.
         let navs = [100.0, 120.0, 110.0, 90.0, 60.0, 80.0];
         let all = points(&navs);
-        let joined =
-            Trend::join(Trend::of(&mut all[3..].to_vec()).unwrap(), Trend::of(&mut all[..3].to_vec()).unwrap())
-                .expect("disjoint: joined in time order");
+        // The later half first: the earlier one joins in front of it.
+        let mut joined = Trend::of(&mut all[3..].to_vec()).unwrap();
+        assert!(joined.absorb(&Trend::of(&mut all[..3].to_vec()).unwrap()), "disjoint: joined in time order");
         let fall = joined.max_drawdown().unwrap().unwrap();
         assert_eq!((fall.fraction, fall.peak.nav, fall.trough.nav), (0.5, 120.0, 60.0));
         assert_eq!((fall.peak.at, fall.trough.at), (1020, 1080));
@@ -337,7 +328,9 @@ mod tests {
         let mut unsorted = points(&[1.0, 2.0, 3.0]);
         unsorted.reverse();
         assert_eq!(Trend::of(&mut unsorted).unwrap().total_return(), Some(2.0), "sorted by time first");
-        let a = Trend::of(&mut points(&[1.0, 2.0, 3.0])).unwrap();
-        assert!(Trend::join(a, a).is_none(), "overlapping ranges do not join");
+        let mut a = Trend::of(&mut points(&[1.0, 2.0, 3.0])).unwrap();
+        let before = a;
+        assert!(!a.absorb(&before), "overlapping ranges do not join");
+        assert_eq!(a, before, "left as it was");
     }
 }
